@@ -1,0 +1,298 @@
+//! The command line: `run`, `check`, `probe`, `status` (DESIGN.md §3).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::config::{self, Config};
+use crate::probe::Prober;
+use crate::store::read;
+
+/// sysexits.h: a usage or config error.
+pub const EXIT_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slaprobe",
+    version,
+    about = "Uptime and availability SLA prober",
+    long_about = "Probes contracted services (HTTP, TCP, DNS), records every outcome and \
+                  incident in SQLite, and reports availability against each contract."
+)]
+pub struct Cli {
+    /// The config file [default: ./probes.toml, else /etc/slaprobe/probes.toml]
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd runs this).
+    Run,
+    /// Validate the config: exit 0 when valid, else 64 with every error as FILE:LINE:COL.
+    Check,
+    /// Probe one service now and print the outcome: exit 0 ok, 1 failed.
+    Probe {
+        /// The service id.
+        service: String,
+    },
+    /// Each service's state, since when, and its last outcome.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Runs the command; what `main` returns.
+pub fn main(cli: Cli) -> ExitCode {
+    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{}: {} error{} in the config",
+                path.display(),
+                errors.errors.len(),
+                if errors.errors.len() == 1 { "" } else { "s" }
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match cli.command {
+        Command::Check => {
+            println!(
+                "{}: ok ({} contracts, {} services, {} maintenance windows, {} routes)",
+                path.display(),
+                config.contracts.len(),
+                config.services.len(),
+                config.maintenance.len(),
+                config.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Run => run(config),
+        Command::Probe { service } => probe(&config, &service),
+        Command::Status { format } => status(&config, format),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("slaprobe")
+        .build()
+        .expect("building the tokio runtime")
+}
+
+fn run(config: Config) -> ExitCode {
+    init_logging();
+    let result = runtime().block_on(crate::daemon::run(config, crate::daemon::shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{:#}", anyhow::Error::from(e)),
+                "The daemon failed."
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; under systemd (`JOURNAL_STREAM` set) without timestamps, since the journal
+/// adds its own. The level comes from `SLAPROBE_LOG` (default `info`).
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLAPROBE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn probe(config: &Config, id: &str) -> ExitCode {
+    let Some(service) = config.service(id) else {
+        let known: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
+        eprintln!(
+            "{}: no service `{id}`; known services: {}",
+            config.path.display(),
+            if known.is_empty() {
+                "(none)".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let outcome = runtime().block_on(async {
+        let prober = match Prober::new() {
+            Ok(p) => p,
+            Err(e) => return Err(e),
+        };
+        let at_ms = jiff::Timestamp::now().as_millisecond();
+        Ok(prober.run(&service.probe, service.timeout, at_ms).await)
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("cannot probe: {:#}", anyhow::Error::from(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let latency = format!("{:.1} ms", outcome.latency.as_secs_f64() * 1000.0);
+    let target = format!("{} {}", service.probe.kind(), service.probe.target());
+    match &outcome.failure {
+        None => {
+            println!("{id}: ok in {latency} ({target})");
+            ExitCode::SUCCESS
+        }
+        Some(failure) => {
+            println!("{id}: FAILED {failure} after {latency} ({target})");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One service as `status` shows it.
+#[derive(Debug, Serialize)]
+struct StatusLine {
+    service: String,
+    contract: String,
+    state: &'static str,
+    since: Option<String>,
+    last: Option<LastOutcome>,
+}
+
+#[derive(Debug, Serialize)]
+struct LastOutcome {
+    at: String,
+    ok: bool,
+    latency_ms: f64,
+    reason: Option<String>,
+    detail: Option<String>,
+}
+
+fn status(config: &Config, format: Format) -> ExitCode {
+    let conn = match read::open(&config.daemon.database) {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!(
+                "{:#}\n(has the daemon run with this config? it creates the database)",
+                anyhow::Error::from(e)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let mut lines = Vec::new();
+    for service in &config.services {
+        match status_line(&conn, service, now_ms) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                eprintln!("cannot read the status of {}: {e}", service.id);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&lines).expect("status lines serialize")
+        ),
+        Format::Text => print_status_table(&lines),
+    }
+    ExitCode::SUCCESS
+}
+
+fn status_line(
+    conn: &rusqlite::Connection,
+    service: &config::Service,
+    now_ms: i64,
+) -> rusqlite::Result<StatusLine> {
+    let mut line = StatusLine {
+        service: service.id.clone(),
+        contract: service.contract.clone(),
+        state: "unknown",
+        since: None,
+        last: None,
+    };
+    let Some(num) = read::service_num(conn, &service.id)? else {
+        return Ok(line);
+    };
+    let s = read::service_status(conn, num)?;
+    let Some(last) = s.last else {
+        return Ok(line);
+    };
+    let stale = now_ms - last.at_ms > service.max_gap().as_millis() as i64;
+    let (state, since) = match (&s.open_incident, stale) {
+        (_, true) => ("no-data", last.at_ms + service.interval.as_millis() as i64),
+        (Some(incident), false) => ("down", incident.start_ms),
+        (None, false) => (
+            "up",
+            s.last_recovery_ms.or(s.first_ms).unwrap_or(last.at_ms),
+        ),
+    };
+    line.state = state;
+    line.since = Some(format_ms(since));
+    line.last = Some(LastOutcome {
+        at: format_ms(last.at_ms),
+        ok: last.is_ok(),
+        latency_ms: f64::from(last.latency_us) / 1000.0,
+        reason: last.reason.map(|r| r.to_string()),
+        detail: s.last_failure.map(|f| f.detail),
+    });
+    Ok(line)
+}
+
+fn print_status_table(lines: &[StatusLine]) {
+    let width = |f: &dyn Fn(&StatusLine) -> usize, title: &str| {
+        lines.iter().map(f).max().unwrap_or(0).max(title.len())
+    };
+    let w_service = width(&|l| l.service.len(), "SERVICE");
+    let w_contract = width(&|l| l.contract.len(), "CONTRACT");
+    println!(
+        "{:w_service$}  {:w_contract$}  {:8}  {:20}  LAST OUTCOME",
+        "SERVICE", "CONTRACT", "STATE", "SINCE"
+    );
+    for l in lines {
+        let last = match &l.last {
+            None => "never probed".to_string(),
+            Some(o) if o.ok => format!("ok in {:.1} ms at {}", o.latency_ms, o.at),
+            Some(o) => format!(
+                "{} ({}) at {}",
+                o.reason.as_deref().unwrap_or("failed"),
+                o.detail.as_deref().unwrap_or(""),
+                o.at
+            ),
+        };
+        println!(
+            "{:w_service$}  {:w_contract$}  {:8}  {:20}  {last}",
+            l.service,
+            l.contract,
+            l.state,
+            l.since.as_deref().unwrap_or("-"),
+        );
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}

@@ -1,0 +1,269 @@
+//! The validated configuration: typed values built from `probes.toml` (see DESIGN.md §3).
+//!
+//! `load` reads a file, `parse` reads text; both return every problem found, each with the file,
+//! line and column, or a `Config` whose values are all known to be usable.
+
+mod build;
+mod reader;
+pub mod values;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use build::parse;
+pub use values::{Cents, Fraction};
+
+use crate::probe::ProbeSpec;
+
+/// Everything the daemon and the CLI need, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from; relative paths in it are relative to its directory.
+    pub path: PathBuf,
+    pub daemon: Daemon,
+    pub smtp: Option<Smtp>,
+    pub contracts: Vec<Contract>,
+    pub services: Vec<Service>,
+    pub maintenance: Vec<Maintenance>,
+    pub routes: Vec<Route>,
+}
+
+impl Config {
+    pub fn service(&self, id: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.id == id)
+    }
+
+    pub fn contract(&self, id: &str) -> Option<&Contract> {
+        self.contracts.iter().find(|c| c.id == id)
+    }
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// Absolute, or relative to the working directory (already joined with the config's folder).
+    pub database: PathBuf,
+    pub listen: Option<SocketAddr>,
+    pub timezone: TimeZoneName,
+    /// How long raw outcomes are kept (hourly rollups are kept for ever).
+    pub retention: Duration,
+    /// At most this many probes run at once, across all services.
+    pub max_in_flight: usize,
+    /// The store commits at least this often; a kill loses at most this much.
+    pub flush_interval: Duration,
+}
+
+/// An IANA time zone with the name it was given.
+#[derive(Debug, Clone)]
+pub struct TimeZoneName {
+    pub name: String,
+    pub zone: jiff::tz::TimeZone,
+}
+
+/// `[smtp]`.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub from: String,
+}
+
+/// Where a secret is read from at run time; the secret itself is never in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// `[[contract]]`.
+#[derive(Debug, Clone)]
+pub struct Contract {
+    pub id: String,
+    pub client: String,
+    pub timezone: TimeZoneName,
+    pub target: Fraction,
+    pub coverage: Coverage,
+    pub no_data: NoDataPolicy,
+    pub granularity: Granularity,
+    pub monthly_fee: Cents,
+    pub currency: String,
+    /// Sorted by `below`, highest first.
+    pub credits: Vec<CreditTier>,
+    pub credit_cap: Fraction,
+    pub credit_min: Cents,
+    pub statement_to: Vec<String>,
+    pub statements: StatementPolicy,
+    pub alert: Alert,
+}
+
+/// The hours a contract covers, in its time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    Always,
+    BusinessHours {
+        /// Index 0 is Monday.
+        days: [bool; 7],
+        /// Minutes after local midnight; `end_minute` may be 1440.
+        start_minute: u32,
+        end_minute: u32,
+        holidays: Vec<jiff::civil::Date>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDataPolicy {
+    Exclude,
+    Hold,
+    Down,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Second,
+    Minute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditTier {
+    pub below: Fraction,
+    pub credit: Fraction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementPolicy {
+    Always,
+    OnBreach,
+    Never,
+}
+
+/// Who hears about a service: a route id, nobody, or the default (the contract's route).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alert {
+    Inherit,
+    Muted,
+    Route(String),
+}
+
+/// `[[service]]`: one probed target under a contract.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: String,
+    pub contract: String,
+    pub name: String,
+    pub probe: ProbeSpec,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retry_interval: Duration,
+    pub confirm_down: u32,
+    pub confirm_up: u32,
+    pub latency: Option<LatencySlo>,
+    pub alert: Alert,
+}
+
+impl Service {
+    /// A result stands for the time until the next one as long as the next one comes within
+    /// this gap; a longer gap is no-data (DESIGN.md §2, sample and hold).
+    pub fn max_gap(&self) -> Duration {
+        self.interval * 2 + self.timeout
+    }
+}
+
+/// `latency = { threshold = "300ms", target = "95%" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySlo {
+    pub threshold: Duration,
+    pub target: Fraction,
+}
+
+/// `[[maintenance]]`.
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    pub scope: MaintenanceScope,
+    pub when: MaintenanceWhen,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaintenanceScope {
+    Services(Vec<String>),
+    Contract(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum MaintenanceWhen {
+    /// A single window `[start, end)`.
+    Once {
+        start: jiff::Timestamp,
+        end: jiff::Timestamp,
+    },
+    /// A window of `duration` at each match of `cron`, read in `timezone`.
+    Recurring {
+        cron: String,
+        duration: Duration,
+        timezone: TimeZoneName,
+    },
+}
+
+/// `[[route]]`: where alerts go.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub id: String,
+    pub email: Vec<String>,
+    pub escalate_after: Option<Duration>,
+    pub escalate_to: Vec<String>,
+    pub repeat: Option<Duration>,
+    pub group_window: Duration,
+}
+
+/// Every problem found in a config, in document order.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ConfigErrors {
+    pub errors: Vec<ConfigError>,
+}
+
+impl ConfigErrors {
+    fn render(&self) -> String {
+        let lines: Vec<String> = self.errors.iter().map(|e| e.to_string()).collect();
+        lines.join("\n")
+    }
+}
+
+/// One problem: `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(error) => Err(ConfigErrors {
+            errors: vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read the config file: {error}"),
+            }],
+        }),
+    }
+}
+
+/// The config file used when `--config` is not given: `./probes.toml`, else
+/// `/etc/slaprobe/probes.toml`.
+pub fn default_path() -> PathBuf {
+    let local = PathBuf::from("probes.toml");
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("/etc/slaprobe/probes.toml")
+    }
+}

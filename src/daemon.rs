@@ -1,0 +1,211 @@
+//! The daemon: opens the store, starts one task per service and the HTTP endpoint, tells
+//! systemd it is ready, and on shutdown lets in-flight probes finish and flushes the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::endpoint;
+use crate::metrics::DaemonMetrics;
+use crate::probe::{Prober, ProberError};
+use crate::schedule::Schedule;
+use crate::scheduler::{ProbeRunner, ServiceTask, Shared};
+use crate::store::{Store, StoreError, StoreSettings};
+use crate::systemd;
+use crate::tracker::{Rules, Tracker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Prober(#[from] ProberError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the store writer thread panicked")]
+    WriterPanicked,
+}
+
+/// What can be swapped in for tests: the clock and the probe runner.
+pub struct Options {
+    pub clock: Clock,
+    pub runner: Option<Arc<dyn ProbeRunner>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Clock::system(),
+            runner: None,
+        }
+    }
+}
+
+/// A started daemon.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    store: Store,
+    writer: std::thread::JoinHandle<()>,
+    endpoint: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    metrics: Arc<DaemonMetrics>,
+}
+
+impl Running {
+    /// Where the HTTP endpoint listens (the real port when `listen` ended in `:0`).
+    pub fn endpoint_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.as_ref().map(|(addr, _)| *addr)
+    }
+
+    pub fn metrics(&self) -> &Arc<DaemonMetrics> {
+        &self.metrics
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops probing (probes in flight finish or time out), commits everything and closes the
+    /// database.
+    pub async fn stop(mut self) -> Result<(), DaemonError> {
+        let _ = systemd::notify_stopping();
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        if let Some((_, handle)) = self.endpoint.take() {
+            let _ = handle.await;
+        }
+        self.store.close().await?;
+        tokio::task::spawn_blocking(move || self.writer.join())
+            .await
+            .map_err(|_| DaemonError::WriterPanicked)?
+            .map_err(|_| DaemonError::WriterPanicked)?;
+        info!("Stopped; everything recorded.");
+        Ok(())
+    }
+}
+
+/// Starts the daemon for `config`.
+pub async fn start(config: Config, options: Options) -> Result<Running, DaemonError> {
+    let runner: Arc<dyn ProbeRunner> = match options.runner {
+        Some(runner) => runner,
+        None => Arc::new(Prober::new()?),
+    };
+    let ids: Vec<String> = config.services.iter().map(|s| s.id.clone()).collect();
+    let recent = config
+        .services
+        .iter()
+        .map(|s| s.confirm_down.max(s.confirm_up) as usize)
+        .max()
+        .unwrap_or(1);
+    let settings = StoreSettings {
+        flush_interval: config.daemon.flush_interval,
+        retention: config.daemon.retention,
+    };
+    let path = config.daemon.database.clone();
+    let mut opened =
+        tokio::task::spawn_blocking(move || Store::open(&path, &ids, recent, settings))
+            .await
+            .expect("the store opener does not panic")?;
+    info!(
+        database = %config.daemon.database.display(),
+        services = config.services.len(),
+        "Store open."
+    );
+
+    let metrics = Arc::new(DaemonMetrics::default());
+    let shared = Arc::new(Shared {
+        runner,
+        store: opened.store.clone(),
+        clock: options.clock,
+        slots: Arc::new(Semaphore::new(config.daemon.max_in_flight)),
+        metrics: metrics.clone(),
+    });
+    let (stop, stop_rx) = watch::channel(false);
+
+    let endpoint = match config.daemon.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Listen { addr, source })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            if !bound.ip().is_loopback() {
+                warn!(%bound, "The HTTP endpoint listens beyond loopback.");
+            }
+            let state = endpoint::State {
+                metrics: metrics.clone(),
+                store: opened.store.stats().clone(),
+                services: config.services.len(),
+            };
+            let handle = tokio::spawn(endpoint::serve(listener, state, stop_rx.clone()));
+            info!(%bound, "HTTP endpoint listening.");
+            Some((bound, handle))
+        }
+        None => None,
+    };
+
+    let start = tokio::time::Instant::now();
+    let mut tasks = JoinSet::new();
+    for service in config.services {
+        let (num, resume) = opened
+            .services
+            .remove(&service.id)
+            .expect("every configured service was registered");
+        let tracker = Tracker::resume(Rules::of(&service), resume);
+        let schedule = Schedule::new(start, &service.id, service.interval, service.retry_interval);
+        let task = ServiceTask {
+            service: Arc::new(service),
+            num,
+            tracker,
+            schedule,
+        };
+        tasks.spawn(task.run(shared.clone(), stop_rx.clone()));
+    }
+
+    systemd::notify_ready();
+    if let Some(period) = systemd::watchdog_period() {
+        tokio::spawn(systemd::watchdog(
+            period,
+            opened.store.stats().clone(),
+            stop_rx.clone(),
+        ));
+    }
+    Ok(Running {
+        stop,
+        tasks,
+        store: opened.store,
+        writer: opened.writer,
+        endpoint,
+        metrics,
+    })
+}
+
+/// Runs the daemon until `shutdown` completes, then stops it cleanly.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let running = start(config, Options::default()).await?;
+    shutdown.await;
+    info!("Shutting down: letting probes in flight finish.");
+    running.stop().await
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received."),
+        _ = int.recv() => info!("SIGINT received."),
+    }
+}

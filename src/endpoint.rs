@@ -1,0 +1,102 @@
+//! The daemon's HTTP endpoint (read-only): health, readiness and the daemon's own counters.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State as Extract;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::metrics::{DaemonMetrics, DurationSummary};
+use crate::store::StoreStats;
+
+/// The writer must have turned its loop this recently for `/healthz` to say ok.
+const WRITER_STALE_MS: u64 = 30_000;
+
+#[derive(Clone)]
+pub struct State {
+    pub metrics: Arc<DaemonMetrics>,
+    pub store: Arc<StoreStats>,
+    pub services: usize,
+}
+
+/// Serves until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: State,
+    mut stop: watch::Receiver<bool>,
+) {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/daemon", get(daemon))
+        .with_state(state);
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "The HTTP endpoint stopped.");
+    }
+}
+
+async fn healthz(Extract(state): Extract<State>) -> (StatusCode, &'static str) {
+    let now = jiff::Timestamp::now().as_millisecond() as u64;
+    let beat = state.store.heartbeat_ms.load(Ordering::Relaxed);
+    if now.saturating_sub(beat) <= WRITER_STALE_MS {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store writer stalled\n")
+    }
+}
+
+async fn readyz() -> &'static str {
+    "ready\n"
+}
+
+/// `/api/v1/daemon`: what the daemon itself is doing.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct DaemonReport {
+    pub services: usize,
+    pub probes: u64,
+    pub probes_failed: u64,
+    pub in_flight: i64,
+    pub lateness: DurationSummary,
+    pub store: StoreReport,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct StoreReport {
+    pub queued: u64,
+    pub committed_records: u64,
+    pub commits: u64,
+    pub last_commit_us: u64,
+    pub max_commit_us: u64,
+    pub write_errors: u64,
+}
+
+async fn daemon(Extract(state): Extract<State>) -> Json<DaemonReport> {
+    let m = &state.metrics;
+    let s = &state.store;
+    Json(DaemonReport {
+        services: state.services,
+        probes: m.probes.load(Ordering::Relaxed),
+        probes_failed: m.probes_failed.load(Ordering::Relaxed),
+        in_flight: m.in_flight.load(Ordering::Relaxed),
+        lateness: m.lateness.summary(),
+        store: StoreReport {
+            queued: s.queued.load(Ordering::Relaxed),
+            committed_records: s.committed_records.load(Ordering::Relaxed),
+            commits: s.commits.load(Ordering::Relaxed),
+            last_commit_us: s.last_commit_us.load(Ordering::Relaxed),
+            max_commit_us: s.max_commit_us.load(Ordering::Relaxed),
+            write_errors: s.write_errors.load(Ordering::Relaxed),
+        },
+    })
+}

@@ -1,0 +1,19 @@
+//! slaprobe: an uptime and availability SLA prober.
+//!
+//! The binary (`main.rs`) only parses the command line and calls `cli::main`. The daemon is
+//! `daemon::run`; see ARCHITECTURE.md for the map of the modules below.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod endpoint;
+pub mod metrics;
+pub mod probe;
+pub mod schedule;
+pub mod scheduler;
+pub mod store;
+pub mod systemd;
+pub mod tracker;
+
+pub use daemon::run;

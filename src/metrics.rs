@@ -1,0 +1,140 @@
+//! The daemon's own counters: probes run, in flight, and schedule lateness.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Sub-buckets per power of two: values are kept within about 3%.
+const SUB_BUCKETS: usize = 32;
+/// Covers up to 2^40 µs (12 days).
+const BUCKETS: usize = SUB_BUCKETS * 36;
+
+/// A lock-free histogram of durations in microseconds (log-linear buckets).
+pub struct DurationRecorder {
+    counts: Vec<AtomicU64>,
+    max_us: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Default for DurationRecorder {
+    fn default() -> Self {
+        DurationRecorder {
+            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            max_us: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
+    }
+}
+
+fn bucket_of(us: u64) -> usize {
+    if us < SUB_BUCKETS as u64 {
+        return us as usize;
+    }
+    let exponent = 63 - us.leading_zeros() as usize - 5; // us >> exponent is in 32..64
+    let index = (exponent + 1) * SUB_BUCKETS + ((us >> exponent) as usize - SUB_BUCKETS);
+    index.min(BUCKETS - 1)
+}
+
+/// The largest value a bucket holds.
+fn bucket_upper_us(index: usize) -> u64 {
+    if index < SUB_BUCKETS {
+        return index as u64;
+    }
+    let exponent = index / SUB_BUCKETS - 1;
+    let mantissa = (index % SUB_BUCKETS + SUB_BUCKETS) as u64;
+    ((mantissa + 1) << exponent) - 1
+}
+
+impl DurationRecorder {
+    pub fn record(&self, d: Duration) {
+        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.counts[bucket_of(us)].fetch_add(1, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// The `q` quantile in microseconds (upper edge of its bucket, capped at the maximum).
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c.load(Ordering::Relaxed);
+            if seen >= rank {
+                return bucket_upper_us(i).min(self.max_us());
+            }
+        }
+        self.max_us()
+    }
+
+    pub fn max_us(&self) -> u64 {
+        self.max_us.load(Ordering::Relaxed)
+    }
+
+    pub fn summary(&self) -> DurationSummary {
+        DurationSummary {
+            count: self.count(),
+            p50_us: self.quantile_us(0.50),
+            p99_us: self.quantile_us(0.99),
+            max_us: self.max_us(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct DurationSummary {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// Counters shared by every service task.
+#[derive(Default)]
+pub struct DaemonMetrics {
+    pub probes: AtomicU64,
+    pub probes_failed: AtomicU64,
+    pub in_flight: AtomicI64,
+    /// How late probes started against their schedule (waiting for a slot included).
+    pub lateness: DurationRecorder,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_values_with_small_error() {
+        for us in [
+            0u64, 1, 31, 32, 33, 63, 64, 100, 1_000, 9_999, 123_456, 10_000_000,
+        ] {
+            let b = bucket_of(us);
+            let upper = bucket_upper_us(b);
+            assert!(upper >= us, "{us} in bucket {b} with upper {upper}");
+            assert!(upper as f64 <= us as f64 * 1.04 + 1.0, "{us}: {upper}");
+            if b > 0 {
+                assert!(bucket_upper_us(b - 1) < us, "{us}");
+            }
+        }
+    }
+
+    #[test]
+    fn quantiles() {
+        let r = DurationRecorder::default();
+        for ms in 1..=100 {
+            r.record(Duration::from_millis(ms));
+        }
+        let p50 = r.quantile_us(0.5);
+        assert!((50_000..=52_000).contains(&p50), "{p50}");
+        assert_eq!(r.max_us(), 100_000);
+        assert_eq!(r.quantile_us(1.0), 100_000);
+    }
+}

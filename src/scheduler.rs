@@ -1,0 +1,154 @@
+//! One task per service: wait for the schedule, take a slot under the global cap, probe, feed
+//! the state machine, hand the outcome and its events to the store.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::clock::Clock;
+use crate::config::Service;
+use crate::metrics::DaemonMetrics;
+use crate::probe::{Outcome, Prober};
+use crate::schedule::Schedule;
+use crate::store::{Record, ServiceNum, Store};
+use crate::tracker::{Event, Tracker};
+
+/// Runs one probe of a service. The daemon uses `Prober`; scheduler tests use a stand-in that
+/// answers at once, so timing can be checked on tokio's paused clock.
+pub trait ProbeRunner: Send + Sync + 'static {
+    fn run<'a>(
+        &'a self,
+        service: &'a Service,
+        at_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+}
+
+impl ProbeRunner for Prober {
+    fn run<'a>(
+        &'a self,
+        service: &'a Service,
+        at_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(Prober::run(self, &service.probe, service.timeout, at_ms))
+    }
+}
+
+/// What every service task shares.
+pub struct Shared {
+    pub runner: Arc<dyn ProbeRunner>,
+    pub store: Store,
+    pub clock: Clock,
+    /// The global cap on probes in flight.
+    pub slots: Arc<Semaphore>,
+    pub metrics: Arc<DaemonMetrics>,
+}
+
+/// One service's task state.
+pub struct ServiceTask {
+    pub service: Arc<Service>,
+    pub num: ServiceNum,
+    pub tracker: Tracker,
+    pub schedule: Schedule,
+}
+
+impl ServiceTask {
+    /// Probes on schedule until `stop` turns true; a probe in flight then finishes (bounded by
+    /// its timeout) and is recorded before the task ends.
+    pub async fn run(mut self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+        let id = self.service.id.clone();
+        loop {
+            let due = self.schedule.due();
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => break,
+                _ = tokio::time::sleep_until(due) => {}
+            }
+            let permit = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => break,
+                permit = shared.slots.acquire() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let started = Instant::now();
+            shared
+                .metrics
+                .lateness
+                .record(started.saturating_duration_since(due));
+            shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+            let at_ms = shared.clock.now_ms();
+            let outcome = shared.runner.run(&self.service, at_ms).await;
+            shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+
+            shared.metrics.probes.fetch_add(1, Ordering::Relaxed);
+            if let Some(failure) = &outcome.failure {
+                shared.metrics.probes_failed.fetch_add(1, Ordering::Relaxed);
+                debug!(service = %id, reason = %failure.reason, detail = %failure.detail, "Probe failed.");
+            }
+            let first = !self.tracker.has_history();
+            let events = self.tracker.observe(&outcome);
+            for event in &events {
+                log_event(&id, event);
+            }
+            let ok = outcome.is_ok();
+            if let Err(e) = shared.store.record(Record {
+                service: self.num,
+                outcome,
+                events,
+                first,
+            }) {
+                error!(service = %id, error = %e, "Cannot record the outcome; stopping.");
+                break;
+            }
+            self.schedule.advance(ok, Instant::now());
+        }
+    }
+}
+
+fn log_event(id: &str, event: &Event) {
+    let at = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| ms.to_string())
+    };
+    match event {
+        Event::IncidentOpened {
+            start_ms,
+            first_failure,
+        } => warn!(
+            service = %id,
+            since = %at(*start_ms),
+            reason = %first_failure.reason,
+            detail = %first_failure.detail,
+            "Service is DOWN."
+        ),
+        Event::IncidentClosed { start_ms, end_ms } => info!(
+            service = %id,
+            since = %at(*start_ms),
+            until = %at(*end_ms),
+            down_s = (end_ms - start_ms) as f64 / 1000.0,
+            "Service RECOVERED."
+        ),
+        Event::Blip {
+            start_ms,
+            failures,
+            reason,
+            ..
+        } => {
+            info!(service = %id, at = %at(*start_ms), failures, %reason, "Blip (not confirmed as down).")
+        }
+        Event::NoData { start_ms, end_ms } => info!(
+            service = %id,
+            from = %at(*start_ms),
+            until = %at(*end_ms),
+            "No data for this stretch (recorded as no-data)."
+        ),
+    }
+}

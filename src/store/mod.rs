@@ -1,0 +1,222 @@
+//! The SQLite store: one writer thread fed by a channel, batched transactions, WAL readers.
+//!
+//! `Store::open` migrates the schema, registers the configured services and returns what each
+//! service's state machine needs to resume; after that only the writer thread writes. Readers
+//! (the CLI, reports) open their own connections with `read::open`.
+
+mod chunk;
+pub mod read;
+mod rollup;
+mod schema;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use chunk::{HOUR_MS, RawOutcome, hour_of};
+pub use rollup::{Histogram, HourRollup, latency_threshold_is_exact};
+
+use crate::probe::Outcome;
+use crate::tracker::{Event, Resume};
+
+/// A service's number in the database (stable across restarts and renames of nothing else).
+pub type ServiceNum = i64;
+
+/// What the store writes for one probe: the outcome and what the state machine concluded.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub service: ServiceNum,
+    pub outcome: Outcome,
+    pub events: Vec<Event>,
+    /// The first outcome ever recorded for this service.
+    pub first: bool,
+}
+
+/// How the writer behaves.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Commit at least this often.
+    pub flush_interval: Duration,
+    /// Raw outcomes older than this are deleted (after they were rolled up).
+    pub retention: Duration,
+}
+
+/// Counters the writer keeps, read by metrics and the benchmark.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Records sent but not yet committed.
+    pub queued: AtomicU64,
+    pub committed_records: AtomicU64,
+    pub commits: AtomicU64,
+    pub last_commit_us: AtomicU64,
+    pub max_commit_us: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// Unix ms of the writer's last loop turn: the watchdog checks that it moves.
+    pub heartbeat_ms: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the database file {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot migrate the database {path}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: schema::MigrationError,
+    },
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store writer has stopped")]
+    WriterGone,
+}
+
+enum Command {
+    Record(Box<Record>),
+    /// Commit everything sent before, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
+    /// Commit everything sent before, answer and stop.
+    Close(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The handle probes write through. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    sender: std::sync::mpsc::Sender<Command>,
+    stats: Arc<StoreStats>,
+}
+
+/// What `Store::open` hands back besides the store.
+pub struct Opened {
+    pub store: Store,
+    pub writer: std::thread::JoinHandle<()>,
+    /// Each configured service's number and resume state, by id.
+    pub services: HashMap<String, (ServiceNum, Resume)>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrates it, registers `service_ids`
+    /// and starts the writer thread. `recent` is how many latest outcomes to load per service.
+    pub fn open(
+        path: &Path,
+        service_ids: &[String],
+        recent: usize,
+        settings: StoreSettings,
+    ) -> Result<Opened, StoreError> {
+        let mut conn = open_writer_connection(path)?;
+        let mut services = HashMap::new();
+        {
+            let tx = conn.transaction()?;
+            for id in service_ids {
+                tx.execute("INSERT OR IGNORE INTO service (id) VALUES (?1)", [id])?;
+                let num: ServiceNum =
+                    tx.query_row("SELECT num FROM service WHERE id = ?1", [id], |r| r.get(0))?;
+                let resume = read::resume(&tx, num, recent)?;
+                services.insert(id.clone(), (num, resume));
+            }
+            tx.commit()?;
+        }
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let stats = Arc::new(StoreStats::default());
+        let writer = writer::spawn(conn, receiver, stats.clone(), settings);
+        Ok(Opened {
+            store: Store { sender, stats },
+            writer,
+            services,
+        })
+    }
+
+    /// Queues a record for the next batch. Never blocks.
+    pub fn record(&self, record: Record) -> Result<(), StoreError> {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.sender
+            .send(Command::Record(Box::new(record)))
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Waits until everything queued before this call is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Command::Flush(tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Commits everything queued and stops the writer thread.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Command::Close(tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)
+    }
+
+    pub fn stats(&self) -> &Arc<StoreStats> {
+        &self.stats
+    }
+}
+
+/// Opens the database for writing: created with mode 0600 if absent, WAL, migrated.
+fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        create_private_file(path).map_err(|source| StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA wal_autocheckpoint = 4000;",
+    )?;
+    schema::migrate(&mut conn).map_err(|source| StoreError::Migrate {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(conn)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,150 @@
+//! Read-side queries: resuming state at start, and what `status` shows. Readers open their
+//! own connections; WAL lets them read while the writer writes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::chunk::{self, RawOutcome};
+use super::{ServiceNum, StoreError};
+use crate::probe::{Failure, Reason};
+use crate::tracker::{OpenIncident, Resume};
+
+/// Opens the database read-only; it must exist (the daemon creates it).
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// The number of a service id, if it was ever registered.
+pub fn service_num(conn: &Connection, id: &str) -> rusqlite::Result<Option<ServiceNum>> {
+    conn.query_row("SELECT num FROM service WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+}
+
+/// The latest `n` raw outcomes of a service, oldest first.
+pub fn latest_outcomes(
+    conn: &Connection,
+    service: ServiceNum,
+    n: usize,
+) -> rusqlite::Result<Vec<RawOutcome>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT hour, data FROM outcome_chunk WHERE service = ?1 ORDER BY hour DESC",
+    )?;
+    let mut rows = statement.query([service])?;
+    let mut newest_first: Vec<RawOutcome> = Vec::new();
+    while newest_first.len() < n {
+        let Some(row) = rows.next()? else { break };
+        let hour: i64 = row.get(0)?;
+        let data: Vec<u8> = row.get(1)?;
+        newest_first.extend(chunk::decode(hour, &data).into_iter().rev());
+    }
+    newest_first.truncate(n);
+    newest_first.reverse();
+    Ok(newest_first)
+}
+
+/// The failure reason and detail recorded for an outcome.
+pub fn failure_at(
+    conn: &Connection,
+    service: ServiceNum,
+    at_ms: i64,
+) -> rusqlite::Result<Option<Failure>> {
+    conn.prepare_cached("SELECT reason, detail FROM failure WHERE service = ?1 AND at_ms = ?2")?
+        .query_row(params![service, at_ms], |r| {
+            let reason: String = r.get(0)?;
+            Ok(Failure::new(
+                Reason::parse(&reason).unwrap_or(Reason::Internal),
+                r.get::<_, String>(1)?,
+            ))
+        })
+        .optional()
+}
+
+/// The open incident of a service, if any.
+pub fn open_incident(
+    conn: &Connection,
+    service: ServiceNum,
+) -> rusqlite::Result<Option<OpenIncident>> {
+    conn.prepare_cached(
+        "SELECT start_ms, reason, detail FROM incident WHERE service = ?1 AND end_ms IS NULL",
+    )?
+    .query_row([service], |r| {
+        let reason: String = r.get(1)?;
+        Ok(OpenIncident {
+            start_ms: r.get(0)?,
+            first_failure: Failure::new(
+                Reason::parse(&reason).unwrap_or(Reason::Internal),
+                r.get::<_, String>(2)?,
+            ),
+        })
+    })
+    .optional()
+}
+
+/// What a service's state machine needs to continue where it stopped.
+pub fn resume(conn: &Connection, service: ServiceNum, recent: usize) -> rusqlite::Result<Resume> {
+    let outcomes = latest_outcomes(conn, service, recent + 1)?;
+    let had_history = outcomes.len() > recent
+        || conn
+            .prepare_cached("SELECT 1 FROM rollup_hour WHERE service = ?1 LIMIT 1")?
+            .exists([service])?;
+    let skip = outcomes.len().saturating_sub(recent);
+    let mut with_failures = Vec::with_capacity(recent);
+    for o in &outcomes[skip..] {
+        let failure = match o.reason {
+            None => None,
+            Some(reason) => Some(
+                failure_at(conn, service, o.at_ms)?
+                    .unwrap_or_else(|| Failure::new(reason, "(detail not kept)")),
+            ),
+        };
+        with_failures.push((o.at_ms, failure));
+    }
+    Ok(Resume {
+        open_incident: open_incident(conn, service)?,
+        recent: with_failures,
+        had_history,
+    })
+}
+
+/// One line of `slaprobe status`.
+#[derive(Debug, Clone)]
+pub struct ServiceStatus {
+    pub open_incident: Option<OpenIncident>,
+    /// End of the latest closed incident.
+    pub last_recovery_ms: Option<i64>,
+    pub first_ms: Option<i64>,
+    pub last: Option<RawOutcome>,
+    pub last_failure: Option<Failure>,
+}
+
+pub fn service_status(conn: &Connection, service: ServiceNum) -> rusqlite::Result<ServiceStatus> {
+    let last = latest_outcomes(conn, service, 1)?.pop();
+    let last_failure = match &last {
+        Some(o) if !o.is_ok() => failure_at(conn, service, o.at_ms)?,
+        _ => None,
+    };
+    let last_recovery_ms: Option<i64> = conn
+        .prepare_cached("SELECT max(end_ms) FROM incident WHERE service = ?1")?
+        .query_row([service], |r| r.get(0))?;
+    let first_ms: Option<i64> = conn
+        .prepare_cached("SELECT first_ms FROM service WHERE num = ?1")?
+        .query_row([service], |r| r.get(0))?;
+    Ok(ServiceStatus {
+        open_incident: open_incident(conn, service)?,
+        last_recovery_ms,
+        first_ms,
+        last,
+        last_failure,
+    })
+}

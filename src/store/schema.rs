@@ -1,0 +1,142 @@
+//! The SQLite schema and its versioned migrations (`PRAGMA user_version`).
+//!
+//! Growth follows change, not time: incidents, blips and no-data stretches are intervals; raw
+//! outcomes are hourly blobs kept for the retention period; hourly rollups are kept for ever.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Never edit a shipped entry:
+/// add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "
+    CREATE TABLE service (
+        num       INTEGER PRIMARY KEY,
+        id        TEXT NOT NULL UNIQUE,
+        first_ms  INTEGER               -- first outcome ever recorded
+    );
+
+    -- Raw outcomes, one row per service and hour (see store::chunk for the encoding).
+    CREATE TABLE outcome_chunk (
+        service  INTEGER NOT NULL,
+        hour     INTEGER NOT NULL,      -- Unix time / 3600
+        n        INTEGER NOT NULL,
+        data     BLOB NOT NULL,
+        PRIMARY KEY (service, hour)
+    );
+    CREATE INDEX outcome_chunk_by_hour ON outcome_chunk (hour);
+
+    -- The reason and detail of each failed outcome (kept as long as the raw outcomes).
+    CREATE TABLE failure (
+        service  INTEGER NOT NULL,
+        at_ms    INTEGER NOT NULL,
+        reason   TEXT NOT NULL,
+        detail   TEXT NOT NULL,
+        PRIMARY KEY (service, at_ms)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE incident (
+        id        INTEGER PRIMARY KEY,
+        service   INTEGER NOT NULL,
+        start_ms  INTEGER NOT NULL,     -- the first failure of the confirming streak
+        end_ms    INTEGER,              -- the first success of the recovering streak; NULL: open
+        reason    TEXT NOT NULL,        -- of the first failure
+        detail    TEXT NOT NULL
+    );
+    CREATE INDEX incident_by_service ON incident (service, start_ms);
+    CREATE UNIQUE INDEX incident_open ON incident (service) WHERE end_ms IS NULL;
+
+    CREATE TABLE blip (
+        service   INTEGER NOT NULL,
+        start_ms  INTEGER NOT NULL,
+        end_ms    INTEGER NOT NULL,
+        failures  INTEGER NOT NULL,
+        reason    TEXT NOT NULL,
+        PRIMARY KEY (service, start_ms)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE no_data (
+        service   INTEGER NOT NULL,
+        start_ms  INTEGER NOT NULL,
+        end_ms    INTEGER NOT NULL,
+        PRIMARY KEY (service, start_ms)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE rollup_hour (
+        service             INTEGER NOT NULL,
+        hour                INTEGER NOT NULL,
+        probes              INTEGER NOT NULL,
+        failures            INTEGER NOT NULL,
+        latency             BLOB NOT NULL,     -- store::rollup::Histogram, successful probes
+        minutes_probed      INTEGER NOT NULL,  -- bit m: a probe started in minute m
+        minutes_all_failed  INTEGER NOT NULL,  -- bit m: every probe in minute m failed
+        PRIMARY KEY (service, hour)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE meta (
+        key    TEXT PRIMARY KEY,
+        value  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// The schema version this build writes.
+pub const VERSION: usize = MIGRATIONS.len();
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "the database has schema version {found}, newer than this slaprobe knows ({VERSION}): \
+         upgrade slaprobe or restore a backup"
+    )]
+    TooNew { found: usize },
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Brings the schema up to `VERSION`, each step in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let found = found.max(0) as usize;
+    if found > VERSION {
+        return Err(MigrationError::TooNew { found });
+    }
+    if found == 0 {
+        // Only takes effect before the first table exists.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_new_database_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", VERSION as i64 + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(MigrationError::TooNew { .. })
+        ));
+    }
+}

@@ -1,0 +1,393 @@
+//! The writer thread: the only code that writes to SQLite once the daemon runs.
+//!
+//! It gathers records for up to `flush_interval`, commits them in one transaction, and between
+//! batches rolls completed hours up and deletes raw outcomes past the retention, a little at a
+//! time. A failed commit keeps the batch and tries again; nothing is dropped silently.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use tracing::{error, info, warn};
+
+use super::chunk::{self, HOUR_MS, RawOutcome};
+use super::rollup::HourRollup;
+use super::{Command, Record, StoreSettings, StoreStats};
+use crate::tracker::Event;
+
+/// At most this many records go in one transaction.
+const MAX_BATCH: usize = 20_000;
+/// Hours are rolled up once they ended this long ago (late outcomes have landed by then).
+const ROLLUP_GRACE_MS: i64 = 5 * 60_000;
+/// How often the writer looks for rollup and retention work.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+/// The writer turns its loop (and proves it is alive) at least this often.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// Raw chunks deleted per maintenance turn, so that retention never stalls writing.
+const RETENTION_BATCH: i64 = 2_000;
+
+pub(super) fn spawn(
+    conn: Connection,
+    receiver: Receiver<Command>,
+    stats: Arc<StoreStats>,
+    settings: StoreSettings,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("slaprobe-store".to_string())
+        .spawn(move || Writer::new(conn, stats, settings).run(receiver))
+        .expect("spawning the store writer thread")
+}
+
+struct Writer {
+    conn: Connection,
+    stats: Arc<StoreStats>,
+    settings: StoreSettings,
+    next_maintenance: Instant,
+}
+
+impl Writer {
+    fn new(conn: Connection, stats: Arc<StoreStats>, settings: StoreSettings) -> Writer {
+        Writer {
+            conn,
+            stats,
+            settings,
+            next_maintenance: Instant::now(),
+        }
+    }
+
+    fn run(mut self, receiver: Receiver<Command>) {
+        let mut batch: Vec<Record> = Vec::new();
+        let mut waiters = Vec::new();
+        let mut closing = None;
+        let mut failures = 0u32;
+        loop {
+            self.beat();
+            // Wait for the first record (or until maintenance is due), then gather for up to
+            // `flush_interval`.
+            if batch.is_empty() {
+                let wait = self
+                    .next_maintenance
+                    .saturating_duration_since(Instant::now())
+                    .clamp(Duration::from_millis(10), HEARTBEAT_EVERY);
+                match receiver.recv_timeout(wait) {
+                    Ok(command) => self.take(command, &mut batch, &mut waiters, &mut closing),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            let deadline = Instant::now() + self.settings.flush_interval;
+            while closing.is_none() && waiters.is_empty() && batch.len() < MAX_BATCH {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match receiver.recv_timeout(left) {
+                    Ok(command) => self.take(command, &mut batch, &mut waiters, &mut closing),
+                    Err(_) => break,
+                }
+            }
+            // A flush or close must include everything sent before it.
+            while let Ok(command) = receiver.try_recv() {
+                self.take(command, &mut batch, &mut waiters, &mut closing);
+            }
+
+            if !batch.is_empty() {
+                match self.commit(&batch) {
+                    Ok(()) => {
+                        self.stats
+                            .queued
+                            .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+                        batch.clear();
+                        failures = 0;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                        error!(
+                            error = %e,
+                            records = batch.len(),
+                            attempt = failures,
+                            "Cannot write to the database; keeping the batch and retrying."
+                        );
+                        if closing.is_some() && failures >= 5 {
+                            error!(
+                                records = batch.len(),
+                                "Giving up at shutdown: these records are lost."
+                            );
+                            batch.clear();
+                        } else {
+                            std::thread::sleep(Duration::from_millis(
+                                (100u64 << failures.min(6)).min(5_000),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            }
+            for waiter in waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+            if let Some(done) = closing.take() {
+                self.checkpoint();
+                let _ = done.send(());
+                return;
+            }
+            if Instant::now() >= self.next_maintenance {
+                self.maintenance();
+                self.next_maintenance = Instant::now() + MAINTENANCE_EVERY;
+            }
+        }
+        // Every sender is gone without a close: commit what is left.
+        if !batch.is_empty()
+            && let Err(e) = self.commit(&batch)
+        {
+            error!(error = %e, records = batch.len(), "Lost records at exit.");
+        }
+    }
+
+    fn take(
+        &self,
+        command: Command,
+        batch: &mut Vec<Record>,
+        waiters: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+        closing: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
+        match command {
+            Command::Record(record) => batch.push(*record),
+            Command::Flush(waiter) => waiters.push(waiter),
+            Command::Close(done) => *closing = Some(done),
+        }
+    }
+
+    fn beat(&self) {
+        self.stats.heartbeat_ms.store(
+            jiff::Timestamp::now().as_millisecond() as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn commit(&mut self, batch: &[Record]) -> rusqlite::Result<()> {
+        let started = Instant::now();
+        let tx = self.conn.transaction()?;
+        {
+            let mut append = tx.prepare_cached(
+                "INSERT INTO outcome_chunk (service, hour, n, data) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (service, hour) DO UPDATE SET n = n + 1, data = data || excluded.data",
+            )?;
+            let mut failure = tx.prepare_cached(
+                "INSERT OR REPLACE INTO failure (service, at_ms, reason, detail)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut first_seen = tx.prepare_cached(
+                "UPDATE service SET first_ms = ?2 WHERE num = ?1 AND first_ms IS NULL",
+            )?;
+            let mut encoded = Vec::with_capacity(16);
+            for record in batch {
+                let o = &record.outcome;
+                let raw = RawOutcome {
+                    at_ms: o.at_ms,
+                    latency_us: o.latency.as_micros().min(u128::from(u32::MAX)) as u32,
+                    reason: o.failure.as_ref().map(|f| f.reason),
+                };
+                encoded.clear();
+                chunk::encode(&raw, &mut encoded);
+                append.execute(params![record.service, chunk::hour_of(o.at_ms), encoded])?;
+                if let Some(f) = &o.failure {
+                    failure.execute(params![
+                        record.service,
+                        o.at_ms,
+                        f.reason.as_str(),
+                        f.detail
+                    ])?;
+                }
+                if record.first {
+                    first_seen.execute(params![record.service, o.at_ms])?;
+                }
+                write_events(&tx, record)?;
+            }
+        }
+        tx.commit()?;
+        let took = started.elapsed().as_micros() as u64;
+        self.stats
+            .committed_records
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats.last_commit_us.store(took, Ordering::Relaxed);
+        self.stats.max_commit_us.fetch_max(took, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn maintenance(&mut self) {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        match roll_up(&mut self.conn, now_ms) {
+            Ok(0) => {}
+            Ok(hours) => info!(hours, "Rolled up completed hours."),
+            Err(e) => warn!(error = %e, "Rollup failed; will retry."),
+        }
+        match self.enforce_retention(now_ms) {
+            Ok(0) => {}
+            Ok(deleted) => info!(chunks = deleted, "Deleted raw outcomes past the retention."),
+            Err(e) => warn!(error = %e, "Retention failed; will retry."),
+        }
+        self.beat();
+    }
+
+    fn enforce_retention(&mut self, now_ms: i64) -> rusqlite::Result<usize> {
+        let keep_from_hour = chunk::hour_of(now_ms - self.settings.retention.as_millis() as i64);
+        let rolled_until = rolled_until(&self.conn)?.unwrap_or(i64::MIN);
+        let cutoff = keep_from_hour.min(rolled_until);
+        let cutoff_ms = cutoff * HOUR_MS;
+        let tx = self.conn.transaction()?;
+        let deleted = tx.execute(
+            "DELETE FROM outcome_chunk WHERE rowid IN
+                 (SELECT rowid FROM outcome_chunk WHERE hour < ?1 LIMIT ?2)",
+            params![cutoff, RETENTION_BATCH],
+        )?;
+        tx.execute(
+            "DELETE FROM failure WHERE (service, at_ms) IN
+                 (SELECT service, at_ms FROM failure WHERE at_ms < ?1 LIMIT ?2)",
+            params![cutoff_ms, RETENTION_BATCH * 10],
+        )?;
+        tx.commit()?;
+        if deleted > 0 {
+            self.conn
+                .execute_batch("PRAGMA incremental_vacuum(1000);")
+                .ok();
+        }
+        Ok(deleted)
+    }
+
+    fn checkpoint(&mut self) {
+        if let Err(e) = self
+            .conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")
+        {
+            warn!(error = %e, "Checkpoint at shutdown failed; the WAL will be replayed on start.");
+        }
+    }
+}
+
+fn write_events(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
+    for event in &record.events {
+        match event {
+            Event::IncidentOpened {
+                start_ms,
+                first_failure,
+            } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO incident (service, start_ms, end_ms, reason, detail)
+                     VALUES (?1, ?2, NULL, ?3, ?4)",
+                )?
+                .execute(params![
+                    record.service,
+                    start_ms,
+                    first_failure.reason.as_str(),
+                    first_failure.detail
+                ])?;
+            }
+            Event::IncidentClosed { end_ms, .. } => {
+                tx.prepare_cached(
+                    "UPDATE incident SET end_ms = ?2 WHERE service = ?1 AND end_ms IS NULL",
+                )?
+                .execute(params![record.service, end_ms])?;
+            }
+            Event::Blip {
+                start_ms,
+                end_ms,
+                failures,
+                reason,
+            } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO blip (service, start_ms, end_ms, failures, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    record.service,
+                    start_ms,
+                    end_ms,
+                    failures,
+                    reason.as_str()
+                ])?;
+            }
+            Event::NoData { start_ms, end_ms } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO no_data (service, start_ms, end_ms) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![record.service, start_ms, end_ms])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first hour not yet rolled up, if any rollup ran.
+fn rolled_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    match conn.query_row(
+        "SELECT value FROM meta WHERE key = 'rolled_until_hour'",
+        [],
+        |r| r.get(0),
+    ) {
+        Ok(v) => Ok(Some(v)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Rolls up every hour that ended more than `ROLLUP_GRACE_MS` before `now_ms` and is not rolled
+/// up yet, one hour per transaction. Returns how many hours were rolled up.
+pub(crate) fn roll_up(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<usize> {
+    let last_complete = chunk::hour_of(now_ms - ROLLUP_GRACE_MS) - 1;
+    let start = match rolled_until(conn)? {
+        Some(hour) => hour,
+        None => {
+            let oldest: Option<i64> =
+                conn.query_row("SELECT min(hour) FROM outcome_chunk", [], |r| r.get(0))?;
+            oldest.unwrap_or(last_complete + 1)
+        }
+    };
+    let mut rolled = 0;
+    for hour in start..=last_complete {
+        let tx = conn.transaction()?;
+        {
+            let mut chunks =
+                tx.prepare_cached("SELECT service, data FROM outcome_chunk WHERE hour = ?1")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO rollup_hour
+                     (service, hour, probes, failures, latency, minutes_probed, minutes_all_failed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let rows: Vec<(i64, Vec<u8>)> = chunks
+                .query_map([hour], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (service, data) in rows {
+                let outcomes = chunk::decode(hour, &data);
+                let rollup = HourRollup::from_outcomes(hour * HOUR_MS, &outcomes);
+                insert.execute(params![
+                    service,
+                    hour,
+                    rollup.probes,
+                    rollup.failures,
+                    rollup.latency.encode(),
+                    rollup.minutes_probed as i64,
+                    rollup.minutes_all_failed as i64
+                ])?;
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('rolled_until_hour', ?1)",
+            [hour + 1],
+        )?;
+        tx.commit()?;
+        rolled += 1;
+    }
+    if rolled == 0 && rolled_until(conn)?.is_none() {
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('rolled_until_hour', ?1)",
+            [start],
+        )?;
+    }
+    Ok(rolled)
+}

@@ -1,0 +1,48 @@
+//! systemd integration: `READY=1` once probing starts, `STOPPING=1`, and watchdog pings that
+//! stop (so systemd restarts us) when the store writer stalls.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::store::StoreStats;
+
+/// Tells systemd (if it started us with `Type=notify`) that the daemon is ready.
+pub fn notify_ready() {
+    if let Err(e) = sd_notify::notify(&[NotifyState::Ready]) {
+        debug!(error = %e, "sd_notify READY failed (not under systemd?).");
+    }
+}
+
+pub fn notify_stopping() -> std::io::Result<()> {
+    sd_notify::notify(&[NotifyState::Stopping])
+}
+
+/// The watchdog period systemd asked for (`WatchdogSec=`), if any.
+pub fn watchdog_period() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
+}
+
+/// Pings the watchdog at half its period while the store writer keeps turning.
+pub async fn watchdog(period: Duration, store: Arc<StoreStats>, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(period / 2);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = ticker.tick() => {}
+        }
+        let now = jiff::Timestamp::now().as_millisecond() as u64;
+        let beat = store.heartbeat_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(beat) > period.as_millis() as u64 {
+            warn!("The store writer is stalled: not pinging the watchdog.");
+            continue;
+        }
+        if let Err(e) = sd_notify::notify(&[NotifyState::Watchdog]) {
+            debug!(error = %e, "Watchdog ping failed.");
+        }
+    }
+}
