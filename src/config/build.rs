@@ -799,7 +799,7 @@ fn expect_status(v: &DeValue<'_>) -> Result<Vec<std::ops::RangeInclusive<u16>>, 
         }
     };
     match v {
-        DeValue::Array(items) if !items.into_iter().next().is_none() => {
+        DeValue::Array(items) if items.into_iter().next().is_some() => {
             items.into_iter().map(|i| one(i.get_ref())).collect()
         }
         DeValue::Array(_) => Err(format!("the list is empty: {HINT}")),

@@ -103,7 +103,7 @@ pub async fn probe(spec: &DnsSpec, timeout: Duration) -> Result<(), Failure> {
     }
     for expected in &spec.expect {
         let wanted = normalize(spec.record, expected);
-        if !answers.iter().any(|a| *a == wanted) {
+        if !answers.contains(&wanted) {
             return Err(Failure::new(
                 Reason::Answer,
                 format!(

@@ -41,10 +41,7 @@ pub fn encode(outcome: &RawOutcome, buffer: &mut Vec<u8>) {
 pub fn decode(hour: i64, data: &[u8]) -> Vec<RawOutcome> {
     let mut outcomes = Vec::with_capacity(data.len() / 7);
     let mut rest = data;
-    loop {
-        let Some((offset, r)) = read_varint(rest) else {
-            break;
-        };
+    while let Some((offset, r)) = read_varint(rest) {
         let Some((latency, r)) = read_varint(r) else {
             break;
         };

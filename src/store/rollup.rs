@@ -47,15 +47,15 @@ pub fn bucket_upper_ms(bucket: usize) -> u32 {
 
 /// Whether "latency < threshold" can be counted exactly from the histogram.
 pub fn latency_threshold_is_exact(threshold: Duration) -> bool {
-    if threshold.subsec_nanos() % 1_000_000 != 0 || threshold.is_zero() {
+    if !threshold.subsec_nanos().is_multiple_of(1_000_000) || threshold.is_zero() {
         return false;
     }
     let ms = threshold.as_millis();
     match ms {
         1..=100 => true,
-        101..=1000 => ms % 10 == 0,
-        1001..=10_000 => ms % 100 == 0,
-        10_001..=60_000 => ms % 1000 == 0,
+        101..=1000 => ms.is_multiple_of(10),
+        1001..=10_000 => ms.is_multiple_of(100),
+        10_001..=60_000 => ms.is_multiple_of(1000),
         _ => false,
     }
 }

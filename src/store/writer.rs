@@ -175,7 +175,8 @@ impl Writer {
         {
             let mut append = tx.prepare_cached(
                 "INSERT INTO outcome_chunk (service, hour, n, data) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (service, hour) DO UPDATE SET n = n + 1, data = data || excluded.data",
+                 ON CONFLICT (service, hour) DO UPDATE
+                 SET n = n + 1, data = CAST(data || excluded.data AS BLOB)",
             )?;
             let mut failure = tx.prepare_cached(
                 "INSERT OR REPLACE INTO failure (service, at_ms, reason, detail)

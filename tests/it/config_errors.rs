@@ -1,0 +1,260 @@
+//! A table of broken configs: each error is reported at its line and column, all at once.
+
+use slaprobe::config;
+
+const BASE: &str = "[[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"\n";
+
+/// (what is wrong, the config after BASE, expected line, column, text in the message)
+const CASES: &[(&str, &str, usize, usize, &str)] = &[
+    (
+        "unknown key with a suggestion",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nintervall = \"5s\"\n",
+        9,
+        1,
+        "did you mean `interval`",
+    ),
+    (
+        "bad duration",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\ninterval = \"5 parsecs\"\n",
+        9,
+        12,
+        "write a duration such as",
+    ),
+    (
+        "duration without unit",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\ntimeout = 5\n",
+        9,
+        11,
+        "has no unit",
+    ),
+    (
+        "bad percentage",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = 99.9\n",
+        8,
+        10,
+        "percentages are strings",
+    ),
+    (
+        "percentage above 100",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"100.5%\"\n",
+        8,
+        10,
+        "above 100%",
+    ),
+    (
+        "bad URL",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\nhttp = \"ftp://example.com/\"\n",
+        8,
+        8,
+        "http:// or https://",
+    ),
+    (
+        "unknown contract",
+        "[[service]]\nid = \"s\"\ncontract = \"acme\"\ntcp = \"127.0.0.1:1\"\n",
+        7,
+        12,
+        "no [[contract]] has id `acme`",
+    ),
+    (
+        "duplicate service id",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\n[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:2\"\n",
+        10,
+        6,
+        "used twice",
+    ),
+    (
+        "timeout not below interval",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\ninterval = \"10s\"\ntimeout = \"10s\"\n",
+        10,
+        1,
+        "must be shorter than interval",
+    ),
+    (
+        "invalid time zone",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\ntimezone = \"Europe/Berln\"\n",
+        9,
+        12,
+        "unknown time zone",
+    ),
+    (
+        "two targets",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nhttp = \"http://127.0.0.1/\"\n",
+        8,
+        1,
+        "keep one of",
+    ),
+    (
+        "key of another probe kind",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nbody_contains = \"ok\"\n",
+        9,
+        1,
+        "applies to http services only",
+    ),
+    (
+        "dns without server",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ndns = \"example.com\"\n",
+        5,
+        1,
+        "missing `server`",
+    ),
+    (
+        "bad cron",
+        "[[maintenance]]\ncontract = \"c\"\ncron = \"61 3 * * *\"\nduration = \"30m\"\n",
+        7,
+        8,
+        "not a cron expression",
+    ),
+    (
+        "maintenance end before start",
+        "[[maintenance]]\ncontract = \"c\"\nstart = \"2026-11-29T02:00:00Z\"\nend = \"2026-11-29T01:00:00Z\"\n",
+        8,
+        1,
+        "after `start`",
+    ),
+    (
+        "maintenance of an unknown service",
+        "[[maintenance]]\nservices = [\"nope\"]\nstart = 2026-11-29T02:00:00Z\nduration = \"1h\"\n",
+        6,
+        12,
+        "no [[service]] has id `nope`",
+    ),
+    (
+        "local datetime without offset",
+        "[[maintenance]]\ncontract = \"c\"\nstart = 2026-11-29T02:00:00\nduration = \"1h\"\n",
+        7,
+        9,
+        "no time zone offset",
+    ),
+    (
+        "unknown table",
+        "[servce]\nid = \"x\"\n",
+        5,
+        2,
+        "did you mean `service`",
+    ),
+    (
+        "latency threshold that histograms cannot count exactly",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nlatency = { threshold = \"333ms\", target = \"95%\" }\n",
+        9,
+        11,
+        "cannot be measured exactly",
+    ),
+    (
+        "money with three decimals",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\nmonthly_fee = 10.005\ncurrency = \"EUR\"\n",
+        9,
+        15,
+        "more than two decimal places",
+    ),
+    (
+        "credit tiers that shrink",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\ncredits = [ { below = \"99%\", credit = \"25%\" }, { below = \"95%\", credit = \"10%\" } ]\n",
+        9,
+        11,
+        "must not shrink",
+    ),
+    (
+        "unknown alert route",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nalert = \"pager\"\n",
+        9,
+        9,
+        "no [[route]] has id `pager`",
+    ),
+    (
+        "password in the smtp table",
+        "[smtp]\nurl = \"smtp://127.0.0.1:25\"\nfrom = \"a@b.example\"\npassword = \"hunter2\"\n",
+        8,
+        1,
+        "never goes in the config",
+    ),
+    (
+        "syntax error",
+        "[[service]\nid = \"s\"\n",
+        5,
+        11,
+        "TOML syntax error",
+    ),
+];
+
+#[test]
+fn each_broken_config_points_at_its_line_and_column() {
+    let path = std::path::Path::new("/etc/slaprobe/probes.toml");
+    for (what, text, line, column, needle) in CASES {
+        let full = format!("{BASE}{text}");
+        let errors = match config::parse(&full, path) {
+            Ok(_) => panic!("{what}: accepted\n{full}"),
+            Err(e) => e.errors,
+        };
+        let found = errors
+            .iter()
+            .find(|e| e.message.contains(needle))
+            .unwrap_or_else(|| panic!("{what}: no error containing {needle:?}; got:\n{errors:#?}"));
+        assert_eq!(
+            (found.line, found.column),
+            (*line, *column),
+            "{what}: {found}\n{full}"
+        );
+        assert_eq!(found.file, path);
+        assert!(
+            found
+                .to_string()
+                .starts_with(&format!("/etc/slaprobe/probes.toml:{line}:{column}: ")),
+            "{found}"
+        );
+    }
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let text = format!(
+        "{BASE}[daemon]\ndatabse = \"x.db\"\n[[service]]\nid = \"a\"\ncontract = \"zz\"\ntcp = \"h:1\"\n\
+         interval = \"nope\"\n[[service]]\nid = \"b\"\ncontract = \"c\"\nhttp = \"::\"\n"
+    );
+    let errors = config::parse(&text, std::path::Path::new("p.toml"))
+        .unwrap_err()
+        .errors;
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(errors.len(), 4, "{messages:#?}");
+    // In document order.
+    let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted);
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.example.toml");
+    let config = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    // Its active probes point at loopback only.
+    for service in &config.services {
+        let target = service.probe.target();
+        assert!(
+            target.contains("127.0.0.1"),
+            "{} probes {target}",
+            service.id
+        );
+    }
+}
+
+#[test]
+fn defaults_apply_and_services_override_them() {
+    let text = format!(
+        "{BASE}[defaults]\ninterval = \"1m\"\ntimeout = \"5s\"\nconfirm_down = 3\ntls_verify = false\n\
+         [[service]]\nid = \"a\"\ncontract = \"c\"\nhttp = \"https://127.0.0.1/\"\n\
+         [[service]]\nid = \"b\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\ninterval = \"20s\"\nconfirm_down = 1\n"
+    );
+    let config = config::parse(&text, std::path::Path::new("p.toml")).unwrap();
+    let a = config.service("a").unwrap();
+    let b = config.service("b").unwrap();
+    assert_eq!(a.interval, std::time::Duration::from_secs(60));
+    assert_eq!(a.confirm_down, 3);
+    assert_eq!(a.retry_interval, std::time::Duration::from_secs(5));
+    match &a.probe {
+        slaprobe::probe::ProbeSpec::Http(h) => assert!(!h.tls_verify),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.interval, std::time::Duration::from_secs(20));
+    assert_eq!(b.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(b.confirm_down, 1);
+}

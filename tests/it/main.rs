@@ -1,0 +1,8 @@
+//! Integration tests: real servers on 127.0.0.1, real sockets, real SQLite files.
+
+mod cli;
+mod config_errors;
+mod daemon;
+mod probes;
+mod scheduler;
+mod support;
