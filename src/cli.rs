@@ -87,8 +87,12 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+fn runtime(worker_threads: Option<usize>) -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n);
+    }
+    builder
         .enable_all()
         .thread_name("slaprobe")
         .build()
@@ -97,7 +101,8 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn run(config: Config) -> ExitCode {
     init_logging();
-    let result = runtime().block_on(crate::daemon::run(config, crate::daemon::shutdown_signal()));
+    let result = runtime(config.daemon.worker_threads)
+        .block_on(crate::daemon::run(config, crate::daemon::shutdown_signal()));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -140,7 +145,7 @@ fn probe(config: &Config, id: &str) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     };
-    let outcome = runtime().block_on(async {
+    let outcome = runtime(Some(1)).block_on(async {
         let prober = match Prober::new() {
             Ok(p) => p,
             Err(e) => return Err(e),

@@ -173,6 +173,7 @@ fn daemon_section(value: Option<Value<'_, '_>>, base_dir: &Path, d: &mut Diagnos
         retention: Duration::from_secs(35 * 86_400),
         max_in_flight: 256,
         flush_interval: Duration::from_millis(200),
+        worker_threads: None,
     };
     let Some(mut t) = value.and_then(|v| Table::new(v, "[daemon]", d)) else {
         return daemon;
@@ -212,6 +213,9 @@ fn daemon_section(value: Option<Value<'_, '_>>, base_dir: &Path, d: &mut Diagnos
     }
     if let Some(n) = t.integer("max_in_flight", 1, 100_000, d) {
         daemon.max_in_flight = n as usize;
+    }
+    if let Some(n) = t.integer("worker_threads", 1, 256, d) {
+        daemon.worker_threads = Some(n as usize);
     }
     if let Some(flush) = t.duration("flush_interval", d) {
         if flush > Duration::from_secs(10) {

@@ -52,6 +52,8 @@ pub struct Daemon {
     pub max_in_flight: usize,
     /// The store commits at least this often; a kill loses at most this much.
     pub flush_interval: Duration,
+    /// Threads running probes; `None`: one per core.
+    pub worker_threads: Option<usize>,
 }
 
 /// An IANA time zone with the name it was given.

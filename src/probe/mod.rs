@@ -202,7 +202,7 @@ impl Prober {
         let started = tokio::time::Instant::now();
         let work = async {
             match spec {
-                ProbeSpec::Http(h) => self.http.probe(h, timeout).await,
+                ProbeSpec::Http(h) => self.http.probe(h).await,
                 ProbeSpec::Tcp(t) => tcp::probe(t).await,
                 ProbeSpec::Dns(d) => dns::probe(d, timeout).await,
             }

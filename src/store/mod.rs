@@ -172,6 +172,13 @@ impl Store {
     }
 }
 
+/// Rolls up every completed hour in the database at `path`. The daemon's writer does this on
+/// its own; this is for tools (the benchmark, maintenance) working on a stopped daemon's file.
+pub fn roll_up(path: &Path, now_ms: i64) -> Result<usize, StoreError> {
+    let mut conn = open_writer_connection(path)?;
+    Ok(writer::roll_up(&mut conn, now_ms)?)
+}
+
 /// Opens the database for writing: created with mode 0600 if absent, WAL, migrated.
 fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {

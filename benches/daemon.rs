@@ -1,0 +1,456 @@
+//! Benchmark: the release daemon against local HTTP/TCP targets, measured from outside.
+//!
+//!     cargo bench --bench daemon                          # 1,000 and 10,000 services, 10 s
+//!     cargo bench --bench daemon -- --services 10000 --interval 10s --duration 120s --kind mixed
+//!
+//! The targets run in this process on loopback addresses 127.0.0.2–127.0.0.9 (several ports
+//! each, so that 1,000 new connections a second do not exhaust ephemeral ports); the daemon is
+//! the real `slaprobe run` in a child process, so its CPU time and peak RSS are its own. It
+//! prints probes per second (achieved and scheduled), CPU per 1,000 probes, peak RSS, schedule
+//! lateness p50/p99/max (from the daemon's `/api/v1/daemon`) and database bytes per
+//! service-day. Nothing is asserted: the figures go in the README.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TARGET_ADDRESSES: u8 = 8;
+const PORTS_PER_ADDRESS: usize = 4;
+
+struct Scenario {
+    services: usize,
+    interval: Duration,
+    duration: Duration,
+    kind: String,
+    worker_threads: Option<usize>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let interval = humantime::parse_duration(&value("--interval").unwrap_or("10s".into())).unwrap();
+    let duration = humantime::parse_duration(&value("--duration").unwrap_or("60s".into())).unwrap();
+    let kind = value("--kind").unwrap_or_else(|| "http".into());
+    let worker_threads: Option<usize> = value("--worker-threads").map(|v| v.parse().unwrap());
+    let counts: Vec<usize> = match value("--services") {
+        Some(n) => vec![n.parse().unwrap()],
+        None => vec![1_000, 10_000],
+    };
+
+    let targets = Targets::start();
+    println!(
+        "slaprobe daemon benchmark: {} target endpoints on 127.0.0.2-127.0.0.{}, {} cores",
+        targets.addrs.len(),
+        1 + TARGET_ADDRESSES,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "worker threads: {}",
+        worker_threads.map_or("one per core (default)".to_string(), |n| n.to_string())
+    );
+    println!(
+        "{:>8} {:>6} {:>8} {:>11} {:>11} {:>14} {:>10} {:>24}",
+        "services",
+        "kind",
+        "interval",
+        "sched/s",
+        "achieved/s",
+        "cpu ms/1000",
+        "peak RSS",
+        "lateness p50/p99/max ms",
+    );
+    for services in counts {
+        let scenario = Scenario {
+            services,
+            interval,
+            duration,
+            kind: kind.clone(),
+            worker_threads,
+        };
+        let r = run(&scenario, &targets);
+        println!(
+            "{:>8} {:>6} {:>8} {:>11.1} {:>11.1} {:>14.1} {:>7.1} MiB {:>24}",
+            services,
+            scenario.kind,
+            humantime::format_duration(interval).to_string(),
+            services as f64 / interval.as_secs_f64(),
+            r.probes_per_s,
+            r.cpu_ms_per_1000,
+            r.peak_rss_kib as f64 / 1024.0,
+            format!(
+                "{:.2}/{:.2}/{:.1}",
+                r.lateness_p50_us as f64 / 1000.0,
+                r.lateness_p99_us as f64 / 1000.0,
+                r.lateness_max_us as f64 / 1000.0
+            ),
+        );
+        println!(
+            "         (failed probes: {}, targets answered {} requests)",
+            r.failed, r.target_hits
+        );
+    }
+    if value("--skip-storage").is_none() && !args.iter().any(|a| a == "--skip-storage") {
+        storage(&[Duration::from_secs(10), Duration::from_secs(30)]);
+    }
+}
+
+struct Results {
+    probes_per_s: f64,
+    cpu_ms_per_1000: f64,
+    peak_rss_kib: u64,
+    lateness_p50_us: u64,
+    lateness_p99_us: u64,
+    lateness_max_us: u64,
+    failed: u64,
+    target_hits: u64,
+}
+
+fn run(s: &Scenario, targets: &Targets) -> Results {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let config = dir.path().join("probes.toml");
+    std::fs::write(&config, config_text(s, targets, listen)).unwrap();
+    let hits_before = targets.hits.load(Ordering::Relaxed);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SLAPROBE_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let api = format!("http://127.0.0.1:{listen}/api/v1/daemon");
+    wait_for(&api);
+    // Warm-up: one full interval, so that every service has started its schedule.
+    std::thread::sleep(s.interval + Duration::from_secs(1));
+    let start_report = daemon_report(&api);
+    let start_cpu = cpu_seconds(child.id());
+    let started = Instant::now();
+    std::thread::sleep(s.duration);
+    let end_report = daemon_report(&api);
+    let end_cpu = cpu_seconds(child.id());
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak_rss_kib = peak_rss_kib(child.id());
+    stop(&mut child);
+
+    let probes = end_report["probes"].as_u64().unwrap() - start_report["probes"].as_u64().unwrap();
+    let lateness = &end_report["lateness"];
+    Results {
+        probes_per_s: probes as f64 / elapsed,
+        cpu_ms_per_1000: (end_cpu - start_cpu) * 1000.0 / probes as f64 * 1000.0,
+        peak_rss_kib,
+        lateness_p50_us: lateness["p50_us"].as_u64().unwrap(),
+        lateness_p99_us: lateness["p99_us"].as_u64().unwrap(),
+        lateness_max_us: lateness["max_us"].as_u64().unwrap(),
+        failed: end_report["probes_failed"].as_u64().unwrap(),
+        target_hits: targets.hits.load(Ordering::Relaxed) - hits_before,
+    }
+}
+
+fn config_text(s: &Scenario, targets: &Targets, listen: u16) -> String {
+    let interval = humantime::format_duration(s.interval);
+    let workers = s
+        .worker_threads
+        .map(|n| format!("worker_threads = {n}\n"))
+        .unwrap_or_default();
+    let mut text = format!(
+        "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:{listen}\"\nmax_in_flight = 1024\n{workers}\n\
+         [defaults]\ninterval = \"{interval}\"\ntimeout = \"2s\"\n\n\
+         [[contract]]\nid = \"bench\"\nclient = \"Bench\"\ntarget = \"99.9%\"\n\n"
+    );
+    for i in 0..s.services {
+        let addr = targets.addrs[i % targets.addrs.len()];
+        let tcp = match s.kind.as_str() {
+            "tcp" => true,
+            "mixed" => i % 5 == 4,
+            _ => false,
+        };
+        if tcp {
+            text.push_str(&format!(
+                "[[service]]\nid = \"svc-{i}\"\ncontract = \"bench\"\ntcp = \"{addr}\"\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "[[service]]\nid = \"svc-{i}\"\ncontract = \"bench\"\nhttp = \"http://{addr}/health\"\nbody_contains = \"ok\"\n"
+            ));
+        }
+    }
+    text
+}
+
+/// Minimal HTTP targets: read the request head, answer 200 "ok", close.
+struct Targets {
+    addrs: Vec<SocketAddr>,
+    hits: Arc<AtomicU64>,
+}
+
+impl Targets {
+    fn start() -> Targets {
+        let hits = Arc::new(AtomicU64::new(0));
+        let mut listeners = Vec::new();
+        for a in 0..TARGET_ADDRESSES {
+            let ip = Ipv4Addr::new(127, 0, 0, 2 + a);
+            for _ in 0..PORTS_PER_ADDRESS {
+                let l = StdListener::bind((ip, 0)).unwrap();
+                l.set_nonblocking(true).unwrap();
+                listeners.push(l);
+            }
+        }
+        let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                for l in listeners {
+                    let listener = tokio::net::TcpListener::from_std(l).unwrap();
+                    let hits = counter.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            let Ok((mut stream, _)) = listener.accept().await else {
+                                continue;
+                            };
+                            let hits = hits.clone();
+                            tokio::spawn(async move {
+                                let mut buf = [0u8; 2048];
+                                let mut seen = 0;
+                                loop {
+                                    match stream.read(&mut buf[seen..]).await {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(n) => seen += n,
+                                    }
+                                    if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") || seen == buf.len() {
+                                        break;
+                                    }
+                                }
+                                hits.fetch_add(1, Ordering::Relaxed);
+                                let _ = stream
+                                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                                    .await;
+                            });
+                        }
+                    });
+                }
+                std::future::pending::<()>().await;
+            });
+        });
+        Targets { addrs, hits }
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/')?;
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    Some(body.to_string())
+}
+
+fn wait_for(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(url).is_none() {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn daemon_report(url: &str) -> serde_json::Value {
+    serde_json::from_str(&http_get(url).expect("daemon report")).expect("daemon report is JSON")
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// User + system CPU seconds of a process.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime); `after_name` starts at field 3.
+    let utime: f64 = fields[11].parse().unwrap();
+    let stime: f64 = fields[12].parse().unwrap();
+    (utime + stime) / clock_ticks()
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the daemon exited with {status}");
+}
+
+/// Database bytes per service-day, measured by writing one simulated day of outcomes for 1,000
+/// services through the real store (channel, writer thread, encoding, SQLite), then rolling it
+/// up. Healthy services: latencies spread over 20–80 ms, one failure in a thousand.
+fn storage(intervals: &[Duration]) {
+    const SERVICES: usize = 1_000;
+    println!();
+    println!("storage: one simulated day of {SERVICES} services through the store");
+    println!(
+        "{:>8} {:>14} {:>16} {:>16} {:>20} {:>18}",
+        "interval",
+        "outcomes",
+        "raw B/svc-day",
+        "rollup B/svc-day",
+        "steady state B/svc",
+        "+ per year kept"
+    );
+    for interval in intervals {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("slaprobe.db");
+        let ids: Vec<String> = (0..SERVICES).map(|i| format!("svc-{i}")).collect();
+        let baseline = {
+            let path = dir.path().join("baseline.db");
+            write_day(&path, &ids, *interval, false);
+            used_bytes(&path)
+        };
+        let outcomes = write_day(&db, &ids, *interval, true);
+        let raw = used_bytes(&db) - baseline;
+        let far_future = jiff::Timestamp::now().as_millisecond() + 3 * 3_600_000;
+        slaprobe::store::roll_up(&db, far_future).unwrap();
+        let with_rollups = used_bytes(&db) - baseline;
+        let raw_per_day = raw as f64 / SERVICES as f64;
+        let rollup_per_day = (with_rollups - raw) as f64 / SERVICES as f64;
+        println!(
+            "{:>8} {:>14} {:>16.0} {:>16.0} {:>20.0} {:>18.0}",
+            humantime::format_duration(*interval).to_string(),
+            outcomes,
+            raw_per_day,
+            rollup_per_day,
+            raw_per_day * 35.0,
+            rollup_per_day * 365.0,
+        );
+    }
+    println!(
+        "(steady state: 35 days of raw outcomes, the default retention; rollups are kept for ever)"
+    );
+}
+
+/// Writes a day of outcomes (yesterday, UTC) for `ids` at `interval`, or only registers the
+/// services when `outcomes` is false. Returns how many outcomes were written.
+fn write_day(path: &Path, ids: &[String], interval: Duration, outcomes: bool) -> u64 {
+    use slaprobe::probe::{Failure, Outcome, Reason};
+    use slaprobe::store::{Record, Store, StoreSettings};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let opened = Store::open(
+            path,
+            ids,
+            1,
+            StoreSettings {
+                flush_interval: Duration::from_millis(50),
+                retention: Duration::from_secs(35 * 86_400),
+            },
+        )
+        .unwrap();
+        let store = opened.store;
+        let mut written = 0u64;
+        if outcomes {
+            let today = jiff::Timestamp::now().as_millisecond() / 86_400_000 * 86_400_000;
+            let day_start = today - 86_400_000;
+            let step = interval.as_millis() as i64;
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            let mut t = 0;
+            while t < 86_400_000 {
+                for (num, _) in ids.iter().enumerate() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let latency = Duration::from_micros(20_000 + seed % 60_000);
+                    let failure = seed
+                        .is_multiple_of(1000)
+                        .then(|| Failure::new(Reason::Timeout, "simulated"));
+                    let at_ms = day_start + t + (num as i64 * 997) % step;
+                    store
+                        .record(Record {
+                            service: num as i64 + 1,
+                            outcome: Outcome {
+                                at_ms,
+                                latency,
+                                failure,
+                            },
+                            events: Vec::new(),
+                            first: t == 0,
+                        })
+                        .unwrap();
+                    written += 1;
+                }
+                if written % 200_000 < ids.len() as u64 {
+                    store.flush().await.unwrap();
+                }
+                t += step;
+            }
+        }
+        store.close().await.unwrap();
+        opened.writer.join().unwrap();
+        written
+    })
+}
+
+/// Bytes in use in a database file (pages not on the free list).
+fn used_bytes(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let count: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    let size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    (count - free) * size
+}
