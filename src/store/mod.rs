@@ -179,6 +179,26 @@ pub fn roll_up(path: &Path, now_ms: i64) -> Result<usize, StoreError> {
     Ok(writer::roll_up(&mut conn, now_ms)?)
 }
 
+/// Rolls up completed hours, then deletes every raw outcome past `retention` (as the writer
+/// does a little at a time). Returns (hours rolled up, chunks deleted).
+pub fn maintain(
+    path: &Path,
+    now_ms: i64,
+    retention: Duration,
+) -> Result<(usize, usize), StoreError> {
+    let mut conn = open_writer_connection(path)?;
+    let rolled = writer::roll_up(&mut conn, now_ms)?;
+    let mut deleted = 0;
+    loop {
+        let n = writer::enforce_retention(&mut conn, now_ms, retention)?;
+        if n == 0 {
+            break;
+        }
+        deleted += n;
+    }
+    Ok((rolled, deleted))
+}
+
 /// Opens the database for writing: created with mode 0600 if absent, WAL, migrated.
 fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {

@@ -73,6 +73,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, hour)
     ) WITHOUT ROWID;
 
+    -- (service, hour) pairs that got outcomes after their hour was rolled up (late or imported
+    -- data): the next rollup recomputes them.
+    CREATE TABLE rollup_pending (
+        service  INTEGER NOT NULL,
+        hour     INTEGER NOT NULL,
+        PRIMARY KEY (service, hour)
+    ) WITHOUT ROWID;
+
     CREATE TABLE meta (
         key    TEXT PRIMARY KEY,
         value  INTEGER NOT NULL

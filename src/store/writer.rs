@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tracing::{error, info, warn};
 
 use super::chunk::{self, HOUR_MS, RawOutcome};
@@ -44,15 +44,19 @@ struct Writer {
     stats: Arc<StoreStats>,
     settings: StoreSettings,
     next_maintenance: Instant,
+    /// The rollup watermark: an outcome for an earlier hour marks that hour for a new rollup.
+    rolled_until: Option<i64>,
 }
 
 impl Writer {
     fn new(conn: Connection, stats: Arc<StoreStats>, settings: StoreSettings) -> Writer {
+        let rolled_until = rolled_until(&conn).unwrap_or(None);
         Writer {
             conn,
             stats,
             settings,
             next_maintenance: Instant::now(),
+            rolled_until,
         }
     }
 
@@ -175,6 +179,9 @@ impl Writer {
                 "INSERT OR REPLACE INTO failure (service, at_ms, reason, detail)
                  VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut pending = tx.prepare_cached(
+                "INSERT OR IGNORE INTO rollup_pending (service, hour) VALUES (?1, ?2)",
+            )?;
             let mut first_seen = tx.prepare_cached(
                 "UPDATE service SET first_ms = ?2 WHERE num = ?1 AND first_ms IS NULL",
             )?;
@@ -188,7 +195,11 @@ impl Writer {
                 };
                 encoded.clear();
                 chunk::encode(&raw, &mut encoded);
-                append.execute(params![record.service, chunk::hour_of(o.at_ms), encoded])?;
+                let hour = chunk::hour_of(o.at_ms);
+                append.execute(params![record.service, hour, encoded])?;
+                if self.rolled_until.is_some_and(|until| hour < until) {
+                    pending.execute(params![record.service, hour])?;
+                }
                 if let Some(f) = &o.failure {
                     failure.execute(params![
                         record.service,
@@ -221,37 +232,13 @@ impl Writer {
             Ok(hours) => info!(hours, "Rolled up completed hours."),
             Err(e) => warn!(error = %e, "Rollup failed; will retry."),
         }
-        match self.enforce_retention(now_ms) {
+        self.rolled_until = rolled_until(&self.conn).unwrap_or(self.rolled_until);
+        match enforce_retention(&mut self.conn, now_ms, self.settings.retention) {
             Ok(0) => {}
             Ok(deleted) => info!(chunks = deleted, "Deleted raw outcomes past the retention."),
             Err(e) => warn!(error = %e, "Retention failed; will retry."),
         }
         self.beat();
-    }
-
-    fn enforce_retention(&mut self, now_ms: i64) -> rusqlite::Result<usize> {
-        let keep_from_hour = chunk::hour_of(now_ms - self.settings.retention.as_millis() as i64);
-        let rolled_until = rolled_until(&self.conn)?.unwrap_or(i64::MIN);
-        let cutoff = keep_from_hour.min(rolled_until);
-        let cutoff_ms = cutoff * HOUR_MS;
-        let tx = self.conn.transaction()?;
-        let deleted = tx.execute(
-            "DELETE FROM outcome_chunk WHERE rowid IN
-                 (SELECT rowid FROM outcome_chunk WHERE hour < ?1 LIMIT ?2)",
-            params![cutoff, RETENTION_BATCH],
-        )?;
-        tx.execute(
-            "DELETE FROM failure WHERE (service, at_ms) IN
-                 (SELECT service, at_ms FROM failure WHERE at_ms < ?1 LIMIT ?2)",
-            params![cutoff_ms, RETENTION_BATCH * 10],
-        )?;
-        tx.commit()?;
-        if deleted > 0 {
-            self.conn
-                .execute_batch("PRAGMA incremental_vacuum(1000);")
-                .ok();
-        }
-        Ok(deleted)
     }
 
     fn checkpoint(&mut self) {
@@ -262,6 +249,37 @@ impl Writer {
             warn!(error = %e, "Checkpoint at shutdown failed; the WAL will be replayed on start.");
         }
     }
+}
+
+/// Deletes up to `RETENTION_BATCH` raw chunks (and their failure details) that are older than
+/// the retention and already rolled up. Returns how many chunks it deleted.
+pub(super) fn enforce_retention(
+    conn: &mut Connection,
+    now_ms: i64,
+    retention: Duration,
+) -> rusqlite::Result<usize> {
+    let keep_from_hour = chunk::hour_of(now_ms - retention.as_millis() as i64);
+    let rolled_until = rolled_until(conn)?.unwrap_or(i64::MIN);
+    let cutoff = keep_from_hour.min(rolled_until);
+    let cutoff_ms = cutoff.saturating_mul(HOUR_MS);
+    let tx = conn.transaction()?;
+    let deleted = tx.execute(
+        "DELETE FROM outcome_chunk WHERE rowid IN
+             (SELECT rowid FROM outcome_chunk AS c WHERE hour < ?1 AND NOT EXISTS
+                 (SELECT 1 FROM rollup_pending AS p WHERE p.service = c.service AND p.hour = c.hour)
+              LIMIT ?2)",
+        params![cutoff, RETENTION_BATCH],
+    )?;
+    tx.execute(
+        "DELETE FROM failure WHERE (service, at_ms) IN
+             (SELECT service, at_ms FROM failure WHERE at_ms < ?1 LIMIT ?2)",
+        params![cutoff_ms, RETENTION_BATCH * 10],
+    )?;
+    tx.commit()?;
+    if deleted > 0 {
+        conn.execute_batch("PRAGMA incremental_vacuum(1000);").ok();
+    }
+    Ok(deleted)
 }
 
 fn write_events(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
@@ -348,26 +366,13 @@ pub(super) fn roll_up(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<us
         {
             let mut chunks =
                 tx.prepare_cached("SELECT service, data FROM outcome_chunk WHERE hour = ?1")?;
-            let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO rollup_hour
-                     (service, hour, probes, failures, latency, minutes_probed, minutes_all_failed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
             let rows: Vec<(i64, Vec<u8>)> = chunks
                 .query_map([hour], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             for (service, data) in rows {
                 let outcomes = chunk::decode(hour, &data);
                 let rollup = HourRollup::from_outcomes(hour * HOUR_MS, &outcomes);
-                insert.execute(params![
-                    service,
-                    hour,
-                    rollup.probes,
-                    rollup.failures,
-                    rollup.latency.encode(),
-                    rollup.minutes_probed as i64,
-                    rollup.minutes_all_failed as i64
-                ])?;
+                write_rollup(&tx, service, hour, &rollup)?;
             }
         }
         tx.execute(
@@ -383,5 +388,52 @@ pub(super) fn roll_up(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<us
             [start],
         )?;
     }
-    Ok(rolled)
+    // Hours that received outcomes after they were rolled up.
+    let tx = conn.transaction()?;
+    let pending: Vec<(i64, i64)> = tx
+        .prepare("SELECT service, hour FROM rollup_pending WHERE hour <= ?1")?
+        .query_map([last_complete], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (service, hour) in &pending {
+        let data: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT data FROM outcome_chunk WHERE service = ?1 AND hour = ?2",
+                params![service, hour],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(data) = data {
+            let rollup = HourRollup::from_outcomes(hour * HOUR_MS, &chunk::decode(*hour, &data));
+            write_rollup(&tx, *service, *hour, &rollup)?;
+        }
+        tx.execute(
+            "DELETE FROM rollup_pending WHERE service = ?1 AND hour = ?2",
+            params![service, hour],
+        )?;
+    }
+    tx.commit()?;
+    Ok(rolled + pending.len())
+}
+
+fn write_rollup(
+    tx: &rusqlite::Transaction<'_>,
+    service: i64,
+    hour: i64,
+    rollup: &HourRollup,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO rollup_hour
+             (service, hour, probes, failures, latency, minutes_probed, minutes_all_failed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        service,
+        hour,
+        rollup.probes,
+        rollup.failures,
+        rollup.latency.encode(),
+        rollup.minutes_probed as i64,
+        rollup.minutes_all_failed as i64
+    ])?;
+    Ok(())
 }

@@ -5,4 +5,5 @@ mod config_errors;
 mod daemon;
 mod probes;
 mod scheduler;
+mod store;
 mod support;

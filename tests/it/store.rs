@@ -1,0 +1,201 @@
+//! The store on a real SQLite file: rollups of completed hours, retention, resuming.
+
+use std::time::Duration;
+
+use slaprobe::probe::{Failure, Outcome, Reason};
+use slaprobe::store::{self, Histogram, Record, Store, StoreSettings, read};
+use slaprobe::tracker::Event;
+
+use crate::support::Workspace;
+
+const HOUR: i64 = 3_600_000;
+
+fn settings(retention_days: u64) -> StoreSettings {
+    StoreSettings {
+        flush_interval: Duration::from_millis(10),
+        retention: Duration::from_secs(retention_days * 86_400),
+    }
+}
+
+fn outcome(at_ms: i64, latency_ms: u64, failed: bool) -> Outcome {
+    Outcome {
+        at_ms,
+        latency: Duration::from_millis(latency_ms),
+        failure: failed.then(|| Failure::new(Reason::Timeout, "slow")),
+    }
+}
+
+#[tokio::test]
+async fn completed_hours_are_rolled_up_exactly() {
+    let ws = Workspace::new();
+    let db = ws.db();
+    let ids = vec!["a".to_string()];
+    let opened = Store::open(&db, &ids, 2, settings(35)).unwrap();
+    let hour_start = (jiff::Timestamp::now().as_millisecond() / HOUR - 3) * HOUR;
+    // Minute 0: ok 10 ms and a failure; minute 1: two failures; minute 2: ok 299 ms, ok 300 ms.
+    let plan = [
+        (0, 10, false),
+        (30_000, 0, true),
+        (60_000, 0, true),
+        (90_000, 0, true),
+        (120_000, 299, false),
+        (150_000, 300, false),
+    ];
+    for (offset, latency, failed) in plan {
+        opened
+            .store
+            .record(Record {
+                service: opened.services["a"].0,
+                outcome: outcome(hour_start + offset, latency, failed),
+                events: Vec::new(),
+                first: offset == 0,
+            })
+            .unwrap();
+    }
+    opened.store.close().await.unwrap();
+    opened.writer.join().unwrap();
+
+    let now = jiff::Timestamp::now().as_millisecond();
+    assert!(store::roll_up(&db, now).unwrap() >= 1);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (probes, failures, latency, probed, all_failed): (u32, u32, Vec<u8>, i64, i64) = conn
+        .query_row(
+            "SELECT probes, failures, latency, minutes_probed, minutes_all_failed
+             FROM rollup_hour WHERE hour = ?1",
+            [hour_start / HOUR],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!((probes, failures), (6, 3));
+    assert_eq!((probed, all_failed), (0b111, 0b010));
+    let histogram = Histogram::decode(&latency);
+    assert_eq!(histogram.total(), 3);
+    // Under 300 ms: the 10 ms and 299 ms probes; 300 ms itself is not under.
+    assert_eq!(histogram.count_below(300), 2);
+    // A second run finds nothing new to roll up.
+    assert_eq!(store::roll_up(&db, now).unwrap(), 0);
+    let first_ms: i64 = conn
+        .query_row("SELECT first_ms FROM service WHERE id = 'a'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(first_ms, hour_start);
+}
+
+#[tokio::test]
+async fn events_and_outcomes_resume_after_reopening() {
+    let ws = Workspace::new();
+    let db = ws.db();
+    let ids = vec!["a".to_string()];
+    let opened = Store::open(&db, &ids, 2, settings(35)).unwrap();
+    let num = opened.services["a"].0;
+    let t0 = jiff::Timestamp::now().as_millisecond() - 60_000;
+    let failure = Failure::new(Reason::Status, "status 503");
+    opened
+        .store
+        .record(Record {
+            service: num,
+            outcome: outcome(t0, 5, false),
+            events: Vec::new(),
+            first: true,
+        })
+        .unwrap();
+    for (i, at) in [t0 + 10_000, t0 + 15_000].into_iter().enumerate() {
+        opened
+            .store
+            .record(Record {
+                service: num,
+                outcome: Outcome {
+                    at_ms: at,
+                    latency: Duration::from_millis(3),
+                    failure: Some(failure.clone()),
+                },
+                events: if i == 1 {
+                    vec![Event::IncidentOpened {
+                        start_ms: t0 + 10_000,
+                        first_failure: failure.clone(),
+                    }]
+                } else {
+                    Vec::new()
+                },
+                first: false,
+            })
+            .unwrap();
+    }
+    opened.store.flush().await.unwrap();
+    // Readers see the flushed data while the writer still runs.
+    let reader = read::open(&db).unwrap();
+    assert_eq!(read::latest_outcomes(&reader, num, 10).unwrap().len(), 3);
+    opened.store.close().await.unwrap();
+    opened.writer.join().unwrap();
+
+    let reopened = Store::open(&db, &ids, 2, settings(35)).unwrap();
+    let (num_again, resume) = &reopened.services["a"];
+    assert_eq!(*num_again, num);
+    let incident = resume.open_incident.as_ref().unwrap();
+    assert_eq!(incident.start_ms, t0 + 10_000);
+    assert_eq!(incident.first_failure, failure);
+    assert_eq!(resume.recent.len(), 2);
+    assert_eq!(resume.recent[1], (t0 + 15_000, Some(failure.clone())));
+    assert!(resume.had_history);
+    reopened.store.close().await.unwrap();
+    reopened.writer.join().unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    let db = ws.db();
+    let opened = Store::open(&db, &[], 1, settings(35)).unwrap();
+    opened.store.close().await.unwrap();
+    opened.writer.join().unwrap();
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[tokio::test]
+async fn retention_deletes_old_raw_outcomes_only_after_rollup() {
+    let ws = Workspace::new();
+    let db = ws.db();
+    let ids = vec!["a".to_string()];
+    let opened = Store::open(&db, &ids, 2, settings(35)).unwrap();
+    let num = opened.services["a"].0;
+    let now = jiff::Timestamp::now().as_millisecond();
+    // One outcome per hour for the last 72 hours, every fifth a failure.
+    for h in (1..=72).rev() {
+        opened
+            .store
+            .record(Record {
+                service: num,
+                outcome: outcome(now - h * HOUR, 20, h % 5 == 0),
+                events: Vec::new(),
+                first: h == 72,
+            })
+            .unwrap();
+    }
+    opened.store.close().await.unwrap();
+    opened.writer.join().unwrap();
+
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    };
+    let raw_before = count("SELECT count(*) FROM outcome_chunk");
+    assert!(raw_before >= 72);
+    let (rolled, deleted) = store::maintain(&db, now, Duration::from_secs(86_400)).unwrap();
+    assert!(rolled >= 71, "{rolled}");
+    // Raw chunks older than a day are gone; every hour stays in the rollups.
+    assert!(deleted >= 47, "{deleted}");
+    assert!(count("SELECT count(*) FROM outcome_chunk") <= 25);
+    assert!(count("SELECT count(*) FROM rollup_hour") >= 71);
+    let oldest_failure = count("SELECT min(at_ms) FROM failure");
+    assert!(oldest_failure >= now - 25 * HOUR);
+    assert_eq!(
+        count("SELECT coalesce(sum(probes), 0) FROM rollup_hour"),
+        count("SELECT count(*) FROM rollup_hour")
+    );
+}
