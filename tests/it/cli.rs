@@ -78,3 +78,78 @@ async fn probe_exits_0_when_ok_and_1_when_failed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_state_since_and_last_outcome() {
+    let up = TestHttp::start().await;
+    let down = TestHttp::start().await;
+    down.set(Mode::Status(503));
+    let ws = Workspace::new();
+    let service = |id: &str, url: String| {
+        format!(
+            "[[service]]\nid = \"{id}\"\ncontract = \"c\"\nhttp = \"{url}\"\ninterval = \"300ms\"\n\
+             timeout = \"200ms\"\nretry_interval = \"100ms\"\n"
+        )
+    };
+    let config = ws.config(&format!(
+        "{}{}[[service]]\nid = \"never\"\ncontract = \"c\"\ntcp = \"127.0.0.1:9\"\ninterval = \"1h\"\n",
+        service("up", up.url("/")),
+        service("down", down.url("/"))
+    ));
+    let running = slaprobe::daemon::start(config, slaprobe::daemon::Options::default())
+        .await
+        .unwrap();
+    let db = ws.db();
+    crate::support::eventually(std::time::Duration::from_secs(5), "an incident", || {
+        crate::support::Db::open(&db)
+            .incidents("down")
+            .first()
+            .cloned()
+    })
+    .await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(["status", "--format", "json", "--config"])
+        .arg(ws.path("probes.toml"))
+        .output()
+        .await
+        .unwrap();
+    let text_out = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(["status", "--config"])
+        .arg(ws.path("probes.toml"))
+        .output()
+        .await
+        .unwrap();
+    running.stop().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lines: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_id = |id: &str| {
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["service"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id("up")["state"], "up");
+    assert_eq!(by_id("up")["last"]["ok"], true);
+    let down_line = by_id("down");
+    assert_eq!(down_line["state"], "down");
+    assert_eq!(down_line["last"]["reason"], "status");
+    assert!(
+        down_line["last"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("503")
+    );
+    let incident = crate::support::Db::open(&db).incidents("down")[0].clone();
+    let since = jiff::Timestamp::from_millisecond(incident.start_ms)
+        .unwrap()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .to_string();
+    assert_eq!(down_line["since"], since.as_str());
+    let text = String::from_utf8_lossy(&text_out.stdout);
+    assert!(text.starts_with("SERVICE"), "{text}");
+    assert!(text.contains("down"), "{text}");
+}
