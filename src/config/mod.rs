@@ -4,7 +4,10 @@
 //! line and column, or a `Config` whose values are all known to be usable.
 
 mod build;
+mod contract;
+mod maintenance;
 mod reader;
+mod service;
 pub mod values;
 
 use std::net::SocketAddr;
