@@ -31,25 +31,23 @@ pub(super) fn contracts_section(
             t.missing("target", "write target = \"99.9%\"", d);
         }
         let coverage = t.get("coverage").map(|v| d.parse(v, "coverage", coverage));
-        let no_data = t.get("no_data").map(|v| {
-            d.parse(v, "no_data", |v| match as_string(v)? {
-                "exclude" => Ok(NoDataPolicy::Exclude),
-                "hold" => Ok(NoDataPolicy::Hold),
-                "down" => Ok(NoDataPolicy::Down),
-                other => Err(format!(
-                    "`{other}` is not a policy: write \"exclude\", \"hold\" or \"down\""
-                )),
-            })
-        });
-        let granularity = t.get("granularity").map(|v| {
-            d.parse(v, "granularity", |v| match as_string(v)? {
-                "second" => Ok(Granularity::Second),
-                "minute" => Ok(Granularity::Minute),
-                other => Err(format!(
-                    "`{other}` is not a granularity: write \"second\" or \"minute\""
-                )),
-            })
-        });
+        let no_data = t.choice(
+            "no_data",
+            &[
+                ("exclude", NoDataPolicy::Exclude),
+                ("hold", NoDataPolicy::Hold),
+                ("down", NoDataPolicy::Down),
+            ],
+            d,
+        );
+        let granularity = t.choice(
+            "granularity",
+            &[
+                ("second", Granularity::Second),
+                ("minute", Granularity::Minute),
+            ],
+            d,
+        );
         let monthly_fee = t.money("monthly_fee", d).unwrap_or_default();
         let currency = t.string("currency", d);
         if let Some(c) = &currency
@@ -74,16 +72,15 @@ pub(super) fn contracts_section(
         let credit_cap = t.percent("credit_cap", d);
         let credit_min = t.money("credit_min", d);
         let statement_to = email_list(&mut t, "statement_to", d);
-        let statements = t.get("statements").map(|v| {
-            d.parse(v, "statements", |v| match as_string(v)? {
-                "always" => Ok(StatementPolicy::Always),
-                "on_breach" => Ok(StatementPolicy::OnBreach),
-                "never" => Ok(StatementPolicy::Never),
-                other => Err(format!(
-                    "`{other}` is not a policy: write \"always\", \"on_breach\" or \"never\""
-                )),
-            })
-        });
+        let statements = t.choice(
+            "statements",
+            &[
+                ("always", StatementPolicy::Always),
+                ("on_breach", StatementPolicy::OnBreach),
+                ("never", StatementPolicy::Never),
+            ],
+            d,
+        );
         let alert = route_reference(&mut t, route_ids, d);
         t.finish(d);
         let (Some(id), Some(client), Some(target)) = (id, client, target) else {
@@ -95,15 +92,15 @@ pub(super) fn contracts_section(
             timezone: timezone.flatten().unwrap_or_else(|| default_tz.clone()),
             target,
             coverage: coverage.flatten().unwrap_or(Coverage::Always),
-            no_data: no_data.flatten().unwrap_or(NoDataPolicy::Exclude),
-            granularity: granularity.flatten().unwrap_or(Granularity::Second),
+            no_data: no_data.unwrap_or(NoDataPolicy::Exclude),
+            granularity: granularity.unwrap_or(Granularity::Second),
             monthly_fee,
             currency: currency.unwrap_or_default(),
             credits,
             credit_cap: credit_cap.unwrap_or(Fraction::ONE),
             credit_min: credit_min.unwrap_or_default(),
             statement_to,
-            statements: statements.flatten().unwrap_or(StatementPolicy::Always),
+            statements: statements.unwrap_or(StatementPolicy::Always),
             alert: alert.unwrap_or(Alert::Inherit),
         });
     }

@@ -218,6 +218,28 @@ impl<'a, 'i> Table<'a, 'i> {
         })
     }
 
+    /// One of a fixed set of words, e.g. `no_data = "exclude"`.
+    pub fn choice<T: Copy>(
+        &mut self,
+        key: &'static str,
+        options: &[(&str, T)],
+        d: &mut Diagnostics,
+    ) -> Option<T> {
+        let v = self.get(key)?;
+        d.parse(v, key, |v| {
+            let text = as_string(v)?;
+            options
+                .iter()
+                .find(|(word, _)| *word == text)
+                .map(|(_, value)| *value)
+                .ok_or_else(|| {
+                    let words: Vec<String> =
+                        options.iter().map(|(w, _)| format!("\"{w}\"")).collect();
+                    format!("`{text}` is not allowed: write one of {}", words.join(", "))
+                })
+        })
+    }
+
     /// An instant: an RFC 3339 string or a TOML offset date-time.
     pub fn instant(&mut self, key: &'static str, d: &mut Diagnostics) -> Option<jiff::Timestamp> {
         let v = self.get(key)?;

@@ -79,6 +79,19 @@ impl ProbeRunner for Recorder {
     }
 }
 
+/// Starts the daemon with `recorder` as its prober and a wall clock that follows tokio's.
+async fn start(config: slaprobe::config::Config, recorder: &Arc<Recorder>) -> daemon::Running {
+    daemon::start(
+        config,
+        Options {
+            clock: Clock::following_tokio(1_800_000_000_000),
+            runner: Some(recorder.clone()),
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn services(n: usize, interval: &str) -> String {
     (0..n)
         .map(|i| {
@@ -95,15 +108,7 @@ async fn probes_are_drift_free_and_first_runs_are_spread() {
     let ws = Workspace::new();
     let config = ws.config(&services(200, "10s"));
     let recorder = Recorder::new(&[], Duration::ZERO);
-    let running = daemon::start(
-        config,
-        Options {
-            clock: Clock::following_tokio(1_800_000_000_000),
-            runner: Some(recorder.clone()),
-        },
-    )
-    .await
-    .unwrap();
+    let running = start(config, &recorder).await;
     tokio::time::sleep(Duration::from_secs(65)).await;
     running.stop().await.unwrap();
 
@@ -142,15 +147,7 @@ async fn a_failure_is_retried_after_retry_interval_then_back_on_the_grid() {
     let ws = Workspace::new();
     let config = ws.config(&services(1, "30s"));
     let recorder = Recorder::new(&[("svc-0", 3)], Duration::ZERO);
-    let running = daemon::start(
-        config,
-        Options {
-            clock: Clock::following_tokio(1_800_000_000_000),
-            runner: Some(recorder.clone()),
-        },
-    )
-    .await
-    .unwrap();
+    let running = start(config, &recorder).await;
     tokio::time::sleep(Duration::from_secs(100)).await;
     running.stop().await.unwrap();
 
@@ -183,15 +180,7 @@ async fn the_global_cap_limits_probes_in_flight_and_lateness_is_measured() {
     let config = ws.config_text(&text);
     // Each probe takes 900 ms: 20 services × 0.9 s on 2 slots = 9 s of work per 10 s.
     let recorder = Recorder::new(&[], Duration::from_millis(900));
-    let running = daemon::start(
-        config,
-        Options {
-            clock: Clock::following_tokio(1_800_000_000_000),
-            runner: Some(recorder.clone()),
-        },
-    )
-    .await
-    .unwrap();
+    let running = start(config, &recorder).await;
     tokio::time::sleep(Duration::from_secs(60)).await;
     let lateness = running.metrics().lateness.summary();
     running.stop().await.unwrap();
