@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod probe;
 pub mod schedule;
 pub mod scheduler;
+pub mod sla;
 pub mod store;
 pub mod systemd;
 pub mod tracker;

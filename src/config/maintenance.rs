@@ -27,11 +27,7 @@ pub(super) fn maintenance_section(
         let cron = t.get("cron").and_then(|v| {
             d.parse(v, "cron", |v| {
                 let text = as_string(v)?;
-                croner::parser::CronParser::builder()
-                    .seconds(croner::parser::Seconds::Disallowed)
-                    .year(croner::parser::Year::Disallowed)
-                    .build()
-                    .parse(text)
+                crate::sla::calendar::parse_cron(text)
                     .map(|_| text.to_string())
                     .map_err(|e| {
                         format!(
