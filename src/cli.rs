@@ -45,6 +45,41 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// The SLA numbers of a service or a contract over a period.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["service", "contract"])))]
+#[command(group(clap::ArgGroup::new("when").required(true).args(["month", "from", "last"])))]
+pub struct ReportArgs {
+    /// One service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Every service of a contract.
+    #[arg(long)]
+    pub contract: Option<String>,
+    /// A calendar month in the contract's time zone: YYYY-MM.
+    #[arg(long)]
+    pub month: Option<String>,
+    /// Start (RFC 3339), with --to.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// End (RFC 3339, exclusive), with --from.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// The last span up to now: 24h, 7d, 30d, …
+    #[arg(long)]
+    pub last: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +119,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run => run(config),
         Command::Probe { service } => probe(&config, &service),
         Command::Status { format } => status(&config, format),
+        Command::Report(args) => report(&config, &args),
     }
 }
 
@@ -300,4 +336,102 @@ fn format_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
         .unwrap_or_else(|_| ms.to_string())
+}
+
+fn usage_error(message: String) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn instant(text: &str, flag: &str) -> Result<i64, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| {
+            format!("{flag} `{text}` is not an RFC 3339 instant, e.g. 2026-10-01T00:00:00Z")
+        })
+}
+
+fn report(config: &Config, args: &ReportArgs) -> ExitCode {
+    use crate::report::{self, PeriodSpec};
+    let services: Vec<&config::Service> = match (&args.service, &args.contract) {
+        (Some(id), _) => match config.service(id) {
+            Some(s) => vec![s],
+            None => return usage_error(format!("{}: no service `{id}`", config.path.display())),
+        },
+        (None, Some(id)) => {
+            if config.contract(id).is_none() {
+                return usage_error(format!("{}: no contract `{id}`", config.path.display()));
+            }
+            config
+                .services
+                .iter()
+                .filter(|s| &s.contract == id)
+                .collect()
+        }
+        (None, None) => unreachable!("clap requires --service or --contract"),
+    };
+    let spec = if let Some(month) = &args.month {
+        PeriodSpec::month(month)
+    } else if let (Some(from), Some(to)) = (&args.from, &args.to) {
+        instant(from, "--from").and_then(|from_ms| {
+            let to_ms = instant(to, "--to")?;
+            if to_ms <= from_ms {
+                return Err("--to must come after --from".to_string());
+            }
+            Ok(PeriodSpec::Range { from_ms, to_ms })
+        })
+    } else if let Some(last) = &args.last {
+        humantime::parse_duration(last)
+            .map(|d| PeriodSpec::Last {
+                ms: d.as_millis() as i64,
+            })
+            .map_err(|_| format!("--last `{last}` is not a duration such as 24h, 7d or 30d"))
+    } else {
+        unreachable!("clap requires --month, --from/--to or --last")
+    };
+    let spec = match spec {
+        Ok(spec) => spec,
+        Err(message) => return usage_error(message),
+    };
+    let conn = match read::open(&config.daemon.database) {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("{:#}", anyhow::Error::from(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let mut reports = Vec::new();
+    for service in services {
+        let contract = config.contract(&service.contract).expect("validated");
+        let period = spec.resolve(contract, now_ms);
+        match report::service_report(&conn, config, service, period, now_ms) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("cannot compute the report of {}: {e}", service.id);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let output = match args.format {
+        ReportFormat::Text => report::to_text(&reports),
+        ReportFormat::Csv => report::to_csv(&reports),
+        ReportFormat::Json => {
+            let json: Vec<_> = reports.iter().map(|r| r.to_json()).collect();
+            let value = match (&args.service, &args.contract) {
+                (Some(_), _) => serde_json::to_value(&json[0]),
+                (None, Some(contract)) => serde_json::to_value(serde_json::json!({
+                    "contract": contract,
+                    "services": json,
+                })),
+                (None, None) => unreachable!(),
+            };
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&value.expect("reports serialize")).expect("json")
+            )
+        }
+    };
+    print!("{output}");
+    ExitCode::SUCCESS
 }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod endpoint;
 pub mod metrics;
 pub mod probe;
+pub mod report;
 pub mod schedule;
 pub mod scheduler;
 pub mod sla;

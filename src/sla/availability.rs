@@ -100,19 +100,13 @@ pub fn compute(
     now_ms: i64,
 ) -> Availability {
     let end = to_ms.min(now_ms).max(from_ms);
-    let period = Intervals::single(from_ms, end);
-    let covered = exclusions.covered.clip(from_ms, end);
-    let out_of_coverage = period.subtract(&covered);
-    let maintenance = exclusions.maintenance.intersect(&covered);
-    let no_data = monitoring_gaps(timeline, from_ms, end, now_ms)
-        .intersect(&covered)
-        .subtract(&maintenance);
-
-    let mut excluded = out_of_coverage.union(&maintenance);
-    if exclusions.no_data_policy == NoDataPolicy::Exclude {
-        excluded = excluded.union(&no_data);
-    }
-    let measured = period.subtract(&excluded);
+    let Parts {
+        out_of_coverage,
+        maintenance,
+        no_data,
+        excluded,
+        measured,
+    } = parts(timeline, exclusions, from_ms, end, now_ms);
 
     let mut incidents = Vec::new();
     let mut down_spans = Vec::new();
@@ -160,6 +154,50 @@ pub fn compute(
         uptime_ms: measured.total() - downtime_ms,
         incidents,
         blips,
+    }
+}
+
+/// The measured time of `[from_ms, to_ms)` (cut at `now_ms`) as intervals.
+pub fn measured(
+    timeline: &Timeline,
+    exclusions: &Exclusions,
+    from_ms: i64,
+    to_ms: i64,
+    now_ms: i64,
+) -> Intervals {
+    let end = to_ms.min(now_ms).max(from_ms);
+    parts(timeline, exclusions, from_ms, end, now_ms).measured
+}
+
+/// How a period divides: `excluded` is the union of what is left out, `measured` the rest.
+struct Parts {
+    out_of_coverage: Intervals,
+    maintenance: Intervals,
+    /// Inside coverage and outside maintenance, under every policy.
+    no_data: Intervals,
+    excluded: Intervals,
+    measured: Intervals,
+}
+
+fn parts(timeline: &Timeline, exclusions: &Exclusions, from: i64, end: i64, now: i64) -> Parts {
+    let period = Intervals::single(from, end);
+    let covered = exclusions.covered.clip(from, end);
+    let out_of_coverage = period.subtract(&covered);
+    let maintenance = exclusions.maintenance.intersect(&covered);
+    let no_data = monitoring_gaps(timeline, from, end, now)
+        .intersect(&covered)
+        .subtract(&maintenance);
+    let mut excluded = out_of_coverage.union(&maintenance);
+    if exclusions.no_data_policy == NoDataPolicy::Exclude {
+        excluded = excluded.union(&no_data);
+    }
+    let measured = period.subtract(&excluded);
+    Parts {
+        out_of_coverage,
+        maintenance,
+        no_data,
+        excluded,
+        measured,
     }
 }
 

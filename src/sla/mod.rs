@@ -7,5 +7,6 @@ pub mod availability;
 pub mod calendar;
 pub mod credit;
 pub mod interval;
+pub mod maintenance;
 
 pub use interval::Intervals;

@@ -1,14 +1,18 @@
 //! Read-side queries: resuming state at start, and what `status` shows. Readers open their
 //! own connections; WAL lets them read while the writer writes.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::chunk::{self, RawOutcome};
+use super::chunk::{self, HOUR_MS, RawOutcome};
+use super::rollup::Histogram;
 use super::{ServiceNum, StoreError};
 use crate::probe::{Failure, Reason};
+use crate::sla::Intervals;
+use crate::sla::availability::Timeline;
 use crate::tracker::{OpenIncident, Resume};
 
 /// Opens the database read-only; it must exist (the daemon creates it).
@@ -147,4 +151,131 @@ pub fn service_status(conn: &Connection, service: ServiceNum) -> rusqlite::Resul
         last,
         last_failure,
     })
+}
+
+/// What the SLA maths needs of a service for `[from_ms, to_ms)`: incidents and no-data
+/// stretches overlapping it, blips in it, the first and latest outcome.
+pub fn timeline(
+    conn: &Connection,
+    service: ServiceNum,
+    from_ms: i64,
+    to_ms: i64,
+    interval_ms: i64,
+    max_gap_ms: i64,
+) -> rusqlite::Result<Timeline> {
+    let incidents = conn
+        .prepare_cached(
+            "SELECT start_ms, end_ms FROM incident
+             WHERE service = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2)
+             ORDER BY start_ms",
+        )?
+        .query_map(params![service, from_ms, to_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let no_data = conn
+        .prepare_cached(
+            "SELECT start_ms, end_ms FROM no_data
+             WHERE service = ?1 AND start_ms < ?3 AND end_ms > ?2",
+        )?
+        .query_map(params![service, from_ms, to_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let blips = conn
+        .prepare_cached(
+            "SELECT start_ms FROM blip WHERE service = ?1 AND start_ms >= ?2 AND start_ms < ?3",
+        )?
+        .query_map(params![service, from_ms, to_ms], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let first_ms: Option<i64> = conn
+        .prepare_cached("SELECT first_ms FROM service WHERE num = ?1")?
+        .query_row([service], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let last_ms = match latest_outcomes(conn, service, 1)?.pop() {
+        Some(o) => Some(o.at_ms),
+        None => conn
+            .prepare_cached("SELECT max(hour) FROM rollup_hour WHERE service = ?1")?
+            .query_row([service], |r| r.get::<_, Option<i64>>(0))?
+            .map(|hour| (hour + 1) * HOUR_MS - 1),
+    };
+    Ok(Timeline {
+        incidents,
+        no_data,
+        blips,
+        first_ms,
+        last_ms,
+        interval_ms,
+        max_gap_ms,
+    })
+}
+
+/// Probes that succeeded under `threshold_ms`, and all probes, started in `measured` time.
+///
+/// Whole measured hours come from the rollups (exact: thresholds are histogram edges); hours
+/// partly measured, or not rolled up yet, from the raw outcomes. A partly measured hour whose
+/// raw outcomes are past the retention counts whole, from its rollup.
+pub fn latency_counts(
+    conn: &Connection,
+    service: ServiceNum,
+    measured: &Intervals,
+    threshold_ms: u32,
+) -> rusqlite::Result<(u64, u64)> {
+    let (Some(&(first, _)), Some(&(_, last))) = (measured.spans().first(), measured.spans().last())
+    else {
+        return Ok((0, 0));
+    };
+    let (from_hour, to_hour) = (chunk::hour_of(first), chunk::hour_of(last - 1));
+    let mut rollups: HashMap<i64, Histogram> = HashMap::new();
+    let mut probes: HashMap<i64, u64> = HashMap::new();
+    let mut statement = conn.prepare_cached(
+        "SELECT hour, probes, latency FROM rollup_hour WHERE service = ?1 AND hour BETWEEN ?2 AND ?3",
+    )?;
+    let mut rows = statement.query(params![service, from_hour, to_hour])?;
+    while let Some(row) = rows.next()? {
+        let hour: i64 = row.get(0)?;
+        probes.insert(hour, row.get::<_, i64>(1)? as u64);
+        rollups.insert(hour, Histogram::decode(&row.get::<_, Vec<u8>>(2)?));
+    }
+    let mut statement = conn.prepare_cached(
+        "SELECT hour, data FROM outcome_chunk WHERE service = ?1 AND hour BETWEEN ?2 AND ?3",
+    )?;
+    let mut raw: HashMap<i64, Vec<u8>> = HashMap::new();
+    let mut rows = statement.query(params![service, from_hour, to_hour])?;
+    while let Some(row) = rows.next()? {
+        raw.insert(row.get(0)?, row.get(1)?);
+    }
+    let (mut good, mut total) = (0u64, 0u64);
+    let threshold_us = u64::from(threshold_ms) * 1000;
+    for hour in from_hour..=to_hour {
+        let span = Intervals::single(hour * HOUR_MS, (hour + 1) * HOUR_MS);
+        let inside = measured.intersect(&span).total();
+        if inside == 0 {
+            continue;
+        }
+        let whole = inside == HOUR_MS;
+        match (whole, rollups.get(&hour), raw.get(&hour)) {
+            (true, Some(histogram), _) | (false, Some(histogram), None) => {
+                good += histogram.count_below(threshold_ms);
+                total += probes.get(&hour).copied().unwrap_or(0);
+            }
+            (_, _, Some(data)) => {
+                for o in chunk::decode(hour, data) {
+                    if measured
+                        .spans()
+                        .iter()
+                        .any(|(s, e)| *s <= o.at_ms && o.at_ms < *e)
+                    {
+                        total += 1;
+                        if o.is_ok() && u64::from(o.latency_us) < threshold_us {
+                            good += 1;
+                        }
+                    }
+                }
+            }
+            (_, None, None) => {}
+        }
+    }
+    Ok((good, total))
 }

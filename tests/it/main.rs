@@ -4,6 +4,7 @@ mod cli;
 mod config_errors;
 mod daemon;
 mod probes;
+mod report;
 mod scheduler;
 mod store;
 mod support;

@@ -1,0 +1,450 @@
+//! Reports: the SLA numbers of a service or contract over a period, read from the store and
+//! computed by `sla`, rendered as text, JSON (DESIGN.md §3 fields) or CSV.
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::config::{Config, Contract, Fraction, Service};
+use crate::sla::availability::{self, Availability, Exclusions};
+use crate::sla::credit::{self, Credit, Terms};
+use crate::sla::{calendar, maintenance};
+use crate::store::read;
+
+/// `[from, to)` in UTC milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// How a period was asked for on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeriodSpec {
+    /// A calendar month in the contract's time zone.
+    Month {
+        year: i16,
+        month: i8,
+    },
+    Range {
+        from_ms: i64,
+        to_ms: i64,
+    },
+    /// The last `ms` up to now.
+    Last {
+        ms: i64,
+    },
+}
+
+impl PeriodSpec {
+    /// Parses `YYYY-MM`.
+    pub fn month(text: &str) -> Result<PeriodSpec, String> {
+        let bad = || format!("`{text}` is not a month: write YYYY-MM, e.g. 2026-10");
+        let (y, m) = text.split_once('-').ok_or_else(bad)?;
+        let year: i16 = y.parse().map_err(|_| bad())?;
+        let month: i8 = m.parse().map_err(|_| bad())?;
+        if !(1..=12).contains(&month) || y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        Ok(PeriodSpec::Month { year, month })
+    }
+
+    /// The period in `contract`'s zone.
+    pub fn resolve(&self, contract: &Contract, now_ms: i64) -> Period {
+        match *self {
+            PeriodSpec::Month { year, month } => {
+                let (from_ms, to_ms) = calendar::month(&contract.timezone.zone, year, month)
+                    .expect("a validated month");
+                Period { from_ms, to_ms }
+            }
+            PeriodSpec::Range { from_ms, to_ms } => Period { from_ms, to_ms },
+            PeriodSpec::Last { ms } => Period {
+                from_ms: now_ms - ms,
+                to_ms: now_ms,
+            },
+        }
+    }
+}
+
+/// One service's numbers for a period.
+#[derive(Debug, Clone)]
+pub struct ServiceReport {
+    pub service: String,
+    pub contract: String,
+    pub numbers: Availability,
+    pub target: Fraction,
+    pub latency: Option<LatencyResult>,
+    pub credit: Credit,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyResult {
+    pub threshold_ms: u32,
+    pub target: Fraction,
+    pub good: u64,
+    pub total: u64,
+}
+
+impl LatencyResult {
+    pub fn met(&self) -> Option<bool> {
+        (self.total > 0).then(|| !self.target.is_above_ratio(self.good, self.total))
+    }
+}
+
+impl ServiceReport {
+    /// Whether the availability reached the target, decided exactly; `None` if nothing was
+    /// measured.
+    pub fn met(&self) -> Option<bool> {
+        let n = &self.numbers;
+        (n.measured_ms > 0).then(|| {
+            !self
+                .target
+                .is_above_ratio(n.uptime_ms as u64, n.measured_ms as u64)
+        })
+    }
+}
+
+/// Computes the report of `service` for `period` as of `now_ms`.
+pub fn service_report(
+    conn: &Connection,
+    config: &Config,
+    service: &Service,
+    period: Period,
+    now_ms: i64,
+) -> rusqlite::Result<ServiceReport> {
+    let contract = config
+        .contract(&service.contract)
+        .expect("a validated service names a known contract");
+    let interval_ms = service.interval.as_millis() as i64;
+    let max_gap_ms = service.max_gap().as_millis() as i64;
+    let (from, to) = (period.from_ms, period.to_ms);
+    let timeline = match read::service_num(conn, &service.id)? {
+        Some(num) => read::timeline(conn, num, from, to, interval_ms, max_gap_ms)?,
+        None => availability::Timeline {
+            interval_ms,
+            max_gap_ms,
+            ..Default::default()
+        },
+    };
+    let exclusions = Exclusions {
+        covered: calendar::covered(&contract.coverage, &contract.timezone.zone, from, to),
+        maintenance: maintenance::windows(&config.maintenance, service, from, to),
+        no_data_policy: contract.no_data,
+    };
+    let numbers = availability::compute(&timeline, &exclusions, from, to, now_ms);
+    let latency = match (service.latency, read::service_num(conn, &service.id)?) {
+        (Some(slo), Some(num)) => {
+            let measured = measured_time(&numbers, &timeline, &exclusions, now_ms);
+            let threshold_ms = slo.threshold.as_millis() as u32;
+            let (good, total) = read::latency_counts(conn, num, &measured, threshold_ms)?;
+            Some(LatencyResult {
+                threshold_ms,
+                target: slo.target,
+                good,
+                total,
+            })
+        }
+        (Some(slo), None) => Some(LatencyResult {
+            threshold_ms: slo.threshold.as_millis() as u32,
+            target: slo.target,
+            good: 0,
+            total: 0,
+        }),
+        (None, _) => None,
+    };
+    let credit = credit::credit(
+        Terms {
+            tiers: &contract.credits,
+            cap: contract.credit_cap,
+            fee: contract.monthly_fee,
+            min: contract.credit_min,
+        },
+        numbers.uptime_ms,
+        numbers.measured_ms,
+    );
+    Ok(ServiceReport {
+        service: service.id.clone(),
+        contract: contract.id.clone(),
+        numbers,
+        target: contract.target,
+        latency,
+        credit,
+        currency: contract.currency.clone(),
+    })
+}
+
+/// The measured time as intervals (what `compute` measured), for the latency SLO.
+fn measured_time(
+    numbers: &Availability,
+    timeline: &availability::Timeline,
+    exclusions: &Exclusions,
+    now_ms: i64,
+) -> crate::sla::Intervals {
+    availability::measured(timeline, exclusions, numbers.from_ms, numbers.to_ms, now_ms)
+}
+
+/// A report in the JSON form of DESIGN.md §3 (seconds as numbers, fractions 0..1).
+#[derive(Debug, Serialize)]
+pub struct ReportJson {
+    pub service: String,
+    pub contract: String,
+    pub from: String,
+    pub to: String,
+    pub partial: bool,
+    pub period_s: f64,
+    pub excluded_s: f64,
+    pub out_of_coverage_s: f64,
+    pub maintenance_s: f64,
+    pub no_data_s: f64,
+    pub measured_s: f64,
+    pub downtime_s: f64,
+    pub uptime_s: f64,
+    pub availability: Option<f64>,
+    pub target: f64,
+    pub met: Option<bool>,
+    pub incidents: usize,
+    pub mttr_s: Option<f64>,
+    pub mtbf_s: Option<f64>,
+    pub blips: usize,
+    pub latency: Option<LatencyJson>,
+    pub credit_percent: f64,
+    pub credit_amount: String,
+    pub currency: String,
+    /// Each incident that counts, with its downtime in the period.
+    pub incident_list: Vec<IncidentJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LatencyJson {
+    pub threshold_ms: u32,
+    pub target: f64,
+    pub good: u64,
+    pub total: u64,
+    pub ratio: Option<f64>,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IncidentJson {
+    pub start: String,
+    pub end: Option<String>,
+    pub downtime_s: f64,
+}
+
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+pub fn timestamp(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+impl ServiceReport {
+    pub fn to_json(&self) -> ReportJson {
+        let n = &self.numbers;
+        ReportJson {
+            service: self.service.clone(),
+            contract: self.contract.clone(),
+            from: timestamp(n.from_ms),
+            to: timestamp(n.to_ms),
+            partial: n.partial,
+            period_s: seconds(n.period_ms),
+            excluded_s: seconds(n.excluded_ms),
+            out_of_coverage_s: seconds(n.out_of_coverage_ms),
+            maintenance_s: seconds(n.maintenance_ms),
+            no_data_s: seconds(n.no_data_ms),
+            measured_s: seconds(n.measured_ms),
+            downtime_s: seconds(n.downtime_ms),
+            uptime_s: seconds(n.uptime_ms),
+            availability: n.availability(),
+            target: self.target.as_f64(),
+            met: self.met(),
+            incidents: n.incidents.len(),
+            mttr_s: n.mttr_ms().map(seconds),
+            mtbf_s: n.mtbf_ms().map(seconds),
+            blips: n.blips,
+            latency: self.latency.map(|l| LatencyJson {
+                threshold_ms: l.threshold_ms,
+                target: l.target.as_f64(),
+                good: l.good,
+                total: l.total,
+                ratio: (l.total > 0).then(|| l.good as f64 / l.total as f64),
+                met: l.met(),
+            }),
+            credit_percent: self.credit.percent.as_f64() * 100.0,
+            credit_amount: self.credit.amount.to_string(),
+            currency: self.currency.clone(),
+            incident_list: n
+                .incidents
+                .iter()
+                .map(|i| IncidentJson {
+                    start: timestamp(i.start_ms),
+                    end: i.end_ms.map(timestamp),
+                    downtime_s: seconds(i.downtime_ms),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The CSV header and one row per report (the scalar JSON fields).
+pub fn to_csv(reports: &[ServiceReport]) -> String {
+    let mut out = String::from(
+        "service,contract,from,to,partial,period_s,excluded_s,out_of_coverage_s,maintenance_s,\
+         no_data_s,measured_s,downtime_s,uptime_s,availability,target,met,incidents,mttr_s,\
+         mtbf_s,blips,latency_good,latency_total,credit_percent,credit_amount,currency\n",
+    );
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    for r in reports {
+        let j = r.to_json();
+        let fields = [
+            csv_field(&j.service),
+            csv_field(&j.contract),
+            j.from,
+            j.to,
+            j.partial.to_string(),
+            j.period_s.to_string(),
+            j.excluded_s.to_string(),
+            j.out_of_coverage_s.to_string(),
+            j.maintenance_s.to_string(),
+            j.no_data_s.to_string(),
+            j.measured_s.to_string(),
+            j.downtime_s.to_string(),
+            j.uptime_s.to_string(),
+            opt(j.availability.map(|a| a.to_string())),
+            j.target.to_string(),
+            opt(j.met.map(|m| m.to_string())),
+            j.incidents.to_string(),
+            opt(j.mttr_s.map(|v| v.to_string())),
+            opt(j.mtbf_s.map(|v| v.to_string())),
+            j.blips.to_string(),
+            opt(j.latency.as_ref().map(|l| l.good.to_string())),
+            opt(j.latency.as_ref().map(|l| l.total.to_string())),
+            j.credit_percent.to_string(),
+            j.credit_amount,
+            csv_field(&j.currency),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// A duration for people: "1 h 02 m 03 s", "45 s".
+pub fn human_duration(ms: i64) -> String {
+    let s = ms / 1000;
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{sec} s"),
+        (0, 0, _) => format!("{m} m {sec:02} s"),
+        (0, _, _) => format!("{h} h {m:02} m {sec:02} s"),
+        _ => format!("{d} d {h:02} h {m:02} m"),
+    }
+}
+
+/// The text form: one block per service.
+pub fn to_text(reports: &[ServiceReport]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let n = &r.numbers;
+        let availability = match n.availability() {
+            Some(a) => format!("{:.4}%", a * 100.0),
+            None => "n/a (nothing measured)".to_string(),
+        };
+        let met = match r.met() {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "n/a",
+        };
+        let mean = |v: Option<i64>| v.map_or("no failures".to_string(), human_duration);
+        out.push_str(&format!(
+            "{} ({}) {} – {}{}\n",
+            r.service,
+            r.contract,
+            timestamp(n.from_ms),
+            timestamp(n.to_ms),
+            if n.partial {
+                " (partial: up to now)"
+            } else {
+                ""
+            }
+        ));
+        let coverage = if n.period_ms - n.out_of_coverage_ms - n.maintenance_ms > 0 {
+            100.0
+                * (1.0
+                    - n.no_data_ms as f64
+                        / (n.period_ms - n.out_of_coverage_ms - n.maintenance_ms) as f64)
+        } else {
+            0.0
+        };
+        let lines = [
+            (
+                "availability",
+                format!("{availability}  target {}  {met}", r.target),
+            ),
+            ("downtime", human_duration(n.downtime_ms)),
+            ("measured", human_duration(n.measured_ms)),
+            ("out of coverage", human_duration(n.out_of_coverage_ms)),
+            ("maintenance", human_duration(n.maintenance_ms)),
+            (
+                "no data",
+                format!(
+                    "{} (monitoring coverage {coverage:.2}%)",
+                    human_duration(n.no_data_ms)
+                ),
+            ),
+            ("incidents", n.incidents.len().to_string()),
+            ("MTTR", mean(n.mttr_ms())),
+            ("MTBF", mean(n.mtbf_ms())),
+            ("blips", n.blips.to_string()),
+        ];
+        for (label, value) in lines {
+            out.push_str(&format!("  {label:<16} {value}\n"));
+        }
+        if let Some(l) = r.latency {
+            let ratio = if l.total > 0 {
+                format!("{:.2}%", 100.0 * l.good as f64 / l.total as f64)
+            } else {
+                "n/a".to_string()
+            };
+            out.push_str(&format!(
+                "  {:<16} {ratio} of {} probes under {} ms (target {}) {}\n",
+                "latency",
+                l.total,
+                l.threshold_ms,
+                l.target,
+                match l.met() {
+                    Some(true) => "met",
+                    Some(false) => "MISSED",
+                    None => "n/a",
+                }
+            ));
+        }
+        if !r.currency.is_empty() || r.credit.amount.0 > 0 {
+            out.push_str(&format!(
+                "  {:<16} {} = {} {}\n",
+                "credit", r.credit.percent, r.credit.amount, r.currency
+            ));
+        }
+        for i in &n.incidents {
+            out.push_str(&format!(
+                "    incident {} – {}: {}\n",
+                timestamp(i.start_ms),
+                i.end_ms.map_or("(ongoing)".to_string(), timestamp),
+                human_duration(i.downtime_ms)
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
