@@ -12,6 +12,8 @@ use crate::store::read;
 
 /// sysexits.h: a usage or config error.
 pub const EXIT_USAGE: u8 = 64;
+/// sysexits.h: bad input data.
+pub const EXIT_DATA: u8 = 65;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +49,14 @@ pub enum Command {
     },
     /// The SLA numbers of a service or a contract over a period.
     Report(ReportArgs),
+    /// Backfill a service's outcomes from JSON lines; a bad line imports nothing (exit 65).
+    Import {
+        /// The service id.
+        #[arg(long)]
+        service: String,
+        /// One JSON object per line: {"ts":…,"ok":…,"latency_ms":…,"reason":…}.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,6 +130,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Probe { service } => probe(&config, &service),
         Command::Status { format } => status(&config, format),
         Command::Report(args) => report(&config, &args),
+        Command::Import { service, file } => import(&config, &service, &file),
     }
 }
 
@@ -434,4 +445,32 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
     };
     print!("{output}");
     ExitCode::SUCCESS
+}
+
+fn import(config: &Config, id: &str, file: &std::path::Path) -> ExitCode {
+    let Some(service) = config.service(id) else {
+        return usage_error(format!("{}: no service `{id}`", config.path.display()));
+    };
+    match crate::import::import(&config.daemon.database, service, file) {
+        Ok(s) => {
+            println!(
+                "{id}: imported {} outcomes ({} incidents opened, {} closed, {} blips, {} \
+                 no-data stretches)",
+                s.outcomes, s.incidents_opened, s.incidents_closed, s.blips, s.no_data
+            );
+            ExitCode::SUCCESS
+        }
+        Err(
+            e @ (crate::import::ImportError::BadLines(_) | crate::import::ImportError::Empty(_)),
+        ) => {
+            eprintln!("{e}");
+            eprintln!("nothing was imported");
+            ExitCode::from(EXIT_DATA)
+        }
+        Err(e) => {
+            eprintln!("{:#}", anyhow::Error::from(e));
+            eprintln!("nothing was imported");
+            ExitCode::FAILURE
+        }
+    }
 }

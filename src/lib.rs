@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod endpoint;
+pub mod import;
 pub mod metrics;
 pub mod probe;
 pub mod report;

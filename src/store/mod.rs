@@ -84,6 +84,14 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the store writer has stopped")]
     WriterGone,
+    #[error(
+        "the history overlaps what is stored: service `{service}` already has outcomes up to \
+         {last_stored}; import only outcomes after that"
+    )]
+    Overlap {
+        service: String,
+        last_stored: String,
+    },
 }
 
 enum Command {
@@ -197,6 +205,61 @@ pub fn maintain(
         deleted += n;
     }
     Ok((rolled, deleted))
+}
+
+/// What a backfill of `service_id` continues from: the state to resume and the latest stored
+/// outcome's time. Creates and migrates the database if needed.
+pub fn history_state(
+    path: &Path,
+    service_id: &str,
+    recent: usize,
+) -> Result<(Resume, Option<i64>), StoreError> {
+    let conn = open_writer_connection(path)?;
+    match read::service_num(&conn, service_id)? {
+        None => Ok((Resume::default(), None)),
+        Some(num) => {
+            let resume = read::resume(&conn, num, recent)?;
+            let last = read::latest_outcomes(&conn, num, 1)?.pop().map(|o| o.at_ms);
+            Ok((resume, last))
+        }
+    }
+}
+
+/// Appends a backfill of one service in a single transaction (all or nothing): registers the
+/// service, checks that every record is newer than anything stored, writes outcomes and
+/// events, then rolls up completed hours. `records`' service numbers are set here.
+pub fn append_history(
+    path: &Path,
+    service_id: &str,
+    mut records: Vec<Record>,
+) -> Result<usize, StoreError> {
+    let mut conn = open_writer_connection(path)?;
+    let rolled_until = writer::rolled_until(&conn)?;
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT OR IGNORE INTO service (id) VALUES (?1)",
+        [service_id],
+    )?;
+    let num: ServiceNum =
+        tx.query_row("SELECT num FROM service WHERE id = ?1", [service_id], |r| {
+            r.get(0)
+        })?;
+    let last = read::latest_outcomes(&tx, num, 1)?.pop().map(|o| o.at_ms);
+    if let (Some(last), Some(first)) = (last, records.first())
+        && first.outcome.at_ms <= last
+    {
+        return Err(StoreError::Overlap {
+            service: service_id.to_string(),
+            last_stored: crate::report::timestamp(last),
+        });
+    }
+    for record in &mut records {
+        record.service = num;
+    }
+    writer::write_records(&tx, &records, rolled_until)?;
+    tx.commit()?;
+    writer::roll_up(&mut conn, jiff::Timestamp::now().as_millisecond())?;
+    Ok(records.len())
 }
 
 /// Opens the database for writing: created with mode 0600 if absent, WAL, migrated.

@@ -169,51 +169,7 @@ impl Writer {
     fn commit(&mut self, batch: &[Record]) -> rusqlite::Result<()> {
         let started = Instant::now();
         let tx = self.conn.transaction()?;
-        {
-            let mut append = tx.prepare_cached(
-                "INSERT INTO outcome_chunk (service, hour, n, data) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (service, hour) DO UPDATE
-                 SET n = n + 1, data = CAST(data || excluded.data AS BLOB)",
-            )?;
-            let mut failure = tx.prepare_cached(
-                "INSERT OR REPLACE INTO failure (service, at_ms, reason, detail)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let mut pending = tx.prepare_cached(
-                "INSERT OR IGNORE INTO rollup_pending (service, hour) VALUES (?1, ?2)",
-            )?;
-            let mut first_seen = tx.prepare_cached(
-                "UPDATE service SET first_ms = ?2 WHERE num = ?1 AND first_ms IS NULL",
-            )?;
-            let mut encoded = Vec::with_capacity(16);
-            for record in batch {
-                let o = &record.outcome;
-                let raw = RawOutcome {
-                    at_ms: o.at_ms,
-                    latency_us: o.latency.as_micros().min(u128::from(u32::MAX)) as u32,
-                    reason: o.failure.as_ref().map(|f| f.reason),
-                };
-                encoded.clear();
-                chunk::encode(&raw, &mut encoded);
-                let hour = chunk::hour_of(o.at_ms);
-                append.execute(params![record.service, hour, encoded])?;
-                if self.rolled_until.is_some_and(|until| hour < until) {
-                    pending.execute(params![record.service, hour])?;
-                }
-                if let Some(f) = &o.failure {
-                    failure.execute(params![
-                        record.service,
-                        o.at_ms,
-                        f.reason.as_str(),
-                        f.detail
-                    ])?;
-                }
-                if record.first {
-                    first_seen.execute(params![record.service, o.at_ms])?;
-                }
-                write_events(&tx, record)?;
-            }
-        }
+        write_records(&tx, batch, self.rolled_until)?;
         tx.commit()?;
         let took = started.elapsed().as_micros() as u64;
         self.stats
@@ -282,6 +238,56 @@ pub(super) fn enforce_retention(
     Ok(deleted)
 }
 
+/// Writes `records` (outcomes and their events) in `tx`. Outcomes for hours before
+/// `rolled_until` mark their hour for a new rollup.
+pub(super) fn write_records(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[Record],
+    rolled_until: Option<i64>,
+) -> rusqlite::Result<()> {
+    let mut append = tx.prepare_cached(
+        "INSERT INTO outcome_chunk (service, hour, n, data) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (service, hour) DO UPDATE
+         SET n = n + 1, data = CAST(data || excluded.data AS BLOB)",
+    )?;
+    let mut failure = tx.prepare_cached(
+        "INSERT OR REPLACE INTO failure (service, at_ms, reason, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut pending =
+        tx.prepare_cached("INSERT OR IGNORE INTO rollup_pending (service, hour) VALUES (?1, ?2)")?;
+    let mut first_seen =
+        tx.prepare_cached("UPDATE service SET first_ms = ?2 WHERE num = ?1 AND first_ms IS NULL")?;
+    let mut encoded = Vec::with_capacity(16);
+    for record in records {
+        let o = &record.outcome;
+        let raw = RawOutcome {
+            at_ms: o.at_ms,
+            latency_us: o.latency.as_micros().min(u128::from(u32::MAX)) as u32,
+            reason: o.failure.as_ref().map(|f| f.reason),
+        };
+        encoded.clear();
+        chunk::encode(&raw, &mut encoded);
+        let hour = chunk::hour_of(o.at_ms);
+        append.execute(params![record.service, hour, encoded])?;
+        if rolled_until.is_some_and(|until| hour < until) {
+            pending.execute(params![record.service, hour])?;
+        }
+        if let Some(f) = &o.failure {
+            failure.execute(params![
+                record.service,
+                o.at_ms,
+                f.reason.as_str(),
+                f.detail
+            ])?;
+        }
+        if record.first {
+            first_seen.execute(params![record.service, o.at_ms])?;
+        }
+        write_events(tx, record)?;
+    }
+    Ok(())
+}
+
 fn write_events(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
     for event in &record.events {
         match event {
@@ -336,7 +342,7 @@ fn write_events(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Re
 }
 
 /// The first hour not yet rolled up, if any rollup ran.
-fn rolled_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+pub(super) fn rolled_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     match conn.query_row(
         "SELECT value FROM meta WHERE key = 'rolled_until_hour'",
         [],

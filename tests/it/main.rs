@@ -3,6 +3,7 @@
 mod cli;
 mod config_errors;
 mod daemon;
+mod import;
 mod probes;
 mod report;
 mod scheduler;

@@ -1,0 +1,173 @@
+//! `slaprobe import` then `slaprobe report`: a known timeline reproduced to the second.
+
+use std::fmt::Write as _;
+
+use tokio::process::Command;
+
+use crate::support::{Db, Workspace};
+
+const CONFIG: &str = r#"
+[daemon]
+database = "slaprobe.db"
+
+[[contract]]
+id = "acme"
+client = "ACME Corp"
+timezone = "Europe/Berlin"
+target = "99.9%"
+monthly_fee = 2000.00
+currency = "EUR"
+credits = [ { below = "99.9%", credit = "10%" }, { below = "99%", credit = "25%" } ]
+
+[[service]]
+id = "api"
+contract = "acme"
+tcp = "127.0.0.1:9"
+interval = "30s"
+timeout = "10s"
+confirm_down = 2
+
+[[maintenance]]
+services = ["api"]
+start = "2026-10-25T00:00:00Z"
+duration = "1h"
+"#;
+
+fn ms(text: &str) -> i64 {
+    text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+/// Every 30 s from 2026-09-30T21:00Z to 2026-11-01T00:00Z, with: failures 2026-10-10 10:00–12:59:30
+/// (ok again at 13:00), one failure at 2026-10-12T00:00Z (a blip), and nothing between
+/// 2026-10-20T00:00:00Z and 01:00:00Z.
+fn timeline() -> String {
+    let (start, end) = (ms("2026-09-30T21:00:00Z"), ms("2026-11-01T00:00:00Z"));
+    let (outage, recovery) = (ms("2026-10-10T10:00:00Z"), ms("2026-10-10T13:00:00Z"));
+    let blip = ms("2026-10-12T00:00:00Z");
+    let (gap_from, gap_to) = (ms("2026-10-20T00:00:00Z"), ms("2026-10-20T01:00:00Z"));
+    let mut out = String::new();
+    let mut t = start;
+    while t < end {
+        if t > gap_from && t < gap_to {
+            t += 30_000;
+            continue;
+        }
+        let ts = jiff::Timestamp::from_millisecond(t).unwrap();
+        if (outage..recovery).contains(&t) || t == blip {
+            writeln!(
+                out,
+                r#"{{"ts":"{ts}","ok":false,"latency_ms":10000,"reason":"timeout"}}"#
+            )
+            .unwrap();
+        } else {
+            writeln!(out, r#"{{"ts":"{ts}","ok":true,"latency_ms":42.5}}"#).unwrap();
+        }
+        t += 30_000;
+    }
+    out
+}
+
+async fn slaprobe(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(args)
+        .arg("--config")
+        .arg(ws.path("probes.toml"))
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn import_then_report_reproduces_a_known_month() {
+    let ws = Workspace::new();
+    ws.config_text(CONFIG);
+    let file = ws.path("history.jsonl");
+    std::fs::write(&file, timeline()).unwrap();
+    let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("1 incidents opened, 1 closed, 1 blips, 1 no-data"),
+        "{said}"
+    );
+
+    let out = slaprobe(
+        &ws,
+        &[
+            "report",
+            "--service",
+            "api",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // October 2026 in Berlin: 2026-09-30T22:00Z to 2026-10-31T23:00Z, 745 h = 2,682,000 s.
+    assert_eq!(r["from"], "2026-09-30T22:00:00Z");
+    assert_eq!(r["to"], "2026-10-31T23:00:00Z");
+    assert_eq!(r["partial"], false);
+    assert_eq!(r["period_s"], 2_682_000.0);
+    // Maintenance 2026-10-25 00:00–01:00Z: 3,600 s.
+    assert_eq!(r["maintenance_s"], 3_600.0);
+    // No data: the last result before the gap (00:00:00) stands for 30 s; 00:00:30–01:00:00
+    // is 3,570 s.
+    assert_eq!(r["no_data_s"], 3_570.0);
+    assert_eq!(r["excluded_s"], 7_170.0);
+    assert_eq!(r["measured_s"], 2_674_830.0); // 2,682,000 − 7,170
+    // The incident: first failure 10:00:00 to first success 13:00:00 = 10,800 s.
+    assert_eq!(r["downtime_s"], 10_800.0);
+    assert_eq!(r["uptime_s"], 2_664_030.0); // 2,674,830 − 10,800
+    assert_eq!(r["incidents"], 1);
+    assert_eq!(r["mttr_s"], 10_800.0);
+    assert_eq!(r["mtbf_s"], 2_664_030.0);
+    assert_eq!(r["blips"], 1);
+    // 2,664,030 / 2,674,830 = 0.995962…: below 99.9%, not below 99% → 10% of 2000.00.
+    let availability = r["availability"].as_f64().unwrap();
+    assert!((availability - 2_664_030.0 / 2_674_830.0).abs() < 1e-15);
+    assert_eq!(r["met"], false);
+    assert_eq!(r["credit_percent"], 10.0);
+    assert_eq!(r["credit_amount"], "200.00");
+    assert_eq!(r["currency"], "EUR");
+    assert_eq!(r["incident_list"][0]["start"], "2026-10-10T10:00:00Z");
+    assert_eq!(r["incident_list"][0]["end"], "2026-10-10T13:00:00Z");
+
+    // The same history again overlaps what is stored: refused, nothing written.
+    let before = Db::open(&ws.db()).outcomes("api").len();
+    let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("overlaps"),
+        "{out:?}"
+    );
+    assert_eq!(Db::open(&ws.db()).outcomes("api").len(), before);
+}
+
+#[tokio::test]
+async fn a_bad_line_imports_nothing() {
+    let ws = Workspace::new();
+    ws.config_text(CONFIG);
+    let file = ws.path("history.jsonl");
+    let mut text = timeline().lines().take(100).collect::<Vec<_>>().join("\n");
+    text.push_str("\n{\"ts\":\"2026-10-05T00:00:00Z\",\"ok\":false,\"latency_ms\":1}\n");
+    std::fs::write(&file, text).unwrap();
+    let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("history.jsonl:101: a failed outcome needs a `reason`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    // The database holds no outcome (it may not even exist).
+    if ws.db().exists() {
+        let conn = rusqlite::Connection::open(ws.db()).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM outcome_chunk", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}
