@@ -229,6 +229,17 @@ struct StatusLine {
     state: &'static str,
     since: Option<String>,
     last: Option<LastOutcome>,
+    /// This calendar month so far, in the contract's zone.
+    month: Option<MonthToDate>,
+}
+
+#[derive(Debug, Serialize)]
+struct MonthToDate {
+    availability: Option<f64>,
+    downtime_s: f64,
+    /// The month's error budget: (1 − target) × the month's covered time outside maintenance.
+    budget_s: f64,
+    budget_remaining_s: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,7 +265,10 @@ fn status(config: &Config, format: Format) -> ExitCode {
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let mut lines = Vec::new();
     for service in &config.services {
-        match status_line(&conn, service, now_ms) {
+        match status_line(&conn, service, now_ms).and_then(|mut line| {
+            line.month = Some(month_to_date(&conn, config, service, now_ms)?);
+            Ok(line)
+        }) {
             Ok(line) => lines.push(line),
             Err(e) => {
                 eprintln!("cannot read the status of {}: {e}", service.id);
@@ -283,6 +297,7 @@ fn status_line(
         state: "unknown",
         since: None,
         last: None,
+        month: None,
     };
     let Some(num) = read::service_num(conn, &service.id)? else {
         return Ok(line);
@@ -312,6 +327,45 @@ fn status_line(
     Ok(line)
 }
 
+/// The month so far and its error budget.
+fn month_to_date(
+    conn: &rusqlite::Connection,
+    config: &Config,
+    service: &config::Service,
+    now_ms: i64,
+) -> rusqlite::Result<MonthToDate> {
+    use crate::sla::{budget, calendar, maintenance};
+    let contract = config.contract(&service.contract).expect("validated");
+    let tz = &contract.timezone.zone;
+    let today = calendar::local_date(tz, now_ms);
+    let (from, to) = calendar::month(tz, today.year(), today.month()).expect("a real month");
+    let report = crate::report::service_report(
+        conn,
+        config,
+        service,
+        crate::report::Period {
+            from_ms: from,
+            to_ms: to,
+        },
+        now_ms,
+    )?;
+    let window = calendar::covered(&contract.coverage, tz, from, to)
+        .subtract(&maintenance::windows(
+            &config.maintenance,
+            service,
+            from,
+            to,
+        ))
+        .total();
+    let b = budget::budget(contract.target, window, report.numbers.downtime_ms);
+    Ok(MonthToDate {
+        availability: report.numbers.availability(),
+        downtime_s: report.numbers.downtime_ms as f64 / 1000.0,
+        budget_s: b.allowed_ms as f64 / 1000.0,
+        budget_remaining_s: b.remaining_ms as f64 / 1000.0,
+    })
+}
+
 fn print_status_table(lines: &[StatusLine]) {
     let width = |f: &dyn Fn(&StatusLine) -> usize, title: &str| {
         lines.iter().map(f).max().unwrap_or(0).max(title.len())
@@ -319,8 +373,8 @@ fn print_status_table(lines: &[StatusLine]) {
     let w_service = width(&|l| l.service.len(), "SERVICE");
     let w_contract = width(&|l| l.contract.len(), "CONTRACT");
     println!(
-        "{:w_service$}  {:w_contract$}  {:8}  {:20}  LAST OUTCOME",
-        "SERVICE", "CONTRACT", "STATE", "SINCE"
+        "{:w_service$}  {:w_contract$}  {:8}  {:20}  {:>9}  {:>14}  LAST OUTCOME",
+        "SERVICE", "CONTRACT", "STATE", "SINCE", "MONTH", "BUDGET LEFT"
     );
     for l in lines {
         let last = match &l.last {
@@ -333,8 +387,24 @@ fn print_status_table(lines: &[StatusLine]) {
                 o.at
             ),
         };
+        let (month, budget) = match &l.month {
+            Some(m) => (
+                m.availability
+                    .map_or("n/a".to_string(), |a| format!("{:.3}%", a * 100.0)),
+                if m.budget_s > 0.0 {
+                    format!(
+                        "{} ({:.0}%)",
+                        crate::report::human_duration((m.budget_remaining_s * 1000.0) as i64),
+                        100.0 * m.budget_remaining_s / m.budget_s
+                    )
+                } else {
+                    "-".to_string()
+                },
+            ),
+            None => ("n/a".to_string(), "-".to_string()),
+        };
         println!(
-            "{:w_service$}  {:w_contract$}  {:8}  {:20}  {last}",
+            "{:w_service$}  {:w_contract$}  {:8}  {:20}  {month:>9}  {budget:>14}  {last}",
             l.service,
             l.contract,
             l.state,

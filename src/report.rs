@@ -342,6 +342,9 @@ fn csv_field(text: &str) -> String {
 
 /// A duration for people: "1 h 02 m 03 s", "45 s".
 pub fn human_duration(ms: i64) -> String {
+    if ms < 0 {
+        return format!("-{}", human_duration(-ms));
+    }
     let s = ms / 1000;
     let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
     match (d, h, m) {

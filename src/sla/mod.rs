@@ -4,6 +4,7 @@
 //! windows into intervals, `credit` decides credits exactly.
 
 pub mod availability;
+pub mod budget;
 pub mod calendar;
 pub mod credit;
 pub mod interval;

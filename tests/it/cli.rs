@@ -133,6 +133,20 @@ async fn status_shows_state_since_and_last_outcome() {
     };
     assert_eq!(by_id("up")["state"], "up");
     assert_eq!(by_id("up")["last"]["ok"], true);
+    // Month to date: fully available so far, the whole budget left (0.1% of the month's time).
+    let month = &by_id("up")["month"];
+    assert_eq!(month["availability"], 1.0);
+    assert!(month["budget_s"].as_f64().unwrap() > 2_000.0, "{month}");
+    assert_eq!(month["budget_remaining_s"], month["budget_s"]);
+    let down_month = &by_id("down")["month"];
+    assert!(
+        down_month["availability"].as_f64().unwrap() < 1.0,
+        "{down_month}"
+    );
+    assert!(
+        down_month["budget_remaining_s"].as_f64().unwrap()
+            < down_month["budget_s"].as_f64().unwrap()
+    );
     let down_line = by_id("down");
     assert_eq!(down_line["state"], "down");
     assert_eq!(down_line["last"]["reason"], "status");
