@@ -49,6 +49,16 @@ pub enum Command {
     },
     /// The SLA numbers of a service or a contract over a period.
     Report(ReportArgs),
+    /// The client statement of a contract for a month.
+    Statement {
+        #[arg(long)]
+        contract: String,
+        /// YYYY-MM, in the contract's time zone.
+        #[arg(long)]
+        month: String,
+        #[arg(long, value_enum, default_value_t = StatementFormat::Text)]
+        format: StatementFormat,
+    },
     /// Backfill a service's outcomes from JSON lines; a bad line imports nothing (exit 65).
     Import {
         /// The service id.
@@ -83,6 +93,14 @@ pub struct ReportArgs {
     pub last: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatementFormat {
+    Text,
+    Html,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +149,11 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Status { format } => status(&config, format),
         Command::Report(args) => report(&config, &args),
         Command::Import { service, file } => import(&config, &service, &file),
+        Command::Statement {
+            contract,
+            month,
+            format,
+        } => statement(&config, &contract, &month, format),
     }
 }
 
@@ -543,4 +566,43 @@ fn import(config: &Config, id: &str, file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) -> ExitCode {
+    use crate::report::{self, PeriodSpec};
+    let Some(contract) = config.contract(id) else {
+        return usage_error(format!("{}: no contract `{id}`", config.path.display()));
+    };
+    let spec = match PeriodSpec::month(month) {
+        Ok(spec) => spec,
+        Err(message) => return usage_error(message),
+    };
+    let conn = match read::open(&config.daemon.database) {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("{:#}", anyhow::Error::from(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let period = spec.resolve(contract, now_ms);
+    let mut reports = Vec::new();
+    for service in config.services.iter().filter(|s| s.contract == contract.id) {
+        match report::service_report(&conn, config, service, period, now_ms) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("cannot compute the report of {}: {e}", service.id);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let st = crate::statement::Statement::new(contract, month, reports);
+    let output = match format {
+        StatementFormat::Text => crate::statement::to_text(&st),
+        StatementFormat::Html => crate::statement::to_html(&st),
+        StatementFormat::Json => crate::statement::to_json(&st),
+        StatementFormat::Csv => crate::statement::to_csv(&st),
+    };
+    print!("{output}");
+    ExitCode::SUCCESS
 }

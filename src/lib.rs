@@ -15,6 +15,7 @@ pub mod report;
 pub mod schedule;
 pub mod scheduler;
 pub mod sla;
+pub mod statement;
 pub mod store;
 pub mod systemd;
 pub mod tracker;

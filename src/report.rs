@@ -5,6 +5,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::{Config, Contract, Fraction, Service};
+use crate::probe::Failure;
 use crate::sla::availability::{self, Availability, Exclusions};
 use crate::sla::credit::{self, Credit, Terms};
 use crate::sla::{calendar, maintenance};
@@ -75,6 +76,8 @@ pub struct ServiceReport {
     pub latency: Option<LatencyResult>,
     pub credit: Credit,
     pub currency: String,
+    /// The first failure of each incident in `numbers.incidents` (same order), when recorded.
+    pub causes: Vec<Option<Failure>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -132,7 +135,16 @@ pub fn service_report(
         no_data_policy: contract.no_data,
     };
     let numbers = availability::compute(&timeline, &exclusions, from, to, now_ms);
-    let latency = match (service.latency, read::service_num(conn, &service.id)?) {
+    let num = read::service_num(conn, &service.id)?;
+    let causes = match num {
+        Some(num) => numbers
+            .incidents
+            .iter()
+            .map(|i| read::incident_cause(conn, num, i.start_ms))
+            .collect::<Result<_, _>>()?,
+        None => vec![None; numbers.incidents.len()],
+    };
+    let latency = match (service.latency, num) {
         (Some(slo), Some(num)) => {
             let measured = measured_time(&numbers, &timeline, &exclusions, now_ms);
             let threshold_ms = slo.threshold.as_millis() as u32;
@@ -170,6 +182,7 @@ pub fn service_report(
         latency,
         credit,
         currency: contract.currency.clone(),
+        causes,
     })
 }
 
@@ -229,6 +242,9 @@ pub struct IncidentJson {
     pub start: String,
     pub end: Option<String>,
     pub downtime_s: f64,
+    /// The first failure's reason and detail (`null` for a no-data stretch under `down`).
+    pub reason: Option<String>,
+    pub detail: Option<String>,
 }
 
 fn seconds(ms: i64) -> f64 {
@@ -279,10 +295,13 @@ impl ServiceReport {
             incident_list: n
                 .incidents
                 .iter()
-                .map(|i| IncidentJson {
+                .zip(&self.causes)
+                .map(|(i, cause)| IncidentJson {
                     start: timestamp(i.start_ms),
                     end: i.end_ms.map(timestamp),
                     downtime_s: seconds(i.downtime_ms),
+                    reason: cause.as_ref().map(|c| c.reason.to_string()),
+                    detail: cause.as_ref().map(|c| c.detail.clone()),
                 })
                 .collect(),
         }
@@ -340,6 +359,16 @@ fn csv_field(text: &str) -> String {
     }
 }
 
+/// `part / whole` for people, truncated (never rounded up past a target) and computed on
+/// integers: 99.89997% shows as 99.8999%, exactly 99.9% as 99.9000%.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "n/a".to_string();
+    }
+    let millionths = (part as u128) * 1_000_000 / (whole as u128);
+    format!("{}.{:04}%", millionths / 10_000, millionths % 10_000)
+}
+
 /// A duration for people: "1 h 02 m 03 s", "45 s".
 pub fn human_duration(ms: i64) -> String {
     if ms < 0 {
@@ -360,9 +389,9 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
     let mut out = String::new();
     for r in reports {
         let n = &r.numbers;
-        let availability = match n.availability() {
-            Some(a) => format!("{:.4}%", a * 100.0),
-            None => "n/a (nothing measured)".to_string(),
+        let availability = match n.measured_ms {
+            0 => "n/a (nothing measured)".to_string(),
+            measured => percent(n.uptime_ms.max(0) as u64, measured as u64),
         };
         let met = match r.met() {
             Some(true) => "met",
@@ -415,11 +444,7 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
             out.push_str(&format!("  {label:<16} {value}\n"));
         }
         if let Some(l) = r.latency {
-            let ratio = if l.total > 0 {
-                format!("{:.2}%", 100.0 * l.good as f64 / l.total as f64)
-            } else {
-                "n/a".to_string()
-            };
+            let ratio = percent(l.good, l.total);
             out.push_str(&format!(
                 "  {:<16} {ratio} of {} probes under {} ms (target {}) {}\n",
                 "latency",
@@ -450,4 +475,26 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_truncate_on_integers() {
+        assert_eq!(percent(9_989_997, 10_000_000), "99.8999%");
+        assert_eq!(percent(999, 1000), "99.9000%");
+        assert_eq!(percent(1, 1), "100.0000%");
+        assert_eq!(percent(0, 5), "0.0000%");
+        assert_eq!(percent(0, 0), "n/a");
+    }
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(human_duration(45_000), "45 s");
+        assert_eq!(human_duration(3_723_000), "1 h 02 m 03 s");
+        assert_eq!(human_duration(-18_000), "-18 s");
+        assert_eq!(human_duration(90_061_000), "1 d 01 h 01 m");
+    }
 }

@@ -279,3 +279,20 @@ pub fn latency_counts(
     }
     Ok((good, total))
 }
+
+/// The first failure (reason, detail) of the incident that started at `start_ms`, if recorded.
+pub fn incident_cause(
+    conn: &Connection,
+    service: ServiceNum,
+    start_ms: i64,
+) -> rusqlite::Result<Option<Failure>> {
+    conn.prepare_cached("SELECT reason, detail FROM incident WHERE service = ?1 AND start_ms = ?2")?
+        .query_row(params![service, start_ms], |r| {
+            let reason: String = r.get(0)?;
+            Ok(Failure::new(
+                Reason::parse(&reason).unwrap_or(Reason::Internal),
+                r.get::<_, String>(1)?,
+            ))
+        })
+        .optional()
+}

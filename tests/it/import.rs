@@ -171,3 +171,101 @@ async fn a_bad_line_imports_nothing() {
         assert_eq!(n, 0);
     }
 }
+
+#[tokio::test]
+async fn statement_renders_the_month_escaped_and_deterministic() {
+    let ws = Workspace::new();
+    ws.config_text(&CONFIG.replace(
+        "client = \"ACME Corp\"",
+        "client = \"<script>alert('x')</script> & Co\"",
+    ));
+    let file = ws.path("history.jsonl");
+    std::fs::write(&file, timeline()).unwrap();
+    let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let args = [
+        "statement",
+        "--contract",
+        "acme",
+        "--month",
+        "2026-10",
+        "--format",
+        "html",
+    ];
+    let html = slaprobe(&ws, &args).await;
+    assert_eq!(html.status.code(), Some(0), "{html:?}");
+    let again = slaprobe(&ws, &args).await;
+    assert_eq!(
+        html.stdout, again.stdout,
+        "the same data renders the same bytes"
+    );
+    let html = String::from_utf8(html.stdout).unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt; &amp; Co"),
+        "{html}"
+    );
+    // Figures and the period in the client's zone.
+    assert!(
+        html.contains("2026-10-01 00:00:00 CEST to 2026-11-01 00:00:00 CET"),
+        "{html}"
+    );
+    assert!(html.contains("99.5962% (missed)"), "{html}");
+    assert!(html.contains("2026-10-10 12:00:00 CEST"), "{html}");
+    assert!(html.contains("timeout: imported"), "{html}");
+    assert!(html.contains("Total credit: 200.00 EUR"), "{html}");
+
+    let json = slaprobe(
+        &ws,
+        &[
+            "statement",
+            "--contract",
+            "acme",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["credit_total"], "200.00");
+    assert_eq!(json["services"][0]["downtime_s"], 10_800.0);
+    assert_eq!(json["services"][0]["incident_list"][0]["reason"], "timeout");
+
+    let csv = slaprobe(
+        &ws,
+        &[
+            "statement",
+            "--contract",
+            "acme",
+            "--month",
+            "2026-10",
+            "--format",
+            "csv",
+        ],
+    )
+    .await;
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(
+        csv.lines().last().unwrap().starts_with("TOTAL,acme,"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().last().unwrap().ends_with(",200.00,EUR"),
+        "{csv}"
+    );
+
+    let text = slaprobe(
+        &ws,
+        &["statement", "--contract", "acme", "--month", "2026-10"],
+    )
+    .await;
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("Total credit: 200.00 EUR"), "{text}");
+    assert!(
+        text.contains("MTTR                   3 h 00 m 00 s"),
+        "{text}"
+    );
+}

@@ -1,0 +1,319 @@
+//! The client statement for a contract and month: the report numbers of every service, the
+//! incidents, and the credit owed, rendered as text, HTML, JSON or CSV. Deterministic: the same
+//! data renders the same bytes (no "generated at"); every value in the HTML is escaped.
+
+use std::fmt::Write as _;
+
+use html_escape::encode_safe as esc;
+use serde::Serialize;
+
+use crate::config::{Cents, Contract};
+use crate::report::{self, ReportJson, ServiceReport, human_duration, percent};
+
+/// Everything a statement shows.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub contract: String,
+    pub client: String,
+    pub timezone: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub partial: bool,
+    pub currency: String,
+    pub services: Vec<ServiceReport>,
+    pub credit_total: Cents,
+    zone: jiff::tz::TimeZone,
+}
+
+impl Statement {
+    pub fn new(contract: &Contract, month: &str, services: Vec<ServiceReport>) -> Statement {
+        let credit_total = Cents(services.iter().map(|s| s.credit.amount.0).sum());
+        Statement {
+            contract: contract.id.clone(),
+            client: contract.client.clone(),
+            timezone: contract.timezone.name.clone(),
+            month: month.to_string(),
+            partial: services.iter().any(|s| s.numbers.partial),
+            currency: contract.currency.clone(),
+            services,
+            credit_total,
+            zone: contract.timezone.zone.clone(),
+        }
+    }
+
+    /// An instant in the client's zone: "2026-10-10 12:00:00 CEST".
+    fn local(&self, ms: i64) -> String {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| {
+                t.to_zoned(self.zone.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| ms.to_string())
+    }
+
+    fn period(&self) -> String {
+        match self.services.first() {
+            Some(s) => format!(
+                "{} to {}",
+                self.local(s.numbers.from_ms),
+                self.local(s.numbers.to_ms)
+            ),
+            None => self.month.clone(),
+        }
+    }
+}
+
+fn availability(s: &ServiceReport) -> String {
+    let n = &s.numbers;
+    percent(n.uptime_ms.max(0) as u64, n.measured_ms.max(0) as u64)
+}
+
+fn met_word(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "missed",
+        None => "not measured",
+    }
+}
+
+fn coverage_percent(s: &ServiceReport) -> String {
+    let n = &s.numbers;
+    let expected = n.period_ms - n.out_of_coverage_ms - n.maintenance_ms;
+    if expected <= 0 {
+        return "n/a".to_string();
+    }
+    format!(
+        "{:.2}%",
+        100.0 * (expected - n.no_data_ms) as f64 / expected as f64
+    )
+}
+
+fn mean(ms: Option<i64>) -> String {
+    ms.map_or("no failures".to_string(), human_duration)
+}
+
+pub fn to_text(st: &Statement) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Availability statement — {}", st.client);
+    let _ = writeln!(
+        out,
+        "Contract {}, {} ({})",
+        st.contract, st.month, st.timezone
+    );
+    let _ = writeln!(out, "Period: {}", st.period());
+    if st.partial {
+        let _ = writeln!(
+            out,
+            "PARTIAL: the month has not ended; figures are up to now."
+        );
+    }
+    for s in &st.services {
+        let n = &s.numbers;
+        let _ = writeln!(out, "\nService {}", s.service);
+        let rows = [
+            ("Target", s.target.to_string()),
+            (
+                "Availability",
+                format!("{} ({})", availability(s), met_word(s.met())),
+            ),
+            ("Downtime", human_duration(n.downtime_ms)),
+            ("Incidents", n.incidents.len().to_string()),
+            ("MTTR", mean(n.mttr_ms())),
+            ("MTBF", mean(n.mtbf_ms())),
+            ("Maintenance excluded", human_duration(n.maintenance_ms)),
+            (
+                "Outside covered hours",
+                human_duration(n.out_of_coverage_ms),
+            ),
+            ("No data", human_duration(n.no_data_ms)),
+            ("Monitoring coverage", coverage_percent(s)),
+        ];
+        for (label, value) in rows {
+            let _ = writeln!(out, "  {label:<22} {value}");
+        }
+        if let Some(l) = s.latency {
+            let _ = writeln!(
+                out,
+                "  {:<22} {} under {} ms (target {}, {})",
+                "Latency",
+                percent(l.good, l.total),
+                l.threshold_ms,
+                l.target,
+                met_word(l.met())
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  {:<22} {} = {} {}",
+            "Credit", s.credit.percent, s.credit.amount, st.currency
+        );
+        for (i, cause) in n.incidents.iter().zip(&s.causes) {
+            let _ = writeln!(
+                out,
+                "    {} – {}  {}  {}",
+                st.local(i.start_ms),
+                i.end_ms.map_or("ongoing".to_string(), |e| st.local(e)),
+                human_duration(i.downtime_ms),
+                cause
+                    .as_ref()
+                    .map_or("no data".to_string(), |c| c.to_string())
+            );
+        }
+    }
+    let _ = writeln!(out, "\nTotal credit: {} {}", st.credit_total, st.currency);
+    out
+}
+
+pub fn to_html(st: &Statement) -> String {
+    let mut out = String::new();
+    let title = format!("Availability statement — {} — {}", st.client, st.month);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
+         <style>\nbody{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\n\
+         table{{border-collapse:collapse;margin:0.5em 0 1.5em}}\n\
+         th,td{{border:1px solid #bbb;padding:0.3em 0.6em;text-align:left}}\n\
+         th{{background:#f0f0f0}}\n.missed{{color:#a00;font-weight:bold}}\n.met{{color:#060}}\n\
+         @media print{{body{{margin:0}}}}\n</style>\n</head>\n<body>\n",
+        esc(&title)
+    );
+    let _ = writeln!(out, "<h1>Availability statement</h1>");
+    let _ = writeln!(
+        out,
+        "<p><strong>Client:</strong> {}<br>\n<strong>Contract:</strong> {}<br>\n\
+         <strong>Month:</strong> {} ({})<br>\n<strong>Period:</strong> {}</p>",
+        esc(&st.client),
+        esc(&st.contract),
+        esc(&st.month),
+        esc(&st.timezone),
+        esc(&st.period())
+    );
+    if st.partial {
+        let _ = writeln!(
+            out,
+            "<p class=\"missed\">Partial: the month has not ended; figures are up to now.</p>"
+        );
+    }
+    for s in &st.services {
+        let n = &s.numbers;
+        let met_class = match s.met() {
+            Some(false) => "missed",
+            _ => "met",
+        };
+        let _ = writeln!(out, "<h2>{}</h2>\n<table>", esc(&s.service));
+        let rows = [
+            ("Target", s.target.to_string(), ""),
+            (
+                "Availability",
+                format!("{} ({})", availability(s), met_word(s.met())),
+                met_class,
+            ),
+            ("Downtime", human_duration(n.downtime_ms), ""),
+            ("Incidents", n.incidents.len().to_string(), ""),
+            ("MTTR", mean(n.mttr_ms()), ""),
+            ("MTBF", mean(n.mtbf_ms()), ""),
+            ("Maintenance excluded", human_duration(n.maintenance_ms), ""),
+            (
+                "Outside covered hours",
+                human_duration(n.out_of_coverage_ms),
+                "",
+            ),
+            ("No data", human_duration(n.no_data_ms), ""),
+            ("Monitoring coverage", coverage_percent(s), ""),
+            (
+                "Credit",
+                format!("{} = {} {}", s.credit.percent, s.credit.amount, st.currency),
+                "",
+            ),
+        ];
+        for (label, value, class) in rows {
+            let _ = writeln!(
+                out,
+                "<tr><th>{}</th><td class=\"{}\">{}</td></tr>",
+                esc(label),
+                esc(class),
+                esc(&value)
+            );
+        }
+        if let Some(l) = s.latency {
+            let value = format!(
+                "{} under {} ms (target {}, {})",
+                percent(l.good, l.total),
+                l.threshold_ms,
+                l.target,
+                met_word(l.met())
+            );
+            let _ = writeln!(out, "<tr><th>Latency</th><td>{}</td></tr>", esc(&value));
+        }
+        let _ = writeln!(out, "</table>");
+        if !n.incidents.is_empty() {
+            let _ = writeln!(
+                out,
+                "<table>\n<tr><th>Start</th><th>End</th><th>Duration</th><th>First failure</th></tr>"
+            );
+            for (i, cause) in n.incidents.iter().zip(&s.causes) {
+                let _ = writeln!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&st.local(i.start_ms)),
+                    esc(&i.end_ms.map_or("ongoing".to_string(), |e| st.local(e))),
+                    esc(&human_duration(i.downtime_ms)),
+                    esc(&cause
+                        .as_ref()
+                        .map_or("no data".to_string(), |c| c.to_string()))
+                );
+            }
+            let _ = writeln!(out, "</table>");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "<h2>Total credit: {} {}</h2>\n</body>\n</html>",
+        esc(&st.credit_total.to_string()),
+        esc(&st.currency)
+    );
+    out
+}
+
+#[derive(Serialize)]
+struct StatementJson<'a> {
+    contract: &'a str,
+    client: &'a str,
+    timezone: &'a str,
+    month: &'a str,
+    partial: bool,
+    currency: &'a str,
+    credit_total: String,
+    services: Vec<ReportJson>,
+}
+
+pub fn to_json(st: &Statement) -> String {
+    let json = StatementJson {
+        contract: &st.contract,
+        client: &st.client,
+        timezone: &st.timezone,
+        month: &st.month,
+        partial: st.partial,
+        currency: &st.currency,
+        credit_total: st.credit_total.to_string(),
+        services: st.services.iter().map(|s| s.to_json()).collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&json).expect("a statement serializes");
+    text.push('\n');
+    text
+}
+
+/// The report CSV of every service, then a `TOTAL` row with the credit owed.
+pub fn to_csv(st: &Statement) -> String {
+    let mut out = report::to_csv(&st.services);
+    let columns = out.lines().next().map_or(0, |h| h.split(',').count());
+    let mut total = vec![String::new(); columns];
+    total[0] = "TOTAL".to_string();
+    total[1] = st.contract.clone();
+    total[columns - 2] = st.credit_total.to_string();
+    total[columns - 1] = st.currency.clone();
+    out.push_str(&total.join(","));
+    out.push('\n');
+    out
+}
