@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::config::{Config, Contract, Fraction, Service};
+use crate::config::{Config, Contract, Fraction, Granularity, Service};
 use crate::probe::Failure;
 use crate::sla::availability::{self, Availability, Exclusions};
 use crate::sla::credit::{self, Credit, Terms};
@@ -134,15 +134,33 @@ pub fn service_report(
         maintenance: maintenance::windows(&config.maintenance, service, from, to),
         no_data_policy: contract.no_data,
     };
-    let numbers = availability::compute(&timeline, &exclusions, from, to, now_ms);
     let num = read::service_num(conn, &service.id)?;
-    let causes = match num {
-        Some(num) => numbers
-            .incidents
-            .iter()
-            .map(|i| read::incident_cause(conn, num, i.start_ms))
-            .collect::<Result<_, _>>()?,
-        None => vec![None; numbers.incidents.len()],
+    let (numbers, causes) = match (contract.granularity, num) {
+        (Granularity::Minute, Some(num)) => {
+            let down = read::down_minutes(conn, num, from, to.min(now_ms))?;
+            let numbers =
+                availability::compute_minutes(&timeline, &exclusions, &down, from, to, now_ms);
+            let causes = numbers
+                .incidents
+                .iter()
+                .map(|i| read::first_failure_in(conn, num, i.start_ms, i.end_ms.unwrap_or(now_ms)))
+                .collect::<Result<_, _>>()?;
+            (numbers, causes)
+        }
+        (Granularity::Second, Some(num)) => {
+            let numbers = availability::compute(&timeline, &exclusions, from, to, now_ms);
+            let causes = numbers
+                .incidents
+                .iter()
+                .map(|i| read::incident_cause(conn, num, i.start_ms))
+                .collect::<Result<_, _>>()?;
+            (numbers, causes)
+        }
+        (_, None) => {
+            let numbers = availability::compute(&timeline, &exclusions, from, to, now_ms);
+            let causes = vec![None; numbers.incidents.len()];
+            (numbers, causes)
+        }
     };
     let latency = match (service.latency, num) {
         (Some(slo), Some(num)) => {

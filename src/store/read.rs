@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::chunk::{self, HOUR_MS, RawOutcome};
-use super::rollup::Histogram;
+use super::rollup::{Histogram, HourRollup};
 use super::{ServiceNum, StoreError};
 use crate::probe::{Failure, Reason};
 use crate::sla::Intervals;
@@ -295,4 +295,76 @@ pub fn incident_cause(
             ))
         })
         .optional()
+}
+
+/// The whole minutes of `[from_ms, to_ms)` in which the service was probed and every probe
+/// failed: from the hourly rollups' minute masks, or the raw outcomes for hours not rolled up.
+pub fn down_minutes(
+    conn: &Connection,
+    service: ServiceNum,
+    from_ms: i64,
+    to_ms: i64,
+) -> rusqlite::Result<Intervals> {
+    if from_ms >= to_ms {
+        return Ok(Intervals::empty());
+    }
+    let (from_hour, to_hour) = (chunk::hour_of(from_ms), chunk::hour_of(to_ms - 1));
+    let mut masks: HashMap<i64, u64> = HashMap::new();
+    let mut statement = conn.prepare_cached(
+        "SELECT hour, minutes_all_failed FROM rollup_hour
+         WHERE service = ?1 AND hour BETWEEN ?2 AND ?3 AND minutes_all_failed != 0",
+    )?;
+    let mut rows = statement.query(params![service, from_hour, to_hour])?;
+    while let Some(row) = rows.next()? {
+        masks.insert(row.get(0)?, row.get::<_, i64>(1)? as u64);
+    }
+    let rolled_until: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'rolled_until_hour'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(i64::MIN);
+    let mut statement = conn.prepare_cached(
+        "SELECT hour, data FROM outcome_chunk WHERE service = ?1 AND hour BETWEEN ?2 AND ?3",
+    )?;
+    let mut rows = statement.query(params![service, from_hour.max(rolled_until), to_hour])?;
+    while let Some(row) = rows.next()? {
+        let hour: i64 = row.get(0)?;
+        let data: Vec<u8> = row.get(1)?;
+        let rollup = HourRollup::from_outcomes(hour * HOUR_MS, &chunk::decode(hour, &data));
+        masks.insert(hour, rollup.minutes_all_failed);
+    }
+    let mut spans = Vec::new();
+    for (hour, mask) in masks {
+        for minute in 0..60 {
+            if mask & (1 << minute) != 0 {
+                let start = hour * HOUR_MS + minute * 60_000;
+                spans.push((start, start + 60_000));
+            }
+        }
+    }
+    Ok(Intervals::from_spans(spans).clip(from_ms, to_ms))
+}
+
+/// The first failure recorded in `[from_ms, to_ms)`.
+pub fn first_failure_in(
+    conn: &Connection,
+    service: ServiceNum,
+    from_ms: i64,
+    to_ms: i64,
+) -> rusqlite::Result<Option<Failure>> {
+    conn.prepare_cached(
+        "SELECT reason, detail FROM failure WHERE service = ?1 AND at_ms >= ?2 AND at_ms < ?3
+         ORDER BY at_ms LIMIT 1",
+    )?
+    .query_row(params![service, from_ms, to_ms], |r| {
+        let reason: String = r.get(0)?;
+        Ok(Failure::new(
+            Reason::parse(&reason).unwrap_or(Reason::Internal),
+            r.get::<_, String>(1)?,
+        ))
+    })
+    .optional()
 }

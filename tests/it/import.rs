@@ -269,3 +269,43 @@ async fn statement_renders_the_month_escaped_and_deterministic() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn minute_granularity_counts_only_minutes_where_every_probe_failed() {
+    let ws = Workspace::new();
+    ws.config_text(&CONFIG.replace(
+        "target = \"99.9%\"",
+        "target = \"99.9%\"\ngranularity = \"minute\"",
+    ));
+    // The outage now starts at 10:00:30: minute 10:00 had a success (10:00:00), so the down
+    // minutes are 10:01–12:59, 179 minutes = 10,740 s (the per-second incident is 10,770 s).
+    let text = timeline().replace(
+        r#"{"ts":"2026-10-10T10:00:00Z","ok":false,"latency_ms":10000,"reason":"timeout"}"#,
+        r#"{"ts":"2026-10-10T10:00:00Z","ok":true,"latency_ms":42.5}"#,
+    );
+    let file = ws.path("history.jsonl");
+    std::fs::write(&file, text).unwrap();
+    let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = slaprobe(
+        &ws,
+        &[
+            "report",
+            "--service",
+            "api",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["downtime_s"], 10_740.0);
+    assert_eq!(r["incidents"], 1);
+    assert_eq!(r["incident_list"][0]["start"], "2026-10-10T10:01:00Z");
+    assert_eq!(r["incident_list"][0]["end"], "2026-10-10T13:00:00Z");
+    assert_eq!(r["incident_list"][0]["reason"], "timeout");
+    // The blip minute (a failure and a success) is not down.
+    assert_eq!(r["measured_s"], 2_674_830.0);
+}
