@@ -137,7 +137,7 @@ pub fn compute(
     let blips = timeline
         .blips
         .iter()
-        .filter(|&&t| measured.spans().iter().any(|(s, e)| *s <= t && t < *e))
+        .filter(|&&t| measured.contains(t))
         .count();
     let downtime_ms = down.total();
     Availability {
@@ -192,7 +192,7 @@ pub fn compute_minutes(
     let blips = timeline
         .blips
         .iter()
-        .filter(|&&t| measured.spans().iter().any(|(s, e)| *s <= t && t < *e))
+        .filter(|&&t| measured.contains(t))
         .count();
     Availability {
         from_ms,

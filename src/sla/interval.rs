@@ -95,6 +95,21 @@ impl Intervals {
         Intervals { spans: out }
     }
 
+    /// How much of `[start, end)` the set covers, without allocating.
+    pub fn overlap(&self, start: i64, end: i64) -> i64 {
+        let first = self.spans.partition_point(|(_, e)| *e <= start);
+        self.spans[first..]
+            .iter()
+            .take_while(|(s, _)| *s < end)
+            .map(|(s, e)| (*e).min(end) - (*s).max(start))
+            .sum()
+    }
+
+    /// Whether `t` is in the set.
+    pub fn contains(&self, t: i64) -> bool {
+        self.overlap(t, t + 1) == 1
+    }
+
     /// The part inside `[from, to)`.
     pub fn clip(&self, from: i64, to: i64) -> Intervals {
         self.intersect(&Intervals::single(from, to))
@@ -151,6 +166,7 @@ mod tests {
                 prop_assert_eq!(contains(&d, t), x && !y);
             }
             prop_assert_eq!(n.total() + d.total(), a.total());
+            prop_assert_eq!(a.overlap(100, 600), a.clip(100, 600).total());
             prop_assert_eq!(u.total(), a.total() + b.total() - n.total());
         }
     }

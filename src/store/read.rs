@@ -227,16 +227,17 @@ pub fn latency_counts(
         return Ok((0, 0));
     };
     let (from_hour, to_hour) = (chunk::hour_of(first), chunk::hour_of(last - 1));
-    let mut rollups: HashMap<i64, Histogram> = HashMap::new();
-    let mut probes: HashMap<i64, u64> = HashMap::new();
+    // Per rolled-up hour: (probes, probes under the threshold).
+    let mut rollups: HashMap<i64, (u64, u64)> = HashMap::new();
     let mut statement = conn.prepare_cached(
         "SELECT hour, probes, latency FROM rollup_hour WHERE service = ?1 AND hour BETWEEN ?2 AND ?3",
     )?;
     let mut rows = statement.query(params![service, from_hour, to_hour])?;
     while let Some(row) = rows.next()? {
         let hour: i64 = row.get(0)?;
-        probes.insert(hour, row.get::<_, i64>(1)? as u64);
-        rollups.insert(hour, Histogram::decode(&row.get::<_, Vec<u8>>(2)?));
+        let probes = row.get::<_, i64>(1)? as u64;
+        let good = Histogram::encoded_count_below(row.get_ref(2)?.as_blob()?, threshold_ms);
+        rollups.insert(hour, (probes, good));
     }
     let mut statement = conn.prepare_cached(
         "SELECT hour, data FROM outcome_chunk WHERE service = ?1 AND hour BETWEEN ?2 AND ?3",
@@ -249,16 +250,15 @@ pub fn latency_counts(
     let (mut good, mut total) = (0u64, 0u64);
     let threshold_us = u64::from(threshold_ms) * 1000;
     for hour in from_hour..=to_hour {
-        let span = Intervals::single(hour * HOUR_MS, (hour + 1) * HOUR_MS);
-        let inside = measured.intersect(&span).total();
+        let inside = measured.overlap(hour * HOUR_MS, (hour + 1) * HOUR_MS);
         if inside == 0 {
             continue;
         }
         let whole = inside == HOUR_MS;
         match (whole, rollups.get(&hour), raw.get(&hour)) {
-            (true, Some(histogram), _) | (false, Some(histogram), None) => {
-                good += histogram.count_below(threshold_ms);
-                total += probes.get(&hour).copied().unwrap_or(0);
+            (true, Some((probes, under)), _) | (false, Some((probes, under)), None) => {
+                good += under;
+                total += probes;
             }
             (_, _, Some(data)) => {
                 for o in chunk::decode(hour, data) {

@@ -130,6 +130,25 @@ impl Histogram {
         out
     }
 
+    /// `count_below` read straight from the encoding, without building the histogram.
+    pub fn encoded_count_below(data: &[u8], threshold_ms: u32) -> u64 {
+        let mut rest = data;
+        let mut bucket = 0usize;
+        let mut below = 0;
+        while let Some((gap, r)) = read_varint(rest) {
+            let Some((count, r)) = read_varint(r) else {
+                break;
+            };
+            rest = r;
+            bucket += gap as usize;
+            if bucket >= BUCKETS || bucket_upper_ms(bucket) > threshold_ms {
+                break;
+            }
+            below += count;
+        }
+        below
+    }
+
     pub fn decode(data: &[u8]) -> Histogram {
         let mut histogram = Histogram::default();
         let mut rest = data;
@@ -220,6 +239,12 @@ mod tests {
         assert_eq!(h.count_below(310), 3);
         assert_eq!(h.quantile_ms(0.5), Some(300));
         assert_eq!(Histogram::decode(&h.encode()), h);
+        for threshold in [1, 5, 300, 310, 60_000] {
+            assert_eq!(
+                Histogram::encoded_count_below(&h.encode(), threshold),
+                h.count_below(threshold)
+            );
+        }
     }
 
     #[test]

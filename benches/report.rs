@@ -1,0 +1,204 @@
+//! Benchmark: reports over a year of history for 1,000 services (30 s interval).
+//!
+//!     cargo bench --bench report
+//!
+//! Builds the database a year of operation leaves behind: hourly rollups for every service-hour
+//! (120 probes each, latencies 20–80 ms), two 10-minute incidents and one 5-minute no-data
+//! stretch per service and month. Raw outcomes are past the 35-day retention for the months
+//! reported, as in production, so reports read rollups and intervals only. Then it times
+//! `slaprobe report --contract` for one month over all services (the real binary, process start
+//! and config parsing included), the same computed in-process, and a single-service report over
+//! the whole year. Nothing is asserted: the figures go in the README.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use slaprobe::store::{Histogram, Store, StoreSettings};
+
+const SERVICES: usize = 1_000;
+const HOUR: i64 = 3_600_000;
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("probes.toml");
+    let mut text = String::from(
+        "[daemon]\ndatabase = \"slaprobe.db\"\n\n[[contract]]\nid = \"bench\"\nclient = \"Bench\"\n\
+         timezone = \"Europe/Berlin\"\ntarget = \"99.9%\"\nmonthly_fee = 1000\ncurrency = \"EUR\"\n\
+         credits = [ { below = \"99.9%\", credit = \"10%\" } ]\n\n",
+    );
+    for i in 0..SERVICES {
+        text.push_str(&format!(
+            "[[service]]\nid = \"svc-{i}\"\ncontract = \"bench\"\ntcp = \"127.0.0.1:9\"\n\
+             latency = {{ threshold = \"50ms\", target = \"95%\" }}\n"
+        ));
+    }
+    std::fs::write(&config_path, &text).unwrap();
+    let db = dir.path().join("slaprobe.db");
+
+    let started = Instant::now();
+    let now = jiff::Timestamp::now().as_millisecond() / HOUR * HOUR;
+    let year_ago = now - 365 * 24 * HOUR;
+    build_history(&db, year_ago, now);
+    let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "history: {SERVICES} services × 365 days of hourly rollups built in {:.1} s; database {:.0} MiB",
+        started.elapsed().as_secs_f64(),
+        size as f64 / 1_048_576.0
+    );
+
+    // A closed month three months back, in the contract's zone.
+    let month = jiff::Timestamp::from_millisecond(now - 90 * 24 * HOUR)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap())
+        .strftime("%Y-%m")
+        .to_string();
+    let config = slaprobe::config::load(&config_path).unwrap();
+
+    let mut cli_runs = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+            .args([
+                "report",
+                "--contract",
+                "bench",
+                "--month",
+                &month,
+                "--format",
+                "json",
+            ])
+            .arg("--config")
+            .arg(&config_path)
+            .output()
+            .unwrap();
+        cli_runs.push(t.elapsed());
+        assert!(out.status.success(), "{out:?}");
+    }
+    let conn = slaprobe::store::read::open(&db).unwrap();
+    let contract = config.contract("bench").unwrap();
+    let period = slaprobe::report::PeriodSpec::month(&month)
+        .unwrap()
+        .resolve(contract, now);
+    let mut library_runs = Vec::new();
+    let mut incidents = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        incidents = 0;
+        for service in &config.services {
+            let r = slaprobe::report::service_report(&conn, &config, service, period, now).unwrap();
+            incidents += r.numbers.incidents.len();
+        }
+        library_runs.push(t.elapsed());
+    }
+    let year = slaprobe::report::Period {
+        from_ms: year_ago,
+        to_ms: now,
+    };
+    let mut single_runs = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let r = slaprobe::report::service_report(&conn, &config, &config.services[7], year, now)
+            .unwrap();
+        std::hint::black_box(r);
+        single_runs.push(t.elapsed());
+    }
+    println!(
+        "report --contract, month {month}, {SERVICES} services ({incidents} incidents): \
+         CLI {} (median of 5, process and config included), in-process {}",
+        median(&mut cli_runs),
+        median(&mut library_runs)
+    );
+    println!(
+        "report --service over the whole year: {} (median of 20)",
+        median(&mut single_runs)
+    );
+}
+
+fn median(runs: &mut [Duration]) -> String {
+    runs.sort();
+    format!("{:.1} ms", runs[runs.len() / 2].as_secs_f64() * 1000.0)
+}
+
+fn build_history(db: &std::path::Path, from: i64, to: i64) {
+    let ids: Vec<String> = (0..SERVICES).map(|i| format!("svc-{i}")).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let opened = Store::open(
+            db,
+            &ids,
+            1,
+            StoreSettings {
+                flush_interval: Duration::from_millis(10),
+                retention: Duration::from_secs(35 * 86_400),
+            },
+        )
+        .unwrap();
+        opened.store.close().await.unwrap();
+        opened.writer.join().unwrap();
+    });
+    let mut histogram = Histogram::default();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..120 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        histogram.add(20_000 + (seed % 60_000) as u32);
+    }
+    let latency = histogram.encode();
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA synchronous = OFF;").unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut rollup = tx
+            .prepare(
+                "INSERT INTO rollup_hour (service, hour, probes, failures, latency, minutes_probed,
+                 minutes_all_failed) VALUES (?1, ?2, 120, 0, ?3, ?4, 0)",
+            )
+            .unwrap();
+        let mut incident = tx
+            .prepare(
+                "INSERT INTO incident (service, start_ms, end_ms, reason, detail)
+                 VALUES (?1, ?2, ?3, 'timeout', 'simulated')",
+            )
+            .unwrap();
+        let mut no_data = tx
+            .prepare("INSERT INTO no_data (service, start_ms, end_ms) VALUES (?1, ?2, ?3)")
+            .unwrap();
+        let all_minutes: i64 = (1i64 << 60) - 1;
+        for num in 1..=SERVICES as i64 {
+            let mut hour = from / HOUR;
+            while hour < to / HOUR {
+                rollup
+                    .execute(params![num, hour, latency, all_minutes])
+                    .unwrap();
+                hour += 1;
+            }
+            // Two incidents and one no-data stretch a month, spread by service.
+            let mut month_start = from;
+            while month_start < to {
+                let a = month_start + (num * 7_919 % 600) * HOUR;
+                let b = month_start + 360 * HOUR + (num * 104_729 % 300) * HOUR;
+                incident.execute(params![num, a, a + 600_000]).unwrap();
+                incident.execute(params![num, b, b + 600_000]).unwrap();
+                no_data
+                    .execute(params![num, b + 24 * HOUR, b + 24 * HOUR + 300_000])
+                    .unwrap();
+                month_start += 30 * 24 * HOUR;
+            }
+        }
+        tx.execute("UPDATE service SET first_ms = ?1", [from])
+            .unwrap();
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('rolled_until_hour', ?1)",
+            [to / HOUR],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA optimize;")
+        .unwrap();
+}
