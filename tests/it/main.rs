@@ -7,5 +7,6 @@ mod import;
 mod probes;
 mod report;
 mod scheduler;
+mod sla_cases;
 mod store;
 mod support;
