@@ -70,6 +70,8 @@ impl PeriodSpec {
 #[derive(Debug, Clone)]
 pub struct ServiceReport {
     pub service: String,
+    /// The service's display name (its id when none is set).
+    pub name: String,
     pub contract: String,
     pub numbers: Availability,
     pub target: Fraction,
@@ -194,6 +196,7 @@ pub fn service_report(
     );
     Ok(ServiceReport {
         service: service.id.clone(),
+        name: service.name.clone(),
         contract: contract.id.clone(),
         numbers,
         target: contract.target,

@@ -52,6 +52,14 @@ impl Statement {
             .unwrap_or_else(|_| ms.to_string())
     }
 
+    /// "October 2026".
+    fn month_label(&self) -> String {
+        format!("{}-01", self.month)
+            .parse::<jiff::civil::Date>()
+            .map(|d| d.strftime("%B %Y").to_string())
+            .unwrap_or_else(|_| self.month.clone())
+    }
+
     fn period(&self) -> String {
         match self.services.first() {
             Some(s) => format!(
@@ -67,6 +75,15 @@ impl Statement {
 fn availability(s: &ServiceReport) -> String {
     let n = &s.numbers;
     percent(n.uptime_ms.max(0) as u64, n.measured_ms.max(0) as u64)
+}
+
+/// "ACME public API (acme-api)", or the id alone when there is no other name.
+fn service_title(s: &ServiceReport) -> String {
+    if s.name == s.service {
+        s.service.clone()
+    } else {
+        format!("{} ({})", s.name, s.service)
+    }
 }
 
 fn met_word(met: Option<bool>) -> &'static str {
@@ -110,7 +127,7 @@ pub fn to_text(st: &Statement) -> String {
     }
     for s in &st.services {
         let n = &s.numbers;
-        let _ = writeln!(out, "\nService {}", s.service);
+        let _ = writeln!(out, "\nService {}", service_title(s));
         let rows = [
             ("Target", s.target.to_string()),
             (
@@ -167,14 +184,18 @@ pub fn to_text(st: &Statement) -> String {
 
 pub fn to_html(st: &Statement) -> String {
     let mut out = String::new();
-    let title = format!("Availability statement — {} — {}", st.client, st.month);
+    let title = format!(
+        "Availability statement — {} — {}",
+        st.client,
+        st.month_label()
+    );
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
          <style>\nbody{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\n\
          table{{border-collapse:collapse;margin:0.5em 0 1.5em}}\n\
          th,td{{border:1px solid #bbb;padding:0.3em 0.6em;text-align:left}}\n\
-         th{{background:#f0f0f0}}\n.missed{{color:#a00;font-weight:bold}}\n.met{{color:#060}}\n\
+         th{{background:#f0f0f0}}\ntd.t{{white-space:nowrap}}\n.missed{{color:#a00;font-weight:bold}}\n.met{{color:#060}}\n\
          @media print{{body{{margin:0}}}}\n</style>\n</head>\n<body>\n",
         esc(&title)
     );
@@ -185,7 +206,7 @@ pub fn to_html(st: &Statement) -> String {
          <strong>Month:</strong> {} ({})<br>\n<strong>Period:</strong> {}</p>",
         esc(&st.client),
         esc(&st.contract),
-        esc(&st.month),
+        esc(&st.month_label()),
         esc(&st.timezone),
         esc(&st.period())
     );
@@ -201,7 +222,7 @@ pub fn to_html(st: &Statement) -> String {
             Some(false) => "missed",
             _ => "met",
         };
-        let _ = writeln!(out, "<h2>{}</h2>\n<table>", esc(&s.service));
+        let _ = writeln!(out, "<h2>{}</h2>\n<table>", esc(&service_title(s)));
         let rows = [
             ("Target", s.target.to_string(), ""),
             (
@@ -255,7 +276,7 @@ pub fn to_html(st: &Statement) -> String {
             for (i, cause) in n.incidents.iter().zip(&s.causes) {
                 let _ = writeln!(
                     out,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td></tr>",
                     esc(&st.local(i.start_ms)),
                     esc(&i.end_ms.map_or("ongoing".to_string(), |e| st.local(e))),
                     esc(&human_duration(i.downtime_ms)),

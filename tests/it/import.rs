@@ -215,6 +215,7 @@ async fn statement_renders_the_month_escaped_and_deterministic() {
     assert!(html.contains("2026-10-10 12:00:00 CEST"), "{html}");
     assert!(html.contains("timeout: imported"), "{html}");
     assert!(html.contains("Total credit: 200.00 EUR"), "{html}");
+    assert!(html.contains("October 2026 (Europe&#x2F;Berlin)"), "{html}");
 
     let json = slaprobe(
         &ws,
