@@ -5,6 +5,7 @@
 
 pub mod availability;
 pub mod budget;
+pub mod burn;
 pub mod calendar;
 pub mod credit;
 pub mod interval;
