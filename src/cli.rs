@@ -497,26 +497,10 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
         Ok(spec) => spec,
         Err(message) => return usage_error(message),
     };
-    let conn = match read::open(&config.daemon.database) {
-        Ok(conn) => conn,
-        Err(e) => {
-            eprintln!("{:#}", anyhow::Error::from(e));
-            return ExitCode::FAILURE;
-        }
+    let reports = match compute_reports(config, &services, &spec) {
+        Ok(reports) => reports,
+        Err(code) => return code,
     };
-    let now_ms = jiff::Timestamp::now().as_millisecond();
-    let mut reports = Vec::new();
-    for service in services {
-        let contract = config.contract(&service.contract).expect("validated");
-        let period = spec.resolve(contract, now_ms);
-        match report::service_report(&conn, config, service, period, now_ms) {
-            Ok(r) => reports.push(r),
-            Err(e) => {
-                eprintln!("cannot compute the report of {}: {e}", service.id);
-                return ExitCode::FAILURE;
-            }
-        }
-    }
     let output = match args.format {
         ReportFormat::Text => report::to_text(&reports),
         ReportFormat::Csv => report::to_csv(&reports),
@@ -569,7 +553,7 @@ fn import(config: &Config, id: &str, file: &std::path::Path) -> ExitCode {
 }
 
 fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) -> ExitCode {
-    use crate::report::{self, PeriodSpec};
+    use crate::report::PeriodSpec;
     let Some(contract) = config.contract(id) else {
         return usage_error(format!("{}: no contract `{id}`", config.path.display()));
     };
@@ -577,25 +561,15 @@ fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) ->
         Ok(spec) => spec,
         Err(message) => return usage_error(message),
     };
-    let conn = match read::open(&config.daemon.database) {
-        Ok(conn) => conn,
-        Err(e) => {
-            eprintln!("{:#}", anyhow::Error::from(e));
-            return ExitCode::FAILURE;
-        }
+    let services: Vec<&config::Service> = config
+        .services
+        .iter()
+        .filter(|s| s.contract == contract.id)
+        .collect();
+    let reports = match compute_reports(config, &services, &spec) {
+        Ok(reports) => reports,
+        Err(code) => return code,
     };
-    let now_ms = jiff::Timestamp::now().as_millisecond();
-    let period = spec.resolve(contract, now_ms);
-    let mut reports = Vec::new();
-    for service in config.services.iter().filter(|s| s.contract == contract.id) {
-        match report::service_report(&conn, config, service, period, now_ms) {
-            Ok(r) => reports.push(r),
-            Err(e) => {
-                eprintln!("cannot compute the report of {}: {e}", service.id);
-                return ExitCode::FAILURE;
-            }
-        }
-    }
     let st = crate::statement::Statement::new(contract, month, reports);
     let output = match format {
         StatementFormat::Text => crate::statement::to_text(&st),
@@ -605,4 +579,29 @@ fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) ->
     };
     print!("{output}");
     ExitCode::SUCCESS
+}
+
+/// The reports of `services` for the period `spec` (resolved in each service's contract zone),
+/// or the exit code after printing why they cannot be computed.
+fn compute_reports(
+    config: &Config,
+    services: &[&config::Service],
+    spec: &crate::report::PeriodSpec,
+) -> Result<Vec<crate::report::ServiceReport>, ExitCode> {
+    let conn = read::open(&config.daemon.database).map_err(|e| {
+        eprintln!("{:#}", anyhow::Error::from(e));
+        ExitCode::FAILURE
+    })?;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    services
+        .iter()
+        .map(|service| {
+            let contract = config.contract(&service.contract).expect("validated");
+            let period = spec.resolve(contract, now_ms);
+            crate::report::service_report(&conn, config, service, period, now_ms).map_err(|e| {
+                eprintln!("cannot compute the report of {}: {e}", service.id);
+                ExitCode::FAILURE
+            })
+        })
+        .collect()
 }

@@ -110,6 +110,65 @@ fn mean(ms: Option<i64>) -> String {
     ms.map_or("no failures".to_string(), human_duration)
 }
 
+/// The figures of one service, in the order both renderings show them.
+fn figures(st: &Statement, s: &ServiceReport) -> Vec<(&'static str, String)> {
+    let n = &s.numbers;
+    let mut rows = vec![
+        ("Target", s.target.to_string()),
+        (
+            "Availability",
+            format!("{} ({})", availability(s), met_word(s.met())),
+        ),
+        ("Downtime", human_duration(n.downtime_ms)),
+        ("Incidents", n.incidents.len().to_string()),
+        ("MTTR", mean(n.mttr_ms())),
+        ("MTBF", mean(n.mtbf_ms())),
+        ("Maintenance excluded", human_duration(n.maintenance_ms)),
+        (
+            "Outside covered hours",
+            human_duration(n.out_of_coverage_ms),
+        ),
+        ("No data", human_duration(n.no_data_ms)),
+        ("Monitoring coverage", coverage_percent(s)),
+    ];
+    if let Some(l) = s.latency {
+        rows.push((
+            "Latency",
+            format!(
+                "{} under {} ms (target {}, {})",
+                percent(l.good, l.total),
+                l.threshold_ms,
+                l.target,
+                met_word(l.met())
+            ),
+        ));
+    }
+    rows.push((
+        "Credit",
+        format!("{} = {} {}", s.credit.percent, s.credit.amount, st.currency),
+    ));
+    rows
+}
+
+/// Each incident: start and end in the client's zone, duration, first failure.
+fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 4]> {
+    s.numbers
+        .incidents
+        .iter()
+        .zip(&s.causes)
+        .map(|(i, cause)| {
+            [
+                st.local(i.start_ms),
+                i.end_ms.map_or("ongoing".to_string(), |e| st.local(e)),
+                human_duration(i.downtime_ms),
+                cause
+                    .as_ref()
+                    .map_or("no data".to_string(), |c| c.to_string()),
+            ]
+        })
+        .collect()
+}
+
 pub fn to_text(st: &Statement) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Availability statement — {}", st.client);
@@ -126,56 +185,12 @@ pub fn to_text(st: &Statement) -> String {
         );
     }
     for s in &st.services {
-        let n = &s.numbers;
         let _ = writeln!(out, "\nService {}", service_title(s));
-        let rows = [
-            ("Target", s.target.to_string()),
-            (
-                "Availability",
-                format!("{} ({})", availability(s), met_word(s.met())),
-            ),
-            ("Downtime", human_duration(n.downtime_ms)),
-            ("Incidents", n.incidents.len().to_string()),
-            ("MTTR", mean(n.mttr_ms())),
-            ("MTBF", mean(n.mtbf_ms())),
-            ("Maintenance excluded", human_duration(n.maintenance_ms)),
-            (
-                "Outside covered hours",
-                human_duration(n.out_of_coverage_ms),
-            ),
-            ("No data", human_duration(n.no_data_ms)),
-            ("Monitoring coverage", coverage_percent(s)),
-        ];
-        for (label, value) in rows {
+        for (label, value) in figures(st, s) {
             let _ = writeln!(out, "  {label:<22} {value}");
         }
-        if let Some(l) = s.latency {
-            let _ = writeln!(
-                out,
-                "  {:<22} {} under {} ms (target {}, {})",
-                "Latency",
-                percent(l.good, l.total),
-                l.threshold_ms,
-                l.target,
-                met_word(l.met())
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  {:<22} {} = {} {}",
-            "Credit", s.credit.percent, s.credit.amount, st.currency
-        );
-        for (i, cause) in n.incidents.iter().zip(&s.causes) {
-            let _ = writeln!(
-                out,
-                "    {} – {}  {}  {}",
-                st.local(i.start_ms),
-                i.end_ms.map_or("ongoing".to_string(), |e| st.local(e)),
-                human_duration(i.downtime_ms),
-                cause
-                    .as_ref()
-                    .map_or("no data".to_string(), |c| c.to_string())
-            );
+        for [start, end, duration, cause] in incident_rows(st, s) {
+            let _ = writeln!(out, "    {start} – {end}  {duration}  {cause}");
         }
     }
     let _ = writeln!(out, "\nTotal credit: {} {}", st.credit_total, st.currency);
@@ -223,32 +238,12 @@ pub fn to_html(st: &Statement) -> String {
             _ => "met",
         };
         let _ = writeln!(out, "<h2>{}</h2>\n<table>", esc(&service_title(s)));
-        let rows = [
-            ("Target", s.target.to_string(), ""),
-            (
-                "Availability",
-                format!("{} ({})", availability(s), met_word(s.met())),
-                met_class,
-            ),
-            ("Downtime", human_duration(n.downtime_ms), ""),
-            ("Incidents", n.incidents.len().to_string(), ""),
-            ("MTTR", mean(n.mttr_ms()), ""),
-            ("MTBF", mean(n.mtbf_ms()), ""),
-            ("Maintenance excluded", human_duration(n.maintenance_ms), ""),
-            (
-                "Outside covered hours",
-                human_duration(n.out_of_coverage_ms),
-                "",
-            ),
-            ("No data", human_duration(n.no_data_ms), ""),
-            ("Monitoring coverage", coverage_percent(s), ""),
-            (
-                "Credit",
-                format!("{} = {} {}", s.credit.percent, s.credit.amount, st.currency),
-                "",
-            ),
-        ];
-        for (label, value, class) in rows {
+        for (label, value) in figures(st, s) {
+            let class = if label == "Availability" {
+                met_class
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
                 "<tr><th>{}</th><td class=\"{}\">{}</td></tr>",
@@ -257,32 +252,20 @@ pub fn to_html(st: &Statement) -> String {
                 esc(&value)
             );
         }
-        if let Some(l) = s.latency {
-            let value = format!(
-                "{} under {} ms (target {}, {})",
-                percent(l.good, l.total),
-                l.threshold_ms,
-                l.target,
-                met_word(l.met())
-            );
-            let _ = writeln!(out, "<tr><th>Latency</th><td>{}</td></tr>", esc(&value));
-        }
         let _ = writeln!(out, "</table>");
         if !n.incidents.is_empty() {
             let _ = writeln!(
                 out,
                 "<table>\n<tr><th>Start</th><th>End</th><th>Duration</th><th>First failure</th></tr>"
             );
-            for (i, cause) in n.incidents.iter().zip(&s.causes) {
+            for [start, end, duration, cause] in incident_rows(st, s) {
                 let _ = writeln!(
                     out,
                     "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td></tr>",
-                    esc(&st.local(i.start_ms)),
-                    esc(&i.end_ms.map_or("ongoing".to_string(), |e| st.local(e))),
-                    esc(&human_duration(i.downtime_ms)),
-                    esc(&cause
-                        .as_ref()
-                        .map_or("no data".to_string(), |c| c.to_string()))
+                    esc(&start),
+                    esc(&end),
+                    esc(&duration),
+                    esc(&cause)
                 );
             }
             let _ = writeln!(out, "</table>");

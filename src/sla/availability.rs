@@ -100,18 +100,13 @@ pub fn compute(
     now_ms: i64,
 ) -> Availability {
     let end = to_ms.min(now_ms).max(from_ms);
-    let Parts {
-        out_of_coverage,
-        maintenance,
-        no_data,
-        excluded,
-        measured,
-    } = parts(timeline, exclusions, from_ms, end, now_ms);
+    let parts = parts(timeline, exclusions, from_ms, end, now_ms);
+    let (measured, no_data) = (&parts.measured, &parts.no_data);
 
     let mut incidents = Vec::new();
     let mut down_spans = Vec::new();
     for &(start, stop) in &timeline.incidents {
-        let span = Intervals::single(start, stop.unwrap_or(now_ms)).intersect(&measured);
+        let span = Intervals::single(start, stop.unwrap_or(now_ms)).intersect(measured);
         if !span.is_empty() {
             incidents.push(IncidentInPeriod {
                 start_ms: start,
@@ -130,31 +125,10 @@ pub fn compute(
                 downtime_ms: stop - start,
             });
         }
-        down = down.union(&no_data);
+        down = down.union(no_data);
     }
     incidents.sort_by_key(|i| i.start_ms);
-
-    let blips = timeline
-        .blips
-        .iter()
-        .filter(|&&t| measured.contains(t))
-        .count();
-    let downtime_ms = down.total();
-    Availability {
-        from_ms,
-        to_ms: end,
-        partial: to_ms > now_ms,
-        period_ms: end - from_ms,
-        excluded_ms: excluded.total(),
-        out_of_coverage_ms: out_of_coverage.total(),
-        maintenance_ms: maintenance.total(),
-        no_data_ms: no_data.total(),
-        measured_ms: measured.total(),
-        downtime_ms,
-        uptime_ms: measured.total() - downtime_ms,
-        incidents,
-        blips,
-    }
+    assemble(timeline, &parts, &down, incidents, from_ms, to_ms, now_ms)
 }
 
 /// The numbers under `granularity = "minute"`: downtime is the whole minutes in which every
@@ -169,16 +143,10 @@ pub fn compute_minutes(
     now_ms: i64,
 ) -> Availability {
     let end = to_ms.min(now_ms).max(from_ms);
-    let Parts {
-        out_of_coverage,
-        maintenance,
-        no_data,
-        excluded,
-        measured,
-    } = parts(timeline, exclusions, from_ms, end, now_ms);
-    let mut down = down_minutes.intersect(&measured);
+    let parts = parts(timeline, exclusions, from_ms, end, now_ms);
+    let mut down = down_minutes.intersect(&parts.measured);
     if exclusions.no_data_policy == NoDataPolicy::Down {
-        down = down.union(&no_data);
+        down = down.union(&parts.no_data);
     }
     let incidents = down
         .spans()
@@ -189,23 +157,38 @@ pub fn compute_minutes(
             downtime_ms: stop - start,
         })
         .collect();
+    assemble(timeline, &parts, &down, incidents, from_ms, to_ms, now_ms)
+}
+
+/// The numbers from a period's parts, its downtime and its incidents.
+fn assemble(
+    timeline: &Timeline,
+    parts: &Parts,
+    down: &Intervals,
+    incidents: Vec<IncidentInPeriod>,
+    from_ms: i64,
+    to_ms: i64,
+    now_ms: i64,
+) -> Availability {
+    let end = to_ms.min(now_ms).max(from_ms);
     let blips = timeline
         .blips
         .iter()
-        .filter(|&&t| measured.contains(t))
+        .filter(|&&t| parts.measured.contains(t))
         .count();
+    let measured_ms = parts.measured.total();
     Availability {
         from_ms,
         to_ms: end,
         partial: to_ms > now_ms,
         period_ms: end - from_ms,
-        excluded_ms: excluded.total(),
-        out_of_coverage_ms: out_of_coverage.total(),
-        maintenance_ms: maintenance.total(),
-        no_data_ms: no_data.total(),
-        measured_ms: measured.total(),
+        excluded_ms: parts.excluded.total(),
+        out_of_coverage_ms: parts.out_of_coverage.total(),
+        maintenance_ms: parts.maintenance.total(),
+        no_data_ms: parts.no_data.total(),
+        measured_ms,
         downtime_ms: down.total(),
-        uptime_ms: measured.total() - down.total(),
+        uptime_ms: measured_ms - down.total(),
         incidents,
         blips,
     }

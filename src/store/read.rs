@@ -57,6 +57,15 @@ pub fn latest_outcomes(
     Ok(newest_first)
 }
 
+/// A failure from a row whose columns `first` and `first + 1` are reason and detail.
+fn failure_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Failure> {
+    let reason: String = row.get(first)?;
+    Ok(Failure::new(
+        Reason::parse(&reason).unwrap_or(Reason::Internal),
+        row.get::<_, String>(first + 1)?,
+    ))
+}
+
 /// The failure reason and detail recorded for an outcome.
 pub fn failure_at(
     conn: &Connection,
@@ -64,13 +73,7 @@ pub fn failure_at(
     at_ms: i64,
 ) -> rusqlite::Result<Option<Failure>> {
     conn.prepare_cached("SELECT reason, detail FROM failure WHERE service = ?1 AND at_ms = ?2")?
-        .query_row(params![service, at_ms], |r| {
-            let reason: String = r.get(0)?;
-            Ok(Failure::new(
-                Reason::parse(&reason).unwrap_or(Reason::Internal),
-                r.get::<_, String>(1)?,
-            ))
-        })
+        .query_row(params![service, at_ms], |r| failure_from_row(r, 0))
         .optional()
 }
 
@@ -83,13 +86,9 @@ pub fn open_incident(
         "SELECT start_ms, reason, detail FROM incident WHERE service = ?1 AND end_ms IS NULL",
     )?
     .query_row([service], |r| {
-        let reason: String = r.get(1)?;
         Ok(OpenIncident {
             start_ms: r.get(0)?,
-            first_failure: Failure::new(
-                Reason::parse(&reason).unwrap_or(Reason::Internal),
-                r.get::<_, String>(2)?,
-            ),
+            first_failure: failure_from_row(r, 1)?,
         })
     })
     .optional()
@@ -287,13 +286,7 @@ pub fn incident_cause(
     start_ms: i64,
 ) -> rusqlite::Result<Option<Failure>> {
     conn.prepare_cached("SELECT reason, detail FROM incident WHERE service = ?1 AND start_ms = ?2")?
-        .query_row(params![service, start_ms], |r| {
-            let reason: String = r.get(0)?;
-            Ok(Failure::new(
-                Reason::parse(&reason).unwrap_or(Reason::Internal),
-                r.get::<_, String>(1)?,
-            ))
-        })
+        .query_row(params![service, start_ms], |r| failure_from_row(r, 0))
         .optional()
 }
 
@@ -359,12 +352,6 @@ pub fn first_failure_in(
         "SELECT reason, detail FROM failure WHERE service = ?1 AND at_ms >= ?2 AND at_ms < ?3
          ORDER BY at_ms LIMIT 1",
     )?
-    .query_row(params![service, from_ms, to_ms], |r| {
-        let reason: String = r.get(0)?;
-        Ok(Failure::new(
-            Reason::parse(&reason).unwrap_or(Reason::Internal),
-            r.get::<_, String>(1)?,
-        ))
-    })
+    .query_row(params![service, from_ms, to_ms], |r| failure_from_row(r, 0))
     .optional()
 }
