@@ -77,22 +77,20 @@ async fn slaprobe(ws: &Workspace, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test]
-async fn import_then_report_reproduces_a_known_month() {
+/// A workspace with `config`, after importing `history` into `api` (the output of the import).
+async fn imported(config: &str, history: &str) -> (Workspace, std::process::Output) {
     let ws = Workspace::new();
-    ws.config_text(CONFIG);
+    ws.config_text(config);
     let file = ws.path("history.jsonl");
-    std::fs::write(&file, timeline()).unwrap();
+    std::fs::write(&file, history).unwrap();
     let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        said.contains("1 incidents opened, 1 closed, 1 blips, 1 no-data"),
-        "{said}"
-    );
+    (ws, out)
+}
 
+/// `report --service api --month 2026-10 --format json`, parsed.
+async fn october_report(ws: &Workspace) -> serde_json::Value {
     let out = slaprobe(
-        &ws,
+        ws,
         &[
             "report",
             "--service",
@@ -105,7 +103,20 @@ async fn import_then_report_reproduces_a_known_month() {
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn import_then_report_reproduces_a_known_month() {
+    let (ws, out) = imported(CONFIG, &timeline()).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("1 incidents opened, 1 closed, 1 blips, 1 no-data"),
+        "{said}"
+    );
+
+    let r = october_report(&ws).await;
     // October 2026 in Berlin: 2026-09-30T22:00Z to 2026-10-31T23:00Z, 745 h = 2,682,000 s.
     assert_eq!(r["from"], "2026-09-30T22:00:00Z");
     assert_eq!(r["to"], "2026-10-31T23:00:00Z");
@@ -137,6 +148,7 @@ async fn import_then_report_reproduces_a_known_month() {
 
     // The same history again overlaps what is stored: refused, nothing written.
     let before = Db::open(&ws.db()).outcomes("api").len();
+    let file = ws.path("history.jsonl");
     let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
@@ -148,13 +160,9 @@ async fn import_then_report_reproduces_a_known_month() {
 
 #[tokio::test]
 async fn a_bad_line_imports_nothing() {
-    let ws = Workspace::new();
-    ws.config_text(CONFIG);
-    let file = ws.path("history.jsonl");
     let mut text = timeline().lines().take(100).collect::<Vec<_>>().join("\n");
     text.push_str("\n{\"ts\":\"2026-10-05T00:00:00Z\",\"ok\":false,\"latency_ms\":1}\n");
-    std::fs::write(&file, text).unwrap();
-    let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
+    let (ws, out) = imported(CONFIG, &text).await;
     assert_eq!(out.status.code(), Some(65), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -174,14 +182,11 @@ async fn a_bad_line_imports_nothing() {
 
 #[tokio::test]
 async fn statement_renders_the_month_escaped_and_deterministic() {
-    let ws = Workspace::new();
-    ws.config_text(&CONFIG.replace(
+    let config = CONFIG.replace(
         "client = \"ACME Corp\"",
         "client = \"<script>alert('x')</script> & Co\"",
-    ));
-    let file = ws.path("history.jsonl");
-    std::fs::write(&file, timeline()).unwrap();
-    let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
+    );
+    let (ws, out) = imported(&config, &timeline()).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     let args = [
@@ -273,35 +278,19 @@ async fn statement_renders_the_month_escaped_and_deterministic() {
 
 #[tokio::test]
 async fn minute_granularity_counts_only_minutes_where_every_probe_failed() {
-    let ws = Workspace::new();
-    ws.config_text(&CONFIG.replace(
+    let config = CONFIG.replace(
         "target = \"99.9%\"",
         "target = \"99.9%\"\ngranularity = \"minute\"",
-    ));
+    );
     // The outage now starts at 10:00:30: minute 10:00 had a success (10:00:00), so the down
     // minutes are 10:01–12:59, 179 minutes = 10,740 s (the per-second incident is 10,770 s).
     let text = timeline().replace(
         r#"{"ts":"2026-10-10T10:00:00Z","ok":false,"latency_ms":10000,"reason":"timeout"}"#,
         r#"{"ts":"2026-10-10T10:00:00Z","ok":true,"latency_ms":42.5}"#,
     );
-    let file = ws.path("history.jsonl");
-    std::fs::write(&file, text).unwrap();
-    let out = slaprobe(&ws, &["import", "--service", "api", file.to_str().unwrap()]).await;
+    let (ws, out) = imported(&config, &text).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = slaprobe(
-        &ws,
-        &[
-            "report",
-            "--service",
-            "api",
-            "--month",
-            "2026-10",
-            "--format",
-            "json",
-        ],
-    )
-    .await;
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = october_report(&ws).await;
     assert_eq!(r["downtime_s"], 10_740.0);
     assert_eq!(r["incidents"], 1);
     assert_eq!(r["incident_list"][0]["start"], "2026-10-10T10:01:00Z");
