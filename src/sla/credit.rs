@@ -89,15 +89,20 @@ mod tests {
         ]
     }
 
+    /// The standard tiers with a cap, fee and minimum.
+    fn with<'a>(tiers: &'a [CreditTier], cap: &str, fee: i64, min: i64) -> Terms<'a> {
+        Terms {
+            tiers,
+            cap: pct(cap),
+            fee: Cents(fee),
+            min: Cents(min),
+        }
+    }
+
     #[test]
     fn tiers_at_and_just_below_each_boundary() {
         let tiers = tiers();
-        let terms = Terms {
-            tiers: &tiers,
-            cap: Fraction::ONE,
-            fee: Cents(200_000),
-            min: Cents(0),
-        };
+        let terms = with(&tiers, "100%", 200_000, 0);
         // A 30-day month measured in ms: 2,592,000,000 ms.
         let month = 2_592_000_000i64;
         // (uptime ms, expected credit %, expected amount in cents) — computed by hand:
@@ -131,12 +136,7 @@ mod tests {
     fn a_value_that_prints_as_the_target_is_still_below_it() {
         // 99.89997% prints as 99.9000% with 4 decimals, yet it is below 99.9%.
         let tiers = tiers();
-        let terms = Terms {
-            tiers: &tiers,
-            cap: Fraction::ONE,
-            fee: Cents(200_000),
-            min: Cents(0),
-        };
+        let terms = with(&tiers, "100%", 200_000, 0);
         let c = credit(terms, 9_989_997, 10_000_000);
         assert_eq!(c.percent, pct("10%"));
     }
@@ -145,21 +145,11 @@ mod tests {
     fn cap_rounding_and_minimum() {
         let tiers = tiers();
         // Capped at 50%: the 100% tier gives 50% of 333.33 = 166.665 → 166.67 (half-up).
-        let terms = Terms {
-            tiers: &tiers,
-            cap: pct("50%"),
-            fee: Cents(33_333),
-            min: Cents(0),
-        };
+        let terms = with(&tiers, "50%", 33_333, 0);
         let c = credit(terms, 0, 1000);
         assert_eq!((c.percent, c.amount), (pct("50%"), Cents(16_667)));
         // 10% of 1.25 = 0.125 → 0.13; with credit_min 0.13 it is not above → 0.
-        let terms = Terms {
-            tiers: &tiers,
-            cap: Fraction::ONE,
-            fee: Cents(125),
-            min: Cents(0),
-        };
+        let terms = with(&tiers, "100%", 125, 0);
         assert_eq!(credit(terms, 998, 1000).amount, Cents(13));
         let terms = Terms {
             min: Cents(13),
@@ -172,12 +162,7 @@ mod tests {
     #[test]
     fn nothing_measured_owes_nothing() {
         let tiers = tiers();
-        let terms = Terms {
-            tiers: &tiers,
-            cap: Fraction::ONE,
-            fee: Cents(200_000),
-            min: Cents(0),
-        };
+        let terms = with(&tiers, "100%", 200_000, 0);
         assert_eq!(credit(terms, 0, 0).amount, Cents(0));
     }
 }

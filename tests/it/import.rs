@@ -87,6 +87,23 @@ async fn imported(config: &str, history: &str) -> (Workspace, std::process::Outp
     (ws, out)
 }
 
+/// `statement --contract acme --month 2026-10 --format FORMAT`.
+async fn october_statement(ws: &Workspace, format: &str) -> std::process::Output {
+    slaprobe(
+        ws,
+        &[
+            "statement",
+            "--contract",
+            "acme",
+            "--month",
+            "2026-10",
+            "--format",
+            format,
+        ],
+    )
+    .await
+}
+
 /// `report --service api --month 2026-10 --format json`, parsed.
 async fn october_report(ws: &Workspace) -> serde_json::Value {
     let out = slaprobe(
@@ -189,18 +206,9 @@ async fn statement_renders_the_month_escaped_and_deterministic() {
     let (ws, out) = imported(&config, &timeline()).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
-    let args = [
-        "statement",
-        "--contract",
-        "acme",
-        "--month",
-        "2026-10",
-        "--format",
-        "html",
-    ];
-    let html = slaprobe(&ws, &args).await;
+    let html = october_statement(&ws, "html").await;
     assert_eq!(html.status.code(), Some(0), "{html:?}");
-    let again = slaprobe(&ws, &args).await;
+    let again = october_statement(&ws, "html").await;
     assert_eq!(
         html.stdout, again.stdout,
         "the same data renders the same bytes"
@@ -222,37 +230,13 @@ async fn statement_renders_the_month_escaped_and_deterministic() {
     assert!(html.contains("Total credit: 200.00 EUR"), "{html}");
     assert!(html.contains("October 2026 (Europe&#x2F;Berlin)"), "{html}");
 
-    let json = slaprobe(
-        &ws,
-        &[
-            "statement",
-            "--contract",
-            "acme",
-            "--month",
-            "2026-10",
-            "--format",
-            "json",
-        ],
-    )
-    .await;
+    let json = october_statement(&ws, "json").await;
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["credit_total"], "200.00");
     assert_eq!(json["services"][0]["downtime_s"], 10_800.0);
     assert_eq!(json["services"][0]["incident_list"][0]["reason"], "timeout");
 
-    let csv = slaprobe(
-        &ws,
-        &[
-            "statement",
-            "--contract",
-            "acme",
-            "--month",
-            "2026-10",
-            "--format",
-            "csv",
-        ],
-    )
-    .await;
+    let csv = october_statement(&ws, "csv").await;
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert!(
         csv.lines().last().unwrap().starts_with("TOTAL,acme,"),
