@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod endpoint;
 pub mod import;
+pub mod mail;
 pub mod metrics;
 pub mod probe;
 pub mod report;

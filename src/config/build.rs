@@ -13,6 +13,7 @@ use super::maintenance::maintenance_section;
 use super::reader::{Diagnostics, Table, Value, as_string, line_column, type_name};
 use super::service::{defaults_section, services_section};
 use super::*;
+use crate::sla::burn::{self, BurnRule};
 
 const ID_HINT: &str = "use letters, digits, '.', '_' and '-' only";
 
@@ -291,7 +292,18 @@ fn smtp_section(value: Value<'_, '_>, base_dir: &Path, d: &mut Diagnostics) -> O
         (None, Some(file)) => Some(SecretSource::File(base_dir.join(file))),
         (None, None) => None,
     };
-    let from = t.string("from", d);
+    let from = t.get("from").and_then(|v| {
+        d.parse(v, "from", |v| {
+            let text = as_string(v)?;
+            text.parse::<lettre::message::Mailbox>()
+                .map(|_| text.to_string())
+                .map_err(|e| {
+                    format!(
+                        "`{text}` is not a sender ({e}): write e.g. \"SLA monitor <sla@example.com>\""
+                    )
+                })
+        })
+    });
     if from.is_none() && !t.has("from") {
         t.missing("from", "write from = \"SLA monitor <sla@example.com>\"", d);
     }
@@ -317,6 +329,19 @@ fn routes_section(values: &[Value<'_, '_>], d: &mut Diagnostics) -> Vec<Route> {
         let escalate_to = email_list(&mut t, "escalate_to", d);
         let repeat = t.duration("repeat", d);
         let group_window = t.duration("group_window", d);
+        let muted = t.get("alert").and_then(|v| {
+            d.parse(v, "alert", |v| match v {
+                DeValue::Boolean(b) => Ok(!*b),
+                other => Err(format!(
+                    "expected true or false (false mutes the route), found {}",
+                    type_name(other)
+                )),
+            })
+        });
+        let flap_transitions = t.integer("flap_transitions", 2, 1000, d);
+        let flap_window = t.duration("flap_window", d);
+        let maintenance_alerts = t.bool("maintenance_alerts", d);
+        let burn_rules = t.get("burn_rules").map(|v| burn_rules(v, d));
         if email.is_empty() && !t.has("email") {
             t.missing("email", "write email = [\"oncall@example.com\"]", d);
         }
@@ -330,15 +355,93 @@ fn routes_section(values: &[Value<'_, '_>], d: &mut Diagnostics) -> Vec<Route> {
         if let Some(id) = id {
             routes.push(Route {
                 id,
+                muted: muted.unwrap_or(false),
                 email,
                 escalate_after,
                 escalate_to,
                 repeat,
                 group_window: group_window.unwrap_or(Duration::from_secs(30)),
+                flap_transitions: flap_transitions.unwrap_or(6) as u32,
+                flap_window: flap_window.unwrap_or(Duration::from_secs(3600)),
+                maintenance_alerts: maintenance_alerts.unwrap_or(false),
+                burn_rules: burn_rules.flatten().unwrap_or_else(burn::default_rules),
             });
         }
     }
     routes
+}
+
+/// `burn_rules = [ { long = "1h", short = "5m", burn = 14.4, severity = "page" }, … ]`.
+fn burn_rules(v: Value<'_, '_>, d: &mut Diagnostics) -> Option<Vec<BurnRule>> {
+    const HINT: &str = "write burn_rules = [ { long = \"1h\", short = \"5m\", burn = 14.4, \
+                        severity = \"page\" }, … ] (or [] for none)";
+    d.parse(v, "burn_rules", |v| {
+        let DeValue::Array(items) = v else {
+            return Err(format!("expected a list of rules: {HINT}"));
+        };
+        let mut rules = Vec::new();
+        for item in items {
+            let DeValue::Table(table) = item.get_ref() else {
+                return Err(format!("every rule is a table: {HINT}"));
+            };
+            let (mut long, mut short, mut rate, mut severity) = (None, None, None, None);
+            for (key, value) in table.iter() {
+                let value = value.get_ref();
+                match key.get_ref().as_ref() {
+                    "long" => long = Some(super::reader::parse_duration(value)?),
+                    "short" => short = Some(super::reader::parse_duration(value)?),
+                    "burn" => rate = Some(burn_tenths(value)?),
+                    "severity" => {
+                        severity = Some(match value {
+                            DeValue::String(s) if s == "page" => burn::Severity::Page,
+                            DeValue::String(s) if s == "ticket" => burn::Severity::Ticket,
+                            _ => {
+                                return Err(format!(
+                                    "`severity` is \"page\" or \"ticket\": {HINT}"
+                                ));
+                            }
+                        })
+                    }
+                    other => return Err(format!("unknown key `{other}` in a burn rule: {HINT}")),
+                }
+            }
+            let (Some(long), Some(short), Some(rate_tenths)) = (long, short, rate) else {
+                return Err(format!(
+                    "every rule needs `long`, `short` and `burn`: {HINT}"
+                ));
+            };
+            if short >= long {
+                return Err(format!(
+                    "a rule's `short` window ({}) must be shorter than its `long` one ({})",
+                    humantime::format_duration(short),
+                    humantime::format_duration(long)
+                ));
+            }
+            rules.push(BurnRule {
+                long,
+                short,
+                rate_tenths,
+                severity: severity.unwrap_or(burn::Severity::Page),
+            });
+        }
+        Ok(rules)
+    })
+}
+
+/// A burn rate with at most one decimal (14.4), in tenths.
+fn burn_tenths(v: &DeValue<'_>) -> Result<u64, String> {
+    let text = match v {
+        DeValue::Integer(i) => i.as_str().to_string(),
+        DeValue::Float(f) => f.as_str().to_string(),
+        _ => return Err("`burn` is a number such as 14.4".to_string()),
+    };
+    let (whole, tenth) = text.split_once('.').unwrap_or((&text, "0"));
+    match (whole.parse::<u64>(), tenth.len(), tenth.parse::<u64>()) {
+        (Ok(w), 1, Ok(t)) if w * 10 + t > 0 => Ok(w * 10 + t),
+        _ => Err(format!(
+            "`burn` = {text}: write a positive number with at most one decimal, e.g. 14.4"
+        )),
+    }
 }
 
 pub(super) fn email_list(
@@ -351,8 +454,8 @@ pub(super) fn email_list(
     };
     for address in &list {
         let ok = address
-            .rsplit_once('@')
-            .is_some_and(|(local, domain)| !local.trim().is_empty() && domain.contains('.'));
+            .parse::<lettre::Address>()
+            .is_ok_and(|a| a.domain().contains('.'));
         if !ok {
             d.error(
                 t.get(key).unwrap().span(),

@@ -81,6 +81,8 @@ pub(super) fn contracts_section(
             ],
             d,
         );
+        let statement_hour = t.integer("statement_hour", 0, 23, d);
+        let at_risk_below = t.percent("at_risk_below", d);
         let alert = route_reference(&mut t, route_ids, d);
         t.finish(d);
         let (Some(id), Some(client), Some(target)) = (id, client, target) else {
@@ -101,6 +103,9 @@ pub(super) fn contracts_section(
             credit_min: credit_min.unwrap_or_default(),
             statement_to,
             statements: statements.unwrap_or(StatementPolicy::Always),
+            statement_hour: statement_hour.unwrap_or(6) as u8,
+            at_risk_below: at_risk_below
+                .unwrap_or_else(|| Fraction::parse_percent("25%").expect("a valid percentage")),
             alert: alert.unwrap_or(Alert::Inherit),
         });
     }

@@ -100,6 +100,10 @@ pub struct Contract {
     pub credit_min: Cents,
     pub statement_to: Vec<String>,
     pub statements: StatementPolicy,
+    /// The local hour on the 1st after which last month's statement is sent.
+    pub statement_hour: u8,
+    /// "SLA AT RISK" when less than this share of the month's error budget is left (0: never).
+    pub at_risk_below: Fraction,
     pub alert: Alert,
 }
 
@@ -214,11 +218,22 @@ pub enum MaintenanceWhen {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub id: String,
+    /// `alert = false`: the route is muted (services using it send nothing).
+    pub muted: bool,
     pub email: Vec<String>,
     pub escalate_after: Option<Duration>,
     pub escalate_to: Vec<String>,
     pub repeat: Option<Duration>,
+    /// Transitions within it to the same recipients go out as one message.
     pub group_window: Duration,
+    /// More than `flap_transitions` transitions (opened or closed) within `flap_window` mark a
+    /// service flapping: one notice, then quiet until a whole `flap_window` passes without one.
+    pub flap_transitions: u32,
+    pub flap_window: Duration,
+    /// Whether outages inside a maintenance window alert (default: no).
+    pub maintenance_alerts: bool,
+    /// The multiwindow, multi-burn-rate rules (DESIGN.md §2); empty: no burn-rate alerts.
+    pub burn_rules: Vec<crate::sla::burn::BurnRule>,
 }
 
 /// Every problem found in a config, in document order.

@@ -263,7 +263,7 @@ pub fn append_history(
 }
 
 /// Opens the database for writing: created with mode 0600 if absent, WAL, migrated.
-fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
+pub fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         create_private_file(path).map_err(|source| StoreError::Create {
             path: path.to_path_buf(),

@@ -86,6 +86,57 @@ const MIGRATIONS: &[&str] = &[
         value  INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 2: alerting and delivery.
+    "
+    -- Every e-mail to send, written before any attempt (see mail::outbox). `message` is the
+    -- complete RFC 5322 text, so a retry sends the same bytes (same Message-ID).
+    CREATE TABLE outbox (
+        id            INTEGER PRIMARY KEY,
+        created_ms    INTEGER NOT NULL,
+        kind          TEXT NOT NULL,      -- alert | statement
+        subject       TEXT NOT NULL,
+        sender        TEXT NOT NULL,      -- envelope MAIL FROM
+        recipients    TEXT NOT NULL,      -- envelope RCPT TO, one address per line
+        message       BLOB NOT NULL,
+        state         TEXT NOT NULL,      -- pending | sent | failed
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_try_ms   INTEGER NOT NULL,
+        leased_until  INTEGER NOT NULL DEFAULT 0,  -- claimed by a sender until then (ms)
+        last_error    TEXT,
+        done_ms       INTEGER             -- when it was accepted (sent) or given up (failed)
+    );
+    CREATE INDEX outbox_pending ON outbox (next_try_ms) WHERE state = 'pending';
+
+    -- What on-call was told about each incident, so a restart neither repeats nor forgets.
+    CREATE TABLE alert_incident (
+        service        TEXT NOT NULL,
+        start_ms       INTEGER NOT NULL,
+        down_sent_ms   INTEGER,           -- DOWN queued (NULL: not yet, e.g. in maintenance)
+        escalated_ms   INTEGER,
+        reminded_ms    INTEGER,           -- the latest STILL DOWN
+        PRIMARY KEY (service, start_ms)
+    ) WITHOUT ROWID;
+
+    -- Budget notices in force (burn-rate rules firing, SLA at risk for a month): one notice
+    -- per flag until it clears.
+    CREATE TABLE alert_flag (
+        service   TEXT NOT NULL,
+        flag      TEXT NOT NULL,
+        since_ms  INTEGER NOT NULL,
+        PRIMARY KEY (service, flag)
+    ) WITHOUT ROWID;
+
+    -- Client statements sent: one row per contract and month; `sha256` of the statement text.
+    CREATE TABLE statement (
+        contract  TEXT NOT NULL,
+        month     TEXT NOT NULL,          -- YYYY-MM in the contract's zone
+        sha256    TEXT NOT NULL,
+        outbox    INTEGER,                -- the message (NULL: nothing to send under the policy)
+        sends     INTEGER NOT NULL DEFAULT 1,
+        at_ms     INTEGER NOT NULL,
+        PRIMARY KEY (contract, month)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,172 @@
+//! The delivery task: claims due messages from the outbox one at a time, hands them to the SMTP
+//! server, and records the result: sent, retried later with exponential backoff (a transient
+//! failure: connection refused, timeout, 4xx), or failed (a 5xx rejection, logged and kept).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{Notify, watch};
+use tracing::{error, info, warn};
+
+use super::outbox::{self, Claimed};
+use super::smtp::Mailer;
+use crate::clock::Clock;
+
+/// The outbox is looked at this often even without a wake-up (messages queued by another
+/// process, such as `slaprobe statement --send`, or leases that expired).
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// Counters for metrics and the benchmark.
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    pub sent: AtomicU64,
+    pub retries: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// The outbox connection shared by the alerting and delivery tasks.
+pub type SharedConnection = Arc<Mutex<Connection>>;
+
+/// Runs `f` on the connection off the async threads.
+pub async fn with_db<T: Send + 'static>(
+    db: &SharedConnection,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> rusqlite::Result<T> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut conn)
+    })
+    .await
+    .expect("database work does not panic")
+}
+
+/// Delivers until `stop` turns true. Mail left over stays in the outbox for the next start.
+pub async fn deliver(
+    db: SharedConnection,
+    mailer: Arc<Mailer>,
+    clock: Clock,
+    wake: Arc<Notify>,
+    stats: Arc<DeliveryStats>,
+    backoff: outbox::Backoff,
+    mut stop: watch::Receiver<bool>,
+) {
+    info!(server = %mailer.server, "Mail delivery started.");
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = clock.now_ms();
+        let claimed = match with_db(&db, move |c| outbox::claim_next(c, now)).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                error!(error = %e, "Cannot read the outbox; trying again shortly.");
+                None
+            }
+        };
+        if let Some(message) = claimed {
+            let result = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => None,
+                result = mailer.send(&message.sender, &message.recipients, &message.message) => Some(result),
+            };
+            let Some(result) = result else {
+                // Give the claim back so the next start sends it at once.
+                let id = message.id;
+                let _ = with_db(&db, move |c| {
+                    c.execute("UPDATE outbox SET leased_until = 0 WHERE id = ?1", [id])
+                })
+                .await;
+                break;
+            };
+            record(&db, &clock, &stats, backoff, message, result).await;
+            continue;
+        }
+        let next = with_db(&db, |c| outbox::next_due_ms(c))
+            .await
+            .ok()
+            .flatten();
+        let wait = next
+            .map(|due| Duration::from_millis((due - clock.now_ms()).max(0) as u64))
+            .unwrap_or(POLL_EVERY)
+            .min(POLL_EVERY);
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    info!("Mail delivery stopped; anything not sent stays in the outbox.");
+}
+
+async fn record(
+    db: &SharedConnection,
+    clock: &Clock,
+    stats: &DeliveryStats,
+    backoff: outbox::Backoff,
+    message: Claimed,
+    result: Result<(), super::SendError>,
+) {
+    let now = clock.now_ms();
+    let attempts = message.attempts + 1;
+    let id = message.id;
+    let write = match result {
+        Ok(()) => {
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+            info!(
+                id,
+                subject = %message.subject,
+                to = %message.recipients.join(", "),
+                attempts,
+                waited_ms = now - message.created_ms,
+                "Mail sent."
+            );
+            let was_retried = message.attempts > 0;
+            with_db(db, move |c| {
+                outbox::mark_sent(c, id, attempts, now)?;
+                if was_retried {
+                    // The server is back: what waits for its backoff can go now.
+                    outbox::retry_waiting_now(c, now)?;
+                }
+                Ok(())
+            })
+            .await
+        }
+        Err(e) if e.permanent => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            error!(
+                id,
+                subject = %message.subject,
+                to = %message.recipients.join(", "),
+                error = %e.message,
+                "Mail rejected permanently; not retrying (see `slaprobe status`)."
+            );
+            with_db(db, move |c| {
+                outbox::mark_failed(c, id, attempts, now, &e.message)
+            })
+            .await
+        }
+        Err(e) => {
+            stats.retries.fetch_add(1, Ordering::Relaxed);
+            let next = now + backoff.delay_ms(attempts);
+            warn!(
+                id,
+                subject = %message.subject,
+                error = %e.message,
+                attempts,
+                retry_in_s = (next - now) / 1000,
+                "Mail not delivered yet; will retry."
+            );
+            with_db(db, move |c| {
+                outbox::mark_retry(c, id, attempts, next, &e.message)
+            })
+            .await
+        }
+    };
+    if let Err(e) = write {
+        error!(id, error = %e, "Cannot record the delivery result; the message may be sent again.");
+    }
+}

@@ -1,0 +1,258 @@
+//! The outbox table: messages are written here before any attempt, claimed with a lease when
+//! due (so the daemon and `slaprobe statement --send` never send the same row twice at once),
+//! and marked sent, retried later, or failed.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::Composed;
+
+/// A claimed message is not claimed again for this long (a crashed sender's claim expires).
+pub const LEASE_MS: i64 = 2 * 60_000;
+
+/// Retry timing: the first retry after `first_ms`, each later one twice as long, up to `max_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first_ms: i64,
+    pub max_ms: i64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            first_ms: 5_000,
+            max_ms: 5 * 60_000,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `attempts + 1`, after `attempts` failed ones.
+    pub fn delay_ms(&self, attempts: u32) -> i64 {
+        let doublings = attempts.saturating_sub(1).min(16);
+        (self.first_ms << doublings).min(self.max_ms)
+    }
+}
+
+/// What kind of message a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Alert,
+    Statement,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Alert => "alert",
+            Kind::Statement => "statement",
+        }
+    }
+}
+
+/// Writes a message to send now; returns its id. Part of the caller's transaction, so that
+/// what caused the message (an alert decision, a statement) is recorded with it.
+pub fn enqueue(
+    tx: &Transaction<'_>,
+    now_ms: i64,
+    kind: Kind,
+    mail: &Composed,
+) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO outbox (created_ms, kind, subject, sender, recipients, message, state, next_try_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?1)",
+        params![
+            now_ms,
+            kind.as_str(),
+            mail.subject,
+            mail.sender,
+            mail.recipients.join("\n"),
+            mail.bytes
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// A message claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub subject: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub message: Vec<u8>,
+    pub attempts: u32,
+    pub created_ms: i64,
+}
+
+/// Claims the oldest due message, if any, for `LEASE_MS`.
+pub fn claim_next(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<Option<Claimed>> {
+    Ok(claim_due(conn, now_ms, 1)?.pop())
+}
+
+/// Claims up to `limit` due messages (oldest first) for `LEASE_MS`.
+pub fn claim_due(
+    conn: &mut Connection,
+    now_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Claimed>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let claimed = {
+        let mut select = tx.prepare_cached(
+            "SELECT id, subject, sender, recipients, message, attempts, created_ms FROM outbox
+             WHERE state = 'pending' AND next_try_ms <= ?1 AND leased_until <= ?1
+             ORDER BY next_try_ms, id LIMIT ?2",
+        )?;
+        let rows = select.query_map(params![now_ms, limit as i64], |r| {
+            Ok(Claimed {
+                id: r.get(0)?,
+                subject: r.get(1)?,
+                sender: r.get(2)?,
+                recipients: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
+                message: r.get(4)?,
+                attempts: r.get(5)?,
+                created_ms: r.get(6)?,
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    for c in &claimed {
+        tx.execute(
+            "UPDATE outbox SET leased_until = ?2 WHERE id = ?1",
+            params![c.id, now_ms + LEASE_MS],
+        )?;
+    }
+    tx.commit()?;
+    Ok(claimed)
+}
+
+/// The server accepted the message.
+pub fn mark_sent(conn: &Connection, id: i64, attempts: u32, now_ms: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE outbox SET state = 'sent', attempts = ?2, done_ms = ?3, last_error = NULL,
+         leased_until = 0 WHERE id = ?1",
+        params![id, attempts, now_ms],
+    )?;
+    Ok(())
+}
+
+/// A transient failure: try again at `next_try_ms`.
+pub fn mark_retry(
+    conn: &Connection,
+    id: i64,
+    attempts: u32,
+    next_try_ms: i64,
+    error: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE outbox SET attempts = ?2, next_try_ms = ?3, last_error = ?4, leased_until = 0
+         WHERE id = ?1",
+        params![id, attempts, next_try_ms, error],
+    )?;
+    Ok(())
+}
+
+/// A permanent rejection: never retried, shown by `status` until someone looks.
+pub fn mark_failed(
+    conn: &Connection,
+    id: i64,
+    attempts: u32,
+    now_ms: i64,
+    error: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE outbox SET state = 'failed', attempts = ?2, done_ms = ?3, last_error = ?4,
+         leased_until = 0 WHERE id = ?1",
+        params![id, attempts, now_ms, error],
+    )?;
+    Ok(())
+}
+
+/// After a success the server is back: every waiting message becomes due now (claims in
+/// progress keep their lease).
+pub fn retry_waiting_now(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE outbox SET next_try_ms = ?1 WHERE state = 'pending' AND next_try_ms > ?1",
+        [now_ms],
+    )
+}
+
+/// When the next pending message is due.
+pub fn next_due_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT MIN(MAX(next_try_ms, leased_until)) FROM outbox WHERE state = 'pending'",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// A message `status` lists.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MailLine {
+    pub id: i64,
+    pub kind: String,
+    pub subject: String,
+    pub recipients: Vec<String>,
+    pub created_ms: i64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// Pending and failed mail, for `status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MailSummary {
+    pub pending: Vec<MailLine>,
+    pub failed: Vec<MailLine>,
+    pub sent: u64,
+}
+
+/// Pending mail and permanent failures of the last `failed_since_ms`.
+pub fn summary(conn: &Connection, failed_since_ms: i64) -> rusqlite::Result<MailSummary> {
+    let lines = |state: &str, since: i64| -> rusqlite::Result<Vec<MailLine>> {
+        let mut s = conn.prepare(
+            "SELECT id, kind, subject, recipients, created_ms, attempts, last_error FROM outbox
+             WHERE state = ?1 AND created_ms >= ?2 ORDER BY id",
+        )?;
+        let rows = s.query_map(params![state, since], |r| {
+            Ok(MailLine {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                subject: r.get(2)?,
+                recipients: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
+                created_ms: r.get(4)?,
+                attempts: r.get(5)?,
+                last_error: r.get(6)?,
+            })
+        })?;
+        rows.collect()
+    };
+    let sent: Option<i64> = conn
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(MailSummary {
+        pending: lines("pending", i64::MIN)?,
+        failed: lines("failed", failed_since_ms)?,
+        sent: sent.unwrap_or(0) as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let b = Backoff::default();
+        let delays: Vec<i64> = (1..=8).map(|n| b.delay_ms(n)).collect();
+        assert_eq!(
+            delays,
+            [
+                5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000
+            ]
+        );
+        assert_eq!(b.delay_ms(1000), 300_000);
+    }
+}
