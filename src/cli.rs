@@ -357,35 +357,12 @@ fn month_to_date(
     service: &config::Service,
     now_ms: i64,
 ) -> rusqlite::Result<MonthToDate> {
-    use crate::sla::{budget, calendar, maintenance};
-    let contract = config.contract(&service.contract).expect("validated");
-    let tz = &contract.timezone.zone;
-    let today = calendar::local_date(tz, now_ms);
-    let (from, to) = calendar::month(tz, today.year(), today.month()).expect("a real month");
-    let report = crate::report::service_report(
-        conn,
-        config,
-        service,
-        crate::report::Period {
-            from_ms: from,
-            to_ms: to,
-        },
-        now_ms,
-    )?;
-    let window = calendar::covered(&contract.coverage, tz, from, to)
-        .subtract(&maintenance::windows(
-            &config.maintenance,
-            service,
-            from,
-            to,
-        ))
-        .total();
-    let b = budget::budget(contract.target, window, report.numbers.downtime_ms);
+    let m = crate::report::month_budget(conn, config, service, now_ms)?;
     Ok(MonthToDate {
-        availability: report.numbers.availability(),
-        downtime_s: report.numbers.downtime_ms as f64 / 1000.0,
-        budget_s: b.allowed_ms as f64 / 1000.0,
-        budget_remaining_s: b.remaining_ms as f64 / 1000.0,
+        availability: m.numbers.availability(),
+        downtime_s: m.numbers.downtime_ms as f64 / 1000.0,
+        budget_s: m.budget.allowed_ms as f64 / 1000.0,
+        budget_remaining_s: m.budget.remaining_ms as f64 / 1000.0,
     })
 }
 

@@ -1,23 +1,27 @@
 //! The daemon: opens the store, starts one task per service and the HTTP endpoint, tells
 //! systemd it is ready, and on shutdown lets in-flight probes finish and flushes the store.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::alert::{AlertStats, AlertTask, MailOut};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::endpoint;
+use crate::mail::delivery::SharedConnection;
+use crate::mail::{Backoff, DeliveryStats, Mailer};
 use crate::metrics::DaemonMetrics;
 use crate::probe::{Prober, ProberError};
 use crate::schedule::Schedule;
 use crate::scheduler::{ProbeRunner, ServiceTask, Shared};
 use crate::store::{Store, StoreError, StoreSettings};
 use crate::systemd;
-use crate::tracker::{Rules, Tracker};
+use crate::tracker::{OpenIncident, Rules, Tracker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -33,6 +37,10 @@ pub enum DaemonError {
     },
     #[error("the store writer thread panicked")]
     WriterPanicked,
+    #[error(transparent)]
+    Mailer(#[from] crate::mail::smtp::MailerError),
+    #[error("cannot set up alerting")]
+    Alerting(#[source] rusqlite::Error),
 }
 
 /// What can be swapped in for tests: the clock and the probe runner.
@@ -58,6 +66,12 @@ pub struct Running {
     writer: std::thread::JoinHandle<()>,
     endpoint: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     metrics: Arc<DaemonMetrics>,
+    alerting: tokio::task::JoinHandle<()>,
+    alert_stop: watch::Sender<bool>,
+    alert_stats: Arc<AlertStats>,
+    delivery: Option<tokio::task::JoinHandle<()>>,
+    delivery_stats: Arc<DeliveryStats>,
+    mail_stop: watch::Sender<bool>,
 }
 
 impl Running {
@@ -74,12 +88,27 @@ impl Running {
         &self.store
     }
 
+    pub fn alert_stats(&self) -> &Arc<AlertStats> {
+        &self.alert_stats
+    }
+
+    pub fn delivery_stats(&self) -> &Arc<DeliveryStats> {
+        &self.delivery_stats
+    }
+
     /// Stops probing (probes in flight finish or time out), commits everything and closes the
     /// database.
     pub async fn stop(mut self) -> Result<(), DaemonError> {
         let _ = systemd::notify_stopping();
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Alerts still gathering go to the outbox; mail not yet sent waits there for the next start.
+        let _ = self.alert_stop.send(true);
+        let _ = self.alerting.await;
+        let _ = self.mail_stop.send(true);
+        if let Some(delivery) = self.delivery.take() {
+            let _ = delivery.await;
+        }
         if let Some((_, handle)) = self.endpoint.take() {
             let _ = handle.await;
         }
@@ -121,8 +150,57 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         "Store open."
     );
 
+    let config = Arc::new(config);
+    let open_incidents: HashMap<String, Option<OpenIncident>> = opened
+        .services
+        .iter()
+        .map(|(id, (_, resume))| (id.clone(), resume.open_incident.clone()))
+        .collect();
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
+        None => {
+            info!("No [smtp] table: alerts go to the log only.");
+            None
+        }
+    };
+    let (alert_stop, alert_stop_rx) = watch::channel(false);
+    let (mail_stop, mail_stop_rx) = watch::channel(false);
+    let wake = Arc::new(Notify::new());
+    let side_connection = |path: &std::path::Path| -> Result<SharedConnection, DaemonError> {
+        Ok(Arc::new(std::sync::Mutex::new(
+            crate::store::open_writer_connection(path)?,
+        )))
+    };
+    let (alert_task, alerts, transitions) = AlertTask::new(
+        config.clone(),
+        side_connection(&config.daemon.database)?,
+        mailer.as_ref().map(|m| MailOut {
+            from: m.from.clone(),
+            wake: wake.clone(),
+        }),
+        options.clock.clone(),
+        &open_incidents,
+    )
+    .map_err(DaemonError::Alerting)?;
+    let alert_stats = alert_task.stats();
+    let alerting = tokio::spawn(alert_task.run(transitions, alert_stop_rx));
+    let delivery_stats = Arc::new(DeliveryStats::default());
+    let delivery = match mailer {
+        Some(mailer) => Some(tokio::spawn(crate::mail::deliver(
+            side_connection(&config.daemon.database)?,
+            mailer,
+            options.clock.clone(),
+            wake,
+            delivery_stats.clone(),
+            Backoff::default(),
+            mail_stop_rx,
+        ))),
+        None => None,
+    };
+
     let metrics = Arc::new(DaemonMetrics::default());
     let shared = Arc::new(Shared {
+        alerts: Some(alerts),
         runner,
         store: opened.store.clone(),
         clock: options.clock,
@@ -154,7 +232,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
 
     let start = tokio::time::Instant::now();
     let mut tasks = JoinSet::new();
-    for service in config.services {
+    for service in config.services.iter().cloned() {
         let (num, resume) = opened
             .services
             .remove(&service.id)
@@ -185,6 +263,12 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         writer: opened.writer,
         endpoint,
         metrics,
+        alerting,
+        alert_stop,
+        alert_stats,
+        delivery,
+        delivery_stats,
+        mail_stop,
     })
 }
 

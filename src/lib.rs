@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) only parses the command line and calls `cli::main`. The daemon is
 //! `daemon::run`; see ARCHITECTURE.md for the map of the modules below.
 
+pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod config;

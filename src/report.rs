@@ -109,21 +109,30 @@ impl ServiceReport {
     }
 }
 
-/// Computes the report of `service` for `period` as of `now_ms`.
-pub fn service_report(
+/// What a period's numbers were computed from.
+struct Computed {
+    num: Option<crate::store::ServiceNum>,
+    timeline: availability::Timeline,
+    exclusions: Exclusions,
+    numbers: Availability,
+}
+
+/// The §2 numbers of `service` for `period` as of `now_ms`, per the contract's granularity.
+fn compute(
     conn: &Connection,
     config: &Config,
     service: &Service,
     period: Period,
     now_ms: i64,
-) -> rusqlite::Result<ServiceReport> {
+) -> rusqlite::Result<Computed> {
     let contract = config
         .contract(&service.contract)
         .expect("a validated service names a known contract");
     let interval_ms = service.interval.as_millis() as i64;
     let max_gap_ms = service.max_gap().as_millis() as i64;
     let (from, to) = (period.from_ms, period.to_ms);
-    let timeline = match read::service_num(conn, &service.id)? {
+    let num = read::service_num(conn, &service.id)?;
+    let timeline = match num {
         Some(num) => read::timeline(conn, num, from, to, interval_ms, max_gap_ms)?,
         None => availability::Timeline {
             interval_ms,
@@ -136,33 +145,106 @@ pub fn service_report(
         maintenance: maintenance::windows(&config.maintenance, service, from, to),
         no_data_policy: contract.no_data,
     };
-    let num = read::service_num(conn, &service.id)?;
-    let (numbers, causes) = match (contract.granularity, num) {
+    let numbers = match (contract.granularity, num) {
         (Granularity::Minute, Some(num)) => {
             let down = read::down_minutes(conn, num, from, to.min(now_ms))?;
-            let numbers =
-                availability::compute_minutes(&timeline, &exclusions, &down, from, to, now_ms);
-            let causes = numbers
-                .incidents
-                .iter()
-                .map(|i| read::first_failure_in(conn, num, i.start_ms, i.end_ms.unwrap_or(now_ms)))
-                .collect::<Result<_, _>>()?;
-            (numbers, causes)
+            availability::compute_minutes(&timeline, &exclusions, &down, from, to, now_ms)
         }
-        (Granularity::Second, Some(num)) => {
-            let numbers = availability::compute(&timeline, &exclusions, from, to, now_ms);
-            let causes = numbers
-                .incidents
-                .iter()
-                .map(|i| read::incident_cause(conn, num, i.start_ms))
-                .collect::<Result<_, _>>()?;
-            (numbers, causes)
-        }
-        (_, None) => {
-            let numbers = availability::compute(&timeline, &exclusions, from, to, now_ms);
-            let causes = vec![None; numbers.incidents.len()];
-            (numbers, causes)
-        }
+        _ => availability::compute(&timeline, &exclusions, from, to, now_ms),
+    };
+    Ok(Computed {
+        num,
+        timeline,
+        exclusions,
+        numbers,
+    })
+}
+
+/// Only the availability numbers of `service` for `period` (no latency, no causes): what the
+/// alerting needs for burn rates.
+pub fn availability(
+    conn: &Connection,
+    config: &Config,
+    service: &Service,
+    period: Period,
+    now_ms: i64,
+) -> rusqlite::Result<Availability> {
+    Ok(compute(conn, config, service, period, now_ms)?.numbers)
+}
+
+/// The month so far (in the contract's zone) and its error budget: the budget is
+/// (1 − target) × the month's covered time outside maintenance.
+#[derive(Debug, Clone)]
+pub struct MonthBudget {
+    pub month: String,
+    pub numbers: Availability,
+    pub budget: crate::sla::budget::Budget,
+}
+
+pub fn month_budget(
+    conn: &Connection,
+    config: &Config,
+    service: &Service,
+    now_ms: i64,
+) -> rusqlite::Result<MonthBudget> {
+    let contract = config.contract(&service.contract).expect("validated");
+    let tz = &contract.timezone.zone;
+    let today = calendar::local_date(tz, now_ms);
+    let (from, to) = calendar::month(tz, today.year(), today.month()).expect("a real month");
+    let numbers = availability(
+        conn,
+        config,
+        service,
+        Period {
+            from_ms: from,
+            to_ms: to,
+        },
+        now_ms,
+    )?;
+    let window = calendar::covered(&contract.coverage, tz, from, to)
+        .subtract(&maintenance::windows(
+            &config.maintenance,
+            service,
+            from,
+            to,
+        ))
+        .total();
+    Ok(MonthBudget {
+        month: format!("{:04}-{:02}", today.year(), today.month()),
+        budget: crate::sla::budget::budget(contract.target, window, numbers.downtime_ms),
+        numbers,
+    })
+}
+
+/// Computes the report of `service` for `period` as of `now_ms`.
+pub fn service_report(
+    conn: &Connection,
+    config: &Config,
+    service: &Service,
+    period: Period,
+    now_ms: i64,
+) -> rusqlite::Result<ServiceReport> {
+    let contract = config
+        .contract(&service.contract)
+        .expect("a validated service names a known contract");
+    let Computed {
+        num,
+        timeline,
+        exclusions,
+        numbers,
+    } = compute(conn, config, service, period, now_ms)?;
+    let causes = match (contract.granularity, num) {
+        (Granularity::Minute, Some(num)) => numbers
+            .incidents
+            .iter()
+            .map(|i| read::first_failure_in(conn, num, i.start_ms, i.end_ms.unwrap_or(now_ms)))
+            .collect::<Result<_, _>>()?,
+        (Granularity::Second, Some(num)) => numbers
+            .incidents
+            .iter()
+            .map(|i| read::incident_cause(conn, num, i.start_ms))
+            .collect::<Result<_, _>>()?,
+        (_, None) => vec![None; numbers.incidents.len()],
     };
     let latency = match (service.latency, num) {
         (Some(slo), Some(num)) => {

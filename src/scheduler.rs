@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use crate::alert::{AlertSender, Transition};
 use crate::clock::Clock;
 use crate::config::Service;
 use crate::metrics::DaemonMetrics;
@@ -41,6 +42,8 @@ impl ProbeRunner for Prober {
 /// What every service task shares.
 pub struct Shared {
     pub runner: Arc<dyn ProbeRunner>,
+    /// Where incident transitions go for alerting.
+    pub alerts: Option<AlertSender>,
     pub store: Store,
     pub clock: Clock,
     /// The global cap on probes in flight.
@@ -96,6 +99,26 @@ impl ServiceTask {
             let events = self.tracker.observe(&outcome);
             for event in &events {
                 log_event(&id, event);
+                if let Some(alerts) = &shared.alerts {
+                    match event {
+                        Event::IncidentOpened {
+                            start_ms,
+                            first_failure,
+                        } => alerts.send(Transition::Opened {
+                            service: id.clone(),
+                            start_ms: *start_ms,
+                            failure: first_failure.clone(),
+                        }),
+                        Event::IncidentClosed { start_ms, end_ms } => {
+                            alerts.send(Transition::Closed {
+                                service: id.clone(),
+                                start_ms: *start_ms,
+                                end_ms: *end_ms,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
             }
             let ok = outcome.is_ok();
             if let Err(e) = shared.store.record(Record {

@@ -328,7 +328,7 @@ fn routes_section(values: &[Value<'_, '_>], d: &mut Diagnostics) -> Vec<Route> {
         let escalate_after = t.duration("escalate_after", d);
         let escalate_to = email_list(&mut t, "escalate_to", d);
         let repeat = t.duration("repeat", d);
-        let group_window = t.duration("group_window", d);
+        let group_window = t.duration_or_zero("group_window", d);
         let muted = t.get("alert").and_then(|v| {
             d.parse(v, "alert", |v| match v {
                 DeValue::Boolean(b) => Ok(!*b),

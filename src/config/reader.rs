@@ -157,6 +157,17 @@ impl<'a, 'i> Table<'a, 'i> {
         d.parse(v, key, parse_duration)
     }
 
+    /// A duration that may be zero ("0s": off).
+    pub fn duration_or_zero(&mut self, key: &'static str, d: &mut Diagnostics) -> Option<Duration> {
+        let v = self.get(key)?;
+        d.parse(v, key, |v| match v {
+            DeValue::String(s) if humantime::parse_duration(s).is_ok_and(|d| d.is_zero()) => {
+                Ok(Duration::ZERO)
+            }
+            other => parse_duration(other),
+        })
+    }
+
     pub fn percent(&mut self, key: &'static str, d: &mut Diagnostics) -> Option<Fraction> {
         let v = self.get(key)?;
         d.parse(v, key, parse_percent)

@@ -1,5 +1,6 @@
 //! Integration tests: real servers on 127.0.0.1, real sockets, real SQLite files.
 
+mod alerts;
 mod cli;
 mod config_errors;
 mod daemon;

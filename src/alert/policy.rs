@@ -1,0 +1,801 @@
+//! The alert policy: which notices go to whom and when. Pure: transitions and the time come in
+//! as parameters, notices come out; no I/O, no clock.
+//!
+//! Per service: DOWN when an incident opens, RECOVERED when it closes (only if DOWN was sent),
+//! ESCALATED once `escalate_after` past the DOWN, STILL DOWN every `repeat`; nothing while a
+//! maintenance window is on (unless the route says otherwise: a DOWN held back goes out when the
+//! window ends and the service is still down); more than `flap_transitions` transitions within
+//! `flap_window` send one FLAPPING notice and then nothing until a whole window passes quietly.
+//! Items for the same recipients and kind within `group_window` become one message.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::config::Route;
+use crate::probe::Failure;
+
+/// A route's rules in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRules {
+    pub id: String,
+    pub email: Vec<String>,
+    pub escalate_after_ms: Option<i64>,
+    pub escalate_to: Vec<String>,
+    pub repeat_ms: Option<i64>,
+    pub group_window_ms: i64,
+    pub flap_transitions: usize,
+    pub flap_window_ms: i64,
+    pub maintenance_alerts: bool,
+}
+
+impl RouteRules {
+    pub fn of(route: &Route) -> RouteRules {
+        let ms = |d: std::time::Duration| d.as_millis() as i64;
+        RouteRules {
+            id: route.id.clone(),
+            email: route.email.clone(),
+            escalate_after_ms: route.escalate_after.map(ms),
+            escalate_to: route.escalate_to.clone(),
+            repeat_ms: route.repeat.map(ms),
+            group_window_ms: ms(route.group_window),
+            flap_transitions: route.flap_transitions as usize,
+            flap_window_ms: ms(route.flap_window),
+            maintenance_alerts: route.maintenance_alerts,
+        }
+    }
+}
+
+/// Answers whether a service is inside a maintenance window at a time, and until when.
+pub trait MaintenanceCalendar {
+    fn maintenance_until(&self, service: &str, at_ms: i64) -> Option<i64>;
+}
+
+/// The subject line's word; one message carries one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Down,
+    Recovered,
+    Escalated,
+    StillDown,
+    Flapping,
+    AtRisk,
+}
+
+impl Kind {
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Down => "DOWN",
+            Kind::Recovered => "RECOVERED",
+            Kind::Escalated => "ESCALATED",
+            Kind::StillDown => "STILL DOWN",
+            Kind::Flapping => "FLAPPING",
+            Kind::AtRisk => "SLA AT RISK",
+        }
+    }
+}
+
+/// Why a DOWN or RECOVERED is not the plain case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// The outage began inside a maintenance window that has now ended.
+    AfterMaintenance,
+    /// The service stopped flapping and is down.
+    StoppedFlapping,
+}
+
+/// What one line of a notice says about one service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum What {
+    Down {
+        start_ms: i64,
+        failure: Failure,
+        note: Option<Note>,
+    },
+    Recovered {
+        start_ms: i64,
+        end_ms: i64,
+    },
+    /// Stopped flapping and is up.
+    Stable {
+        since_ms: i64,
+    },
+    Escalated {
+        start_ms: i64,
+        failure: Failure,
+    },
+    StillDown {
+        start_ms: i64,
+        failure: Failure,
+    },
+    Flapping {
+        transitions: usize,
+        window_ms: i64,
+    },
+    /// A burn-rate rule fires, or the month's budget runs low; the text is the alerting task's.
+    Budget {
+        summary: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub service: String,
+    pub contract: String,
+    pub what: What,
+}
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub kind: Kind,
+    /// Sorted, without duplicates.
+    pub to: Vec<String>,
+    pub items: Vec<Item>,
+}
+
+/// What was already told about an incident that is still open (from the database at start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Told {
+    pub start_ms: i64,
+    pub failure: Failure,
+    pub down_sent_ms: Option<i64>,
+    pub escalated_ms: Option<i64>,
+    pub reminded_ms: Option<i64>,
+}
+
+/// A service the policy alerts for (muted services are not watched).
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub service: String,
+    pub contract: String,
+    pub route: Arc<RouteRules>,
+}
+
+struct ServiceState {
+    watched: Watched,
+    incident: Option<Told>,
+    transitions: VecDeque<i64>,
+    flapping: bool,
+}
+
+impl ServiceState {
+    fn recipients(&self) -> Vec<String> {
+        let route = &self.watched.route;
+        let mut to = route.email.clone();
+        if self
+            .incident
+            .as_ref()
+            .is_some_and(|i| i.escalated_ms.is_some())
+        {
+            to.extend(route.escalate_to.iter().cloned());
+        }
+        to
+    }
+
+    fn item(&self, what: What) -> Item {
+        Item {
+            service: self.watched.service.clone(),
+            contract: self.watched.contract.clone(),
+            what,
+        }
+    }
+
+    /// Counts a transition; true when it makes the service flapping.
+    fn count_transition(&mut self, now_ms: i64) -> bool {
+        let window = self.watched.route.flap_window_ms;
+        self.transitions.push_back(now_ms);
+        while self
+            .transitions
+            .front()
+            .is_some_and(|t| *t <= now_ms - window)
+        {
+            self.transitions.pop_front();
+        }
+        !self.flapping && self.transitions.len() > self.watched.route.flap_transitions
+    }
+
+    fn muted_by_maintenance(&self, now_ms: i64, calendar: &dyn MaintenanceCalendar) -> Option<i64> {
+        if self.watched.route.maintenance_alerts {
+            return None;
+        }
+        calendar.maintenance_until(&self.watched.service, now_ms)
+    }
+}
+
+struct Group {
+    due_ms: i64,
+    items: Vec<Item>,
+}
+
+/// The policy's state: per service, and messages gathering.
+#[derive(Default)]
+pub struct Policy {
+    services: HashMap<String, ServiceState>,
+    groups: BTreeMap<(Kind, Vec<String>), Group>,
+}
+
+impl Policy {
+    pub fn new() -> Policy {
+        Policy::default()
+    }
+
+    /// Starts (or replaces) watching a service; `open` is its open incident and what was told.
+    pub fn watch(&mut self, watched: Watched, open: Option<Told>) {
+        self.services.insert(
+            watched.service.clone(),
+            ServiceState {
+                watched,
+                incident: open,
+                transitions: VecDeque::new(),
+                flapping: false,
+            },
+        );
+    }
+
+    pub fn unwatch(&mut self, service: &str) {
+        self.services.remove(service);
+    }
+
+    pub fn is_watched(&self, service: &str) -> bool {
+        self.services.contains_key(service)
+    }
+
+    /// An incident opened (confirmed at `now_ms`, backdated to `start_ms`).
+    pub fn opened(
+        &mut self,
+        now_ms: i64,
+        service: &str,
+        start_ms: i64,
+        failure: Failure,
+        calendar: &dyn MaintenanceCalendar,
+    ) {
+        let Some(st) = self.services.get_mut(service) else {
+            return;
+        };
+        st.incident = Some(Told {
+            start_ms,
+            failure,
+            down_sent_ms: None,
+            escalated_ms: None,
+            reminded_ms: None,
+        });
+        if st.count_transition(now_ms) {
+            return self.start_flapping(now_ms, service);
+        }
+        if !st.flapping {
+            self.announce_down(now_ms, service, None, calendar);
+        }
+    }
+
+    /// The open incident closed at `end_ms`.
+    pub fn closed(&mut self, now_ms: i64, service: &str, start_ms: i64, end_ms: i64) {
+        let Some(st) = self.services.get_mut(service) else {
+            return;
+        };
+        let to = st.recipients();
+        let told = st.incident.take();
+        if st.count_transition(now_ms) {
+            return self.start_flapping(now_ms, service);
+        }
+        if st.flapping || told.is_none_or(|t| t.down_sent_ms.is_none()) {
+            return;
+        }
+        let item = st.item(What::Recovered { start_ms, end_ms });
+        let window = st.watched.route.group_window_ms;
+        self.add(now_ms, Kind::Recovered, to, window, item);
+    }
+
+    /// A budget notice (burn rate or SLA at risk) for a watched service.
+    pub fn budget(&mut self, now_ms: i64, service: &str, summary: String) {
+        let Some(st) = self.services.get(service) else {
+            return;
+        };
+        let item = st.item(What::Budget { summary });
+        let (to, window) = (
+            st.watched.route.email.clone(),
+            st.watched.route.group_window_ms,
+        );
+        self.add(now_ms, Kind::AtRisk, to, window, item);
+    }
+
+    /// Timers: DOWN held back by maintenance, escalation, reminders, the end of flapping.
+    pub fn tick(&mut self, now_ms: i64, calendar: &dyn MaintenanceCalendar) {
+        let mut ids: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, st)| st.incident.is_some() || st.flapping)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        for id in ids {
+            self.tick_service(now_ms, &id, calendar);
+        }
+    }
+
+    fn tick_service(&mut self, now_ms: i64, id: &str, calendar: &dyn MaintenanceCalendar) {
+        let st = self.services.get_mut(id).expect("listed");
+        let route = st.watched.route.clone();
+        if st.flapping {
+            let last = st.transitions.back().copied().unwrap_or(i64::MIN);
+            if now_ms - last < route.flap_window_ms {
+                return;
+            }
+            st.flapping = false;
+            st.transitions.clear();
+            if st.incident.is_some() {
+                return self.announce_down(now_ms, id, Some(Note::StoppedFlapping), calendar);
+            }
+            let item = st.item(What::Stable { since_ms: last });
+            return self.add(
+                now_ms,
+                Kind::Recovered,
+                route.email.clone(),
+                route.group_window_ms,
+                item,
+            );
+        }
+        if st.muted_by_maintenance(now_ms, calendar).is_some() {
+            return;
+        }
+        let Some(incident) = st.incident.clone() else {
+            return;
+        };
+        let Some(down_sent) = incident.down_sent_ms else {
+            return self.announce_down(now_ms, id, Some(Note::AfterMaintenance), calendar);
+        };
+        if let Some(after) = route.escalate_after_ms
+            && incident.escalated_ms.is_none()
+            && now_ms >= down_sent + after
+        {
+            let item = st.item(What::Escalated {
+                start_ms: incident.start_ms,
+                failure: incident.failure.clone(),
+            });
+            if let Some(i) = st.incident.as_mut() {
+                i.escalated_ms = Some(now_ms);
+            }
+            self.add(
+                now_ms,
+                Kind::Escalated,
+                route.escalate_to.clone(),
+                route.group_window_ms,
+                item,
+            );
+        }
+        let st = self.services.get_mut(id).expect("listed");
+        if let Some(repeat) = route.repeat_ms {
+            let last = incident.reminded_ms.unwrap_or(down_sent).max(down_sent);
+            if now_ms >= last + repeat {
+                let item = st.item(What::StillDown {
+                    start_ms: incident.start_ms,
+                    failure: incident.failure.clone(),
+                });
+                let to = st.recipients();
+                if let Some(i) = st.incident.as_mut() {
+                    i.reminded_ms = Some(now_ms);
+                }
+                self.add(now_ms, Kind::StillDown, to, route.group_window_ms, item);
+            }
+        }
+    }
+
+    /// The next time `tick` or `take_due` has something to do.
+    pub fn next_due(&self, now_ms: i64, calendar: &dyn MaintenanceCalendar) -> Option<i64> {
+        let groups = self.groups.values().map(|g| g.due_ms);
+        let services = self.services.values().filter_map(|st| {
+            let route = &st.watched.route;
+            if st.flapping {
+                return Some(
+                    st.transitions.back().copied().unwrap_or(now_ms) + route.flap_window_ms,
+                );
+            }
+            let incident = st.incident.as_ref()?;
+            if let Some(until) = st.muted_by_maintenance(now_ms, calendar) {
+                return Some(until);
+            }
+            let Some(down_sent) = incident.down_sent_ms else {
+                return Some(now_ms);
+            };
+            let escalate = route
+                .escalate_after_ms
+                .filter(|_| incident.escalated_ms.is_none())
+                .map(|after| down_sent + after);
+            let remind = route
+                .repeat_ms
+                .map(|r| incident.reminded_ms.unwrap_or(down_sent).max(down_sent) + r);
+            escalate.into_iter().chain(remind).min()
+        });
+        groups.chain(services).min()
+    }
+
+    /// Messages whose group window has passed (all of them with `everything`, at shutdown).
+    pub fn take_due(&mut self, now_ms: i64, everything: bool) -> Vec<Notice> {
+        let due: Vec<(Kind, Vec<String>)> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| everything || g.due_ms <= now_ms)
+            .map(|(key, _)| key.clone())
+            .collect();
+        due.into_iter()
+            .map(|key| {
+                let mut group = self.groups.remove(&key).expect("listed");
+                group
+                    .items
+                    .sort_by(|a, b| (&a.contract, &a.service).cmp(&(&b.contract, &b.service)));
+                Notice {
+                    kind: key.0,
+                    to: key.1,
+                    items: group.items,
+                }
+            })
+            .collect()
+    }
+
+    fn announce_down(
+        &mut self,
+        now_ms: i64,
+        id: &str,
+        note: Option<Note>,
+        calendar: &dyn MaintenanceCalendar,
+    ) {
+        let st = self.services.get_mut(id).expect("watched");
+        if st.muted_by_maintenance(now_ms, calendar).is_some() {
+            return; // held back; `tick` sends it when the window ends
+        }
+        let Some(incident) = st.incident.as_mut() else {
+            return;
+        };
+        incident.down_sent_ms = Some(now_ms);
+        incident.reminded_ms = None;
+        let what = What::Down {
+            start_ms: incident.start_ms,
+            failure: incident.failure.clone(),
+            note,
+        };
+        let item = st.item(what);
+        let (to, window) = (st.recipients(), st.watched.route.group_window_ms);
+        self.add(now_ms, Kind::Down, to, window, item);
+    }
+
+    fn start_flapping(&mut self, now_ms: i64, id: &str) {
+        let st = self.services.get_mut(id).expect("watched");
+        st.flapping = true;
+        let item = st.item(What::Flapping {
+            transitions: st.transitions.len(),
+            window_ms: st.watched.route.flap_window_ms,
+        });
+        let (to, window) = (st.recipients(), st.watched.route.group_window_ms);
+        self.add(now_ms, Kind::Flapping, to, window, item);
+    }
+
+    fn add(&mut self, now_ms: i64, kind: Kind, mut to: Vec<String>, window_ms: i64, item: Item) {
+        to.sort();
+        to.dedup();
+        if to.is_empty() {
+            return;
+        }
+        self.groups
+            .entry((kind, to))
+            .or_insert_with(|| Group {
+                due_ms: now_ms + window_ms,
+                items: Vec::new(),
+            })
+            .items
+            .push(item);
+    }
+
+    /// What is known of a service's open incident (for persistence and tests).
+    pub fn told(&self, service: &str) -> Option<&Told> {
+        self.services.get(service)?.incident.as_ref()
+    }
+
+    pub fn is_flapping(&self, service: &str) -> bool {
+        self.services.get(service).is_some_and(|s| s.flapping)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Reason;
+
+    const S: i64 = 1_000;
+    const MIN: i64 = 60 * S;
+    const T0: i64 = 1_790_000_000_000;
+
+    struct NoMaintenance;
+    impl MaintenanceCalendar for NoMaintenance {
+        fn maintenance_until(&self, _: &str, _: i64) -> Option<i64> {
+            None
+        }
+    }
+
+    /// One window [from, to) for every service.
+    struct Window(i64, i64);
+    impl MaintenanceCalendar for Window {
+        fn maintenance_until(&self, _: &str, at: i64) -> Option<i64> {
+            (self.0 <= at && at < self.1).then_some(self.1)
+        }
+    }
+
+    fn rules() -> RouteRules {
+        RouteRules {
+            id: "oncall".into(),
+            email: vec!["oncall@x.example".into()],
+            escalate_after_ms: Some(30 * MIN),
+            escalate_to: vec!["lead@x.example".into()],
+            repeat_ms: Some(60 * MIN),
+            group_window_ms: 30 * S,
+            flap_transitions: 6,
+            flap_window_ms: 60 * MIN,
+            maintenance_alerts: false,
+        }
+    }
+
+    fn policy_with(n: usize, rules: RouteRules) -> Policy {
+        let route = Arc::new(rules);
+        let mut p = Policy::new();
+        for i in 0..n {
+            p.watch(
+                Watched {
+                    service: format!("s{i:03}"),
+                    contract: "c".into(),
+                    route: route.clone(),
+                },
+                None,
+            );
+        }
+        p
+    }
+
+    fn failure() -> Failure {
+        Failure::new(Reason::Timeout, "no answer within 10s")
+    }
+
+    /// Runs the policy to `now` the way the alerting task does: timers, then due messages.
+    fn at(
+        p: &mut Policy,
+        now: i64,
+        cal: &dyn MaintenanceCalendar,
+    ) -> Vec<(Kind, Vec<String>, usize)> {
+        p.tick(now, cal);
+        p.take_due(now, false)
+            .into_iter()
+            .map(|n| (n.kind, n.to, n.items.len()))
+            .collect()
+    }
+
+    fn oncall() -> Vec<String> {
+        vec!["oncall@x.example".to_string()]
+    }
+
+    #[test]
+    fn an_outage_is_one_down_and_one_recovered() {
+        let mut p = policy_with(1, rules());
+        let cal = NoMaintenance;
+        // First failure at T0, confirmed 5 s later.
+        p.opened(T0 + 5 * S, "s000", T0, failure(), &cal);
+        // Gathering for the 30 s group window: nothing yet.
+        assert_eq!(at(&mut p, T0 + 34 * S, &cal), []);
+        assert_eq!(p.next_due(T0 + 34 * S, &cal), Some(T0 + 35 * S));
+        assert_eq!(at(&mut p, T0 + 35 * S, &cal), [(Kind::Down, oncall(), 1)]);
+        p.closed(T0 + 10 * MIN, "s000", T0, T0 + 10 * MIN);
+        assert_eq!(at(&mut p, T0 + 10 * MIN + 29 * S, &cal), []);
+        assert_eq!(
+            at(&mut p, T0 + 10 * MIN + 30 * S, &cal),
+            [(Kind::Recovered, oncall(), 1)]
+        );
+        assert_eq!(at(&mut p, T0 + 5 * 60 * MIN, &cal), [], "nothing more");
+    }
+
+    #[test]
+    fn two_hundred_services_down_together_are_one_message() {
+        let mut p = policy_with(200, rules());
+        let cal = NoMaintenance;
+        // Confirmations spread over 20 s, inside one 30 s window.
+        for i in 0..200 {
+            let now = T0 + (i as i64 * 100);
+            p.opened(now, &format!("s{i:03}"), now - 5 * S, failure(), &cal);
+        }
+        let sent = p.take_due(T0 + 30 * S, false);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].kind, Kind::Down);
+        assert_eq!(sent[0].items.len(), 200);
+        assert_eq!(sent[0].items[0].service, "s000");
+        assert_eq!(sent[0].items[199].service, "s199");
+    }
+
+    #[test]
+    fn escalation_and_reminders_come_at_their_times() {
+        let mut p = policy_with(
+            1,
+            RouteRules {
+                group_window_ms: 0,
+                ..rules()
+            },
+        );
+        let cal = NoMaintenance;
+        p.opened(T0, "s000", T0 - 5 * S, failure(), &cal);
+        assert_eq!(at(&mut p, T0, &cal), [(Kind::Down, oncall(), 1)]);
+        // DOWN at T0: escalation due at T0 + 30 min, the first reminder at T0 + 60 min.
+        assert_eq!(p.next_due(T0, &cal), Some(T0 + 30 * MIN));
+        assert_eq!(at(&mut p, T0 + 30 * MIN - 1, &cal), []);
+        assert_eq!(
+            at(&mut p, T0 + 30 * MIN, &cal),
+            [(Kind::Escalated, vec!["lead@x.example".to_string()], 1)]
+        );
+        assert_eq!(p.next_due(T0 + 30 * MIN, &cal), Some(T0 + 60 * MIN));
+        let both = vec!["lead@x.example".to_string(), "oncall@x.example".to_string()];
+        assert_eq!(at(&mut p, T0 + 60 * MIN - 1, &cal), []);
+        assert_eq!(
+            at(&mut p, T0 + 60 * MIN, &cal),
+            [(Kind::StillDown, both.clone(), 1)]
+        );
+        assert_eq!(at(&mut p, T0 + 119 * MIN, &cal), []);
+        assert_eq!(
+            at(&mut p, T0 + 120 * MIN, &cal),
+            [(Kind::StillDown, both.clone(), 1)]
+        );
+        // Escalated once only; the recovery goes to everyone who was told.
+        p.closed(T0 + 125 * MIN, "s000", T0 - 5 * S, T0 + 125 * MIN);
+        assert_eq!(
+            at(&mut p, T0 + 125 * MIN, &cal),
+            [(Kind::Recovered, both, 1)]
+        );
+        assert_eq!(p.next_due(T0 + 125 * MIN, &cal), None);
+    }
+
+    #[test]
+    fn maintenance_holds_alerts_back() {
+        let rules = RouteRules {
+            group_window_ms: 0,
+            ..rules()
+        };
+        // Window 02:00–04:00 (as offsets from T0).
+        let cal = Window(T0, T0 + 120 * MIN);
+
+        // An outage entirely inside the window: nothing at all.
+        let mut p = policy_with(1, rules.clone());
+        p.opened(T0 + 10 * MIN, "s000", T0 + 9 * MIN, failure(), &cal);
+        assert_eq!(at(&mut p, T0 + 10 * MIN, &cal), []);
+        assert_eq!(p.next_due(T0 + 10 * MIN, &cal), Some(T0 + 120 * MIN));
+        p.closed(T0 + 50 * MIN, "s000", T0 + 9 * MIN, T0 + 50 * MIN);
+        assert_eq!(at(&mut p, T0 + 200 * MIN, &cal), []);
+
+        // Still down when the window ends: DOWN then, escalation 30 min after that.
+        let mut p = policy_with(1, rules.clone());
+        p.opened(T0 + 10 * MIN, "s000", T0 + 9 * MIN, failure(), &cal);
+        assert_eq!(at(&mut p, T0 + 119 * MIN, &cal), []);
+        let sent = {
+            p.tick(T0 + 120 * MIN, &cal);
+            p.take_due(T0 + 120 * MIN, false)
+        };
+        assert_eq!(sent.len(), 1);
+        assert!(matches!(
+            sent[0].items[0].what,
+            What::Down {
+                note: Some(Note::AfterMaintenance),
+                ..
+            }
+        ));
+        assert_eq!(p.next_due(T0 + 120 * MIN, &cal), Some(T0 + 150 * MIN));
+
+        // With maintenance_alerts = true the DOWN goes out at once.
+        let mut p = policy_with(
+            1,
+            RouteRules {
+                maintenance_alerts: true,
+                ..rules
+            },
+        );
+        p.opened(T0 + 10 * MIN, "s000", T0 + 9 * MIN, failure(), &cal);
+        assert_eq!(at(&mut p, T0 + 10 * MIN, &cal), [(Kind::Down, oncall(), 1)]);
+    }
+
+    #[test]
+    fn flapping_sends_one_notice_then_waits_for_quiet() {
+        let mut p = policy_with(
+            1,
+            RouteRules {
+                group_window_ms: 0,
+                ..rules()
+            },
+        );
+        let cal = NoMaintenance;
+        let mut sent = Vec::new();
+        // Down 1 min, up 1 min, over and over: transitions at 0, 1, 2, … minutes.
+        for k in 0..12i64 {
+            let now = T0 + k * MIN;
+            if k % 2 == 0 {
+                p.opened(now, "s000", now - 5 * S, failure(), &cal);
+            } else {
+                p.closed(now, "s000", now - MIN - 5 * S, now);
+            }
+            sent.extend(at(&mut p, now, &cal).into_iter().map(|n| n.0));
+        }
+        // Transitions 1–6 alert as usual (3 DOWN, 3 RECOVERED), the 7th marks flapping.
+        use Kind::*;
+        assert_eq!(
+            sent,
+            [Down, Recovered, Down, Recovered, Down, Recovered, Flapping]
+        );
+        assert!(p.is_flapping("s000"));
+        // The last transition (k = 11, a recovery) at T0 + 11 min: quiet for 60 min → stable.
+        assert_eq!(at(&mut p, T0 + 71 * MIN - 1, &cal), []);
+        let stable = {
+            p.tick(T0 + 71 * MIN, &cal);
+            p.take_due(T0 + 71 * MIN, false)
+        };
+        assert_eq!(stable.len(), 1);
+        assert_eq!(stable[0].kind, Kind::Recovered);
+        assert!(matches!(stable[0].items[0].what, What::Stable { .. }));
+        assert!(!p.is_flapping("s000"));
+    }
+
+    #[test]
+    fn a_resumed_incident_is_not_announced_twice() {
+        let mut p = Policy::new();
+        let cal = NoMaintenance;
+        p.watch(
+            Watched {
+                service: "s".into(),
+                contract: "c".into(),
+                route: Arc::new(RouteRules {
+                    group_window_ms: 0,
+                    ..rules()
+                }),
+            },
+            Some(Told {
+                start_ms: T0,
+                failure: failure(),
+                down_sent_ms: Some(T0 + 5 * S),
+                escalated_ms: None,
+                reminded_ms: None,
+            }),
+        );
+        assert_eq!(at(&mut p, T0 + 10 * MIN, &cal), []);
+        // Escalation still counts from the DOWN sent before the restart.
+        assert_eq!(p.next_due(T0 + 10 * MIN, &cal), Some(T0 + 5 * S + 30 * MIN));
+        p.closed(T0 + 20 * MIN, "s", T0, T0 + 20 * MIN);
+        assert_eq!(
+            at(&mut p, T0 + 20 * MIN, &cal),
+            [(Kind::Recovered, oncall(), 1)]
+        );
+
+        // Never told (e.g. stopped inside the group window): told now, once.
+        let mut p = policy_with(
+            1,
+            RouteRules {
+                group_window_ms: 0,
+                ..rules()
+            },
+        );
+        p.watch(
+            Watched {
+                service: "s000".into(),
+                contract: "c".into(),
+                route: Arc::new(RouteRules {
+                    group_window_ms: 0,
+                    ..rules()
+                }),
+            },
+            Some(Told {
+                start_ms: T0,
+                failure: failure(),
+                down_sent_ms: None,
+                escalated_ms: None,
+                reminded_ms: None,
+            }),
+        );
+        assert_eq!(at(&mut p, T0 + MIN, &cal), [(Kind::Down, oncall(), 1)]);
+        assert_eq!(at(&mut p, T0 + 2 * MIN, &cal), []);
+    }
+
+    #[test]
+    fn unwatched_services_send_nothing() {
+        let mut p = policy_with(0, rules());
+        p.opened(T0, "muted", T0, failure(), &NoMaintenance);
+        p.closed(T0 + MIN, "muted", T0, T0 + MIN);
+        assert!(p.take_due(T0 + 60 * MIN, true).is_empty());
+    }
+}
