@@ -58,6 +58,9 @@ pub enum Command {
         month: String,
         #[arg(long, value_enum, default_value_t = StatementFormat::Text)]
         format: StatementFormat,
+        /// E-mail it to the contract's `statement_to` now (also when already sent), and record it.
+        #[arg(long)]
+        send: bool,
     },
     /// Backfill a service's outcomes from JSON lines; a bad line imports nothing (exit 65).
     Import {
@@ -152,7 +155,14 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Statement {
             contract,
             month,
+            send: true,
+            ..
+        } => send_statement(&config, &contract, &month),
+        Command::Statement {
+            contract,
+            month,
             format,
+            send: false,
         } => statement(&config, &contract, &month, format),
     }
 }
@@ -299,14 +309,48 @@ fn status(config: &Config, format: Format) -> ExitCode {
             }
         }
     }
+    // Mail still to send and permanent failures of the last 30 days.
+    let mail = match crate::mail::outbox::summary(&conn, now_ms - 30 * 86_400_000) {
+        Ok(mail) => mail,
+        Err(e) => {
+            eprintln!("cannot read the outbox: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&lines).expect("status lines serialize")
-        ),
-        Format::Text => print_status_table(&lines),
+        Format::Json => println!("{}", serde_json::json!({ "services": lines, "mail": mail })),
+        Format::Text => {
+            print_status_table(&lines);
+            print_mail(&mail);
+        }
     }
     ExitCode::SUCCESS
+}
+
+fn print_mail(mail: &crate::mail::MailSummary) {
+    println!(
+        "\nMAIL: {} pending, {} failed in the last 30 days, {} sent",
+        mail.pending.len(),
+        mail.failed.len(),
+        mail.sent
+    );
+    for (word, list) in [("pending", &mail.pending), ("FAILED", &mail.failed)] {
+        for m in list {
+            println!(
+                "  {word:7}  #{}  {}  {}  to {}  ({} attempt{}{})",
+                m.id,
+                format_ms(m.created_ms),
+                m.subject,
+                m.recipients.join(", "),
+                m.attempts,
+                if m.attempts == 1 { "" } else { "s" },
+                m.last_error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
 }
 
 fn status_line(
@@ -556,6 +600,98 @@ fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) ->
     };
     print!("{output}");
     ExitCode::SUCCESS
+}
+
+/// `statement --send`: records and queues the statement, then delivers it at once (a running
+/// daemon retries it if the server does not take it now).
+fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
+    use crate::mail::delivery::{self, SharedConnection};
+    use crate::monthly::{self, Month, Queued};
+    let Some(contract) = config.contract(id) else {
+        return usage_error(format!("{}: no contract `{id}`", config.path.display()));
+    };
+    let Some(smtp) = &config.smtp else {
+        return usage_error(format!(
+            "{}: `statement --send` needs an [smtp] table",
+            config.path.display()
+        ));
+    };
+    if contract.statement_to.is_empty() {
+        return usage_error(format!(
+            "{}: contract `{id}` has no `statement_to`",
+            config.path.display()
+        ));
+    }
+    let month = match Month::of(contract, label) {
+        Ok(month) => month,
+        Err(message) => return usage_error(message),
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    if month.to_ms > now {
+        return usage_error(format!(
+            "{label} has not closed yet in {}: only a closed month's statement can be sent",
+            contract.timezone.name
+        ));
+    }
+    let result = runtime(Some(1)).block_on(async {
+        let mailer = crate::mail::Mailer::new(smtp)?;
+        let mut conn = crate::store::open_writer_connection(&config.daemon.database)?;
+        let queued = monthly::queue(&mut conn, config, contract, &month, &mailer.from, now, true)?;
+        let Queued::Queued {
+            id: message,
+            sha256,
+        } = queued
+        else {
+            anyhow::bail!("nothing was queued: {queued:?}");
+        };
+        let claimed = crate::mail::outbox::claim_id(&mut conn, message, now)?;
+        let db: SharedConnection = std::sync::Arc::new(std::sync::Mutex::new(conn));
+        let Some(claimed) = claimed else {
+            return Ok((message, sha256, None));
+        };
+        let result = mailer
+            .send(&claimed.sender, &claimed.recipients, &claimed.message)
+            .await;
+        let error = result.as_ref().err().map(|e| e.message.clone());
+        let stats = delivery::DeliveryStats::default();
+        delivery::record(
+            &db,
+            &crate::clock::Clock::system(),
+            &stats,
+            Default::default(),
+            claimed,
+            result,
+        )
+        .await;
+        Ok((message, sha256, Some(error)))
+    });
+    match result {
+        Ok((message, sha256, delivered)) => {
+            println!(
+                "statement {id} {label} recorded (sha256 {sha256}) and queued as message #{message}"
+            );
+            match delivered {
+                Some(None) => {
+                    println!("sent to {}", contract.statement_to.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Some(Some(error)) => {
+                    eprintln!(
+                        "not delivered yet: {error}; it stays in the outbox and the daemon retries it"
+                    );
+                    ExitCode::FAILURE
+                }
+                None => {
+                    println!("the running daemon is delivering it");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The reports of `services` for the period `spec` (resolved in each service's contract zone),

@@ -67,6 +67,7 @@ pub struct Running {
     endpoint: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     metrics: Arc<DaemonMetrics>,
     alerting: tokio::task::JoinHandle<()>,
+    statements: tokio::task::JoinHandle<()>,
     alert_stop: watch::Sender<bool>,
     alert_stats: Arc<AlertStats>,
     delivery: Option<tokio::task::JoinHandle<()>>,
@@ -105,6 +106,7 @@ impl Running {
         // Alerts still gathering go to the outbox; mail not yet sent waits there for the next start.
         let _ = self.alert_stop.send(true);
         let _ = self.alerting.await;
+        let _ = self.statements.await;
         let _ = self.mail_stop.send(true);
         if let Some(delivery) = self.delivery.take() {
             let _ = delivery.await;
@@ -183,7 +185,17 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     )
     .map_err(DaemonError::Alerting)?;
     let alert_stats = alert_task.stats();
-    let alerting = tokio::spawn(alert_task.run(transitions, alert_stop_rx));
+    let alerting = tokio::spawn(alert_task.run(transitions, alert_stop_rx.clone()));
+    let statements = tokio::spawn(crate::monthly::run(
+        config.clone(),
+        side_connection(&config.daemon.database)?,
+        mailer.as_ref().map(|m| MailOut {
+            from: m.from.clone(),
+            wake: wake.clone(),
+        }),
+        options.clock.clone(),
+        alert_stop_rx,
+    ));
     let delivery_stats = Arc::new(DeliveryStats::default());
     let delivery = match mailer {
         Some(mailer) => Some(tokio::spawn(crate::mail::deliver(
@@ -264,6 +276,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         endpoint,
         metrics,
         alerting,
+        statements,
         alert_stop,
         alert_stats,
         delivery,

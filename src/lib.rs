@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod import;
 pub mod mail;
 pub mod metrics;
+pub mod monthly;
 pub mod probe;
 pub mod report;
 pub mod schedule;

@@ -67,20 +67,11 @@ pub async fn deliver(
             }
         };
         if let Some(message) = claimed {
-            let result = tokio::select! {
-                biased;
-                _ = stop.wait_for(|s| *s) => None,
-                result = mailer.send(&message.sender, &message.recipients, &message.message) => Some(result),
-            };
-            let Some(result) = result else {
-                // Give the claim back so the next start sends it at once.
-                let id = message.id;
-                let _ = with_db(&db, move |c| {
-                    c.execute("UPDATE outbox SET leased_until = 0 WHERE id = ?1", [id])
-                })
+            // Never cancelled half-way: the server may already have taken the message, and
+            // dropping the answer would send it twice. The SMTP timeout bounds the wait.
+            let result = mailer
+                .send(&message.sender, &message.recipients, &message.message)
                 .await;
-                break;
-            };
             record(&db, &clock, &stats, backoff, message, result).await;
             continue;
         }
@@ -102,7 +93,8 @@ pub async fn deliver(
     info!("Mail delivery stopped; anything not sent stays in the outbox.");
 }
 
-async fn record(
+/// Records the result of one delivery attempt (and logs it).
+pub async fn record(
     db: &SharedConnection,
     clock: &Clock,
     stats: &DeliveryStats,

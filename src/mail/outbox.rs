@@ -89,6 +89,37 @@ pub fn claim_next(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<Option
     Ok(claim_due(conn, now_ms, 1)?.pop())
 }
 
+/// Claims message `id` if it is pending and nobody holds it.
+pub fn claim_id(conn: &mut Connection, id: i64, now_ms: i64) -> rusqlite::Result<Option<Claimed>> {
+    let claimed = conn.execute(
+        "UPDATE outbox SET leased_until = ?2
+         WHERE id = ?1 AND state = 'pending' AND leased_until <= ?3",
+        params![id, now_ms + LEASE_MS, now_ms],
+    )?;
+    if claimed == 0 {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT id, subject, sender, recipients, message, attempts, created_ms FROM outbox
+         WHERE id = ?1",
+        [id],
+        claimed_from_row,
+    )
+    .map(Some)
+}
+
+fn claimed_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
+    Ok(Claimed {
+        id: r.get(0)?,
+        subject: r.get(1)?,
+        sender: r.get(2)?,
+        recipients: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
+        message: r.get(4)?,
+        attempts: r.get(5)?,
+        created_ms: r.get(6)?,
+    })
+}
+
 /// Claims up to `limit` due messages (oldest first) for `LEASE_MS`.
 pub fn claim_due(
     conn: &mut Connection,

@@ -121,7 +121,9 @@ async fn status_shows_state_since_and_last_outcome() {
         .unwrap();
     running.stop().await.unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let lines: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["mail"]["pending"], serde_json::json!([]));
+    let lines = &status["services"];
     let by_id = |id: &str| {
         lines
             .as_array()

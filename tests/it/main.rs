@@ -11,5 +11,6 @@ mod report;
 mod scheduler;
 mod sla_cases;
 mod smtp_server;
+mod statements;
 mod store;
 mod support;

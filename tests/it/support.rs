@@ -315,9 +315,14 @@ impl TestDns {
                 })
                 .collect(),
         );
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on the same port: another test may hold the TCP side, so try again.
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                break (udp, tcp, addr);
+            }
+        };
         let tcp_queries = Arc::new(AtomicU64::new(0));
         let udp_zone = zone.clone();
         let udp_task = tokio::spawn(async move {

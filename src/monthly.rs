@@ -1,0 +1,339 @@
+//! Monthly client statements: once a month has closed in a contract's zone and the local time
+//! is past `statement_hour` on the 1st, the statement is rendered and queued in the outbox, and
+//! recorded with its SHA-256, in one transaction — exactly once per contract and month, across
+//! restarts. `slaprobe statement --send` resends on purpose.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::alert::MailOut;
+use crate::clock::Clock;
+use crate::config::{Config, Contract, StatementPolicy};
+use crate::mail::delivery::{SharedConnection, with_db};
+use crate::mail::outbox::{self, Kind};
+use crate::mail::{Attachment, Email};
+use crate::report::{self, PeriodSpec};
+use crate::sla::calendar;
+use crate::statement::{self, Statement};
+
+/// How often the daemon looks for statements to send.
+const CHECK_EVERY: Duration = Duration::from_secs(300);
+
+/// A calendar month of a contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Month {
+    /// `YYYY-MM`.
+    pub label: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl Month {
+    pub fn of(contract: &Contract, label: &str) -> Result<Month, String> {
+        let PeriodSpec::Month { year, month } = PeriodSpec::month(label)? else {
+            unreachable!("PeriodSpec::month makes a month")
+        };
+        let (from_ms, to_ms) = calendar::month(&contract.timezone.zone, year, month)
+            .ok_or_else(|| format!("`{label}` is not a month"))?;
+        Ok(Month {
+            label: label.to_string(),
+            from_ms,
+            to_ms,
+        })
+    }
+}
+
+/// The month whose statement is due at `now_ms`: the previous month in the contract's zone,
+/// once the local time has reached `statement_hour` on the 1st.
+pub fn due_month(contract: &Contract, now_ms: i64) -> Option<Month> {
+    let tz = &contract.timezone.zone;
+    let today = calendar::local_date(tz, now_ms);
+    let (this_month_start, _) = calendar::month(tz, today.year(), today.month())?;
+    let send_from = calendar::local_to_ms(
+        tz,
+        jiff::civil::date(today.year(), today.month(), 1).at(
+            contract.statement_hour as i8,
+            0,
+            0,
+            0,
+        ),
+    );
+    if now_ms < send_from {
+        return None;
+    }
+    let previous = calendar::local_date(tz, this_month_start - 1);
+    let (from_ms, to_ms) = calendar::month(tz, previous.year(), previous.month())?;
+    Some(Month {
+        label: format!("{:04}-{:02}", previous.year(), previous.month()),
+        from_ms,
+        to_ms,
+    })
+}
+
+/// Renders the statement of `contract` for `month` as of `now_ms`.
+pub fn render(
+    conn: &Connection,
+    config: &Config,
+    contract: &Contract,
+    month: &Month,
+    now_ms: i64,
+) -> rusqlite::Result<Statement> {
+    let period = report::Period {
+        from_ms: month.from_ms,
+        to_ms: month.to_ms,
+    };
+    let reports = config
+        .services
+        .iter()
+        .filter(|s| s.contract == contract.id)
+        .map(|s| report::service_report(conn, config, s, period, now_ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Statement::new(contract, &month.label, reports))
+}
+
+/// Whether any service missed its availability or latency target, or a credit is owed.
+pub fn breached(st: &Statement) -> bool {
+    st.credit_total.0 > 0
+        || st.services.iter().any(|s| {
+            s.met() == Some(false) || s.latency.as_ref().and_then(|l| l.met()) == Some(false)
+        })
+}
+
+/// The e-mail: the text statement, the HTML statement as its alternative, the CSV attached.
+pub fn email(contract: &Contract, st: &Statement) -> Email {
+    Email {
+        subject: format!(
+            "[slaprobe] Availability statement {}: {} ({})",
+            st.month, st.client, st.contract
+        ),
+        to: contract.statement_to.clone(),
+        text: statement::to_text(st),
+        html: Some(statement::to_html(st)),
+        attachment: Some(Attachment {
+            filename: format!("{}-{}.csv", st.contract, st.month),
+            content_type: "text/csv; charset=utf-8".to_string(),
+            body: statement::to_csv(st).into_bytes(),
+        }),
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What `queue` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Queued {
+    /// Written to the outbox as message `id`.
+    Queued { id: i64, sha256: String },
+    /// Recorded; nothing to send under `statements = "on_breach"` (the month was met).
+    NotNeeded { sha256: String },
+    /// Already recorded for this contract and month.
+    AlreadyDone,
+    /// No service of the contract has any outcome before the month's end.
+    NoData,
+}
+
+/// Renders, records and (by the contract's policy, or always with `resend`) queues the
+/// statement, in one transaction.
+pub fn queue(
+    conn: &mut Connection,
+    config: &Config,
+    contract: &Contract,
+    month: &Month,
+    from: &Mailbox,
+    now_ms: i64,
+    resend: bool,
+) -> rusqlite::Result<Queued> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let recorded: Option<i64> = tx
+        .query_row(
+            "SELECT sends FROM statement WHERE contract = ?1 AND month = ?2",
+            params![contract.id, month.label],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if recorded.is_some() && !resend {
+        return Ok(Queued::AlreadyDone);
+    }
+    let ids: Vec<&str> = config
+        .services
+        .iter()
+        .filter(|s| s.contract == contract.id)
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut has_data = false;
+    for id in &ids {
+        let first: Option<i64> = tx
+            .query_row("SELECT first_ms FROM service WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        has_data |= first.is_some_and(|f| f < month.to_ms);
+    }
+    if !has_data && !resend {
+        return Ok(Queued::NoData);
+    }
+    let st = render(&tx, config, contract, month, now_ms)?;
+    let sha256 = sha256_hex(statement::to_text(&st).as_bytes());
+    let send = resend
+        || match contract.statements {
+            StatementPolicy::Always => true,
+            StatementPolicy::OnBreach => breached(&st),
+            StatementPolicy::Never => false,
+        };
+    let id = if send && !contract.statement_to.is_empty() {
+        match crate::mail::compose(from, &email(contract, &st)) {
+            Ok(composed) => Some(outbox::enqueue(&tx, now_ms, Kind::Statement, &composed)?),
+            Err(e) => {
+                error!(contract = %contract.id, error = %e, "Cannot compose the statement.");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    tx.execute(
+        "INSERT INTO statement (contract, month, sha256, outbox, sends, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (contract, month) DO UPDATE SET sha256 = excluded.sha256,
+           outbox = COALESCE(excluded.outbox, outbox), sends = sends + excluded.sends,
+           at_ms = excluded.at_ms",
+        params![
+            contract.id,
+            month.label,
+            sha256,
+            id,
+            id.is_some() as i64,
+            now_ms
+        ],
+    )?;
+    tx.commit()?;
+    Ok(match id {
+        Some(id) => Queued::Queued { id, sha256 },
+        None => Queued::NotNeeded { sha256 },
+    })
+}
+
+/// The daemon's statement task: at start and every few minutes, queues each contract's due
+/// statement if it was not yet.
+pub async fn run(
+    config: Arc<Config>,
+    db: SharedConnection,
+    mail: Option<MailOut>,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut warned_no_smtp = false;
+    loop {
+        let now = clock.now_ms();
+        for contract in &config.contracts {
+            if matches!(contract.statements, StatementPolicy::Never)
+                || contract.statement_to.is_empty()
+            {
+                continue;
+            }
+            let Some(month) = due_month(contract, now) else {
+                continue;
+            };
+            let Some(mail) = &mail else {
+                if !warned_no_smtp {
+                    warn!(
+                        contract = %contract.id,
+                        month = %month.label,
+                        "A statement is due but there is no [smtp] table; it is not sent."
+                    );
+                    warned_no_smtp = true;
+                }
+                continue;
+            };
+            let (config, contract_id, from) =
+                (config.clone(), contract.id.clone(), mail.from.clone());
+            let label = month.label.clone();
+            let result = with_db(&db, move |conn| {
+                let contract = config.contract(&contract_id).expect("configured");
+                queue(conn, &config, contract, &month, &from, now, false)
+            })
+            .await;
+            match result {
+                Ok(Queued::Queued { id, sha256 }) => {
+                    info!(contract = %contract.id, month = %label, outbox = id, %sha256, "Statement queued.");
+                    mail.wake.notify_one();
+                }
+                Ok(Queued::NotNeeded { sha256 }) => info!(
+                    contract = %contract.id, month = %label, %sha256,
+                    "Statement recorded; not sent (statements = \"on_breach\" and the month met its targets)."
+                ),
+                Ok(Queued::AlreadyDone | Queued::NoData) => {}
+                Err(e) => error!(contract = %contract.id, month = %label, error = %e,
+                    "Cannot queue the statement; trying again later."),
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract(zone: &str, hour: u8) -> Contract {
+        let text = format!(
+            "[[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"\ntimezone = \"{zone}\"\n\
+             statement_hour = {hour}\n"
+        );
+        let config = crate::config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        config.contracts[0].clone()
+    }
+
+    fn ms(text: &str) -> i64 {
+        text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn a_statement_is_due_after_the_hour_on_the_first_in_the_contract_zone() {
+        let berlin = contract("Europe/Berlin", 6);
+        // 1 November 06:00 in Berlin (CET) is 05:00 UTC.
+        assert_eq!(due_month(&berlin, ms("2026-11-01T04:59:59Z")), None);
+        let october = due_month(&berlin, ms("2026-11-01T05:00:00Z")).unwrap();
+        assert_eq!(october.label, "2026-10");
+        // October in Berlin: 2026-09-30T22:00Z to 2026-10-31T23:00Z, 745 hours.
+        assert_eq!(october.from_ms, ms("2026-09-30T22:00:00Z"));
+        assert_eq!(october.to_ms, ms("2026-10-31T23:00:00Z"));
+        assert_eq!((october.to_ms - october.from_ms) / 3_600_000, 745);
+        // Late in November it is still October's statement that is due.
+        assert_eq!(
+            due_month(&berlin, ms("2026-11-22T10:00:00Z"))
+                .unwrap()
+                .label,
+            "2026-10"
+        );
+        // January's statement is December's of the year before.
+        let utc = contract("UTC", 0);
+        assert_eq!(
+            due_month(&utc, ms("2027-01-01T00:00:00Z")).unwrap().label,
+            "2026-12"
+        );
+    }
+
+    #[test]
+    fn the_content_hash_is_sha256() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
