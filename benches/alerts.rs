@@ -1,0 +1,239 @@
+//! Benchmark: alert latency, from the failing probe that confirms an incident to the DOWN
+//! message accepted by a local SMTP server, with 1,000 services running.
+//!
+//!     cargo bench --bench alerts
+//!     cargo bench --bench alerts -- --services 1000 --outages 40 --group-window 0s
+//!
+//! In this process: an HTTP target on 127.0.0.2 that answers 200 "ok", or 503 for the services
+//! the benchmark has switched to failing (it notes when it served each failure), and an SMTP
+//! server on 127.0.0.1 that notes when each message's DATA ended (accepted). The daemon is the
+//! real `slaprobe run` in a child process (interval 10 s, retry 1 s, confirm_down 2): the
+//! second failure served to a service is the probe that confirms its incident. Outages are
+//! started one at a time, a second and a half apart. Nothing is asserted: the figures go in the
+//! README.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+#[derive(Default)]
+struct Shared {
+    failing: HashSet<usize>,
+    /// Per failing service: when each 503 was served.
+    failures_served: HashMap<usize, Vec<Instant>>,
+    /// Subject → when the SMTP server accepted it.
+    accepted: Vec<(String, Instant)>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let services: usize = value("--services").map_or(1_000, |v| v.parse().unwrap());
+    let outages: usize = value("--outages").map_or(40, |v| v.parse().unwrap());
+    let group_window = value("--group-window").unwrap_or_else(|| "0s".to_string());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let (http, smtp) = rt.block_on(async {
+        let http = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
+            .await
+            .unwrap();
+        let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        (http, smtp)
+    });
+    let (http_addr, smtp_addr) = (http.local_addr().unwrap(), smtp.local_addr().unwrap());
+    rt.spawn(serve_http(http, shared.clone()));
+    rt.spawn(serve_smtp(smtp, shared.clone()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("probes.toml");
+    let mut text = format!(
+        "[daemon]\ndatabase = \"slaprobe.db\"\nmax_in_flight = 1024\n\n\
+         [smtp]\nurl = \"smtp://{smtp_addr}\"\nfrom = \"bench <bench@provider.example>\"\n\n\
+         [[route]]\nid = \"oncall\"\nemail = [\"oncall@provider.example\"]\ngroup_window = \"{group_window}\"\n\n\
+         [defaults]\ninterval = \"10s\"\ntimeout = \"2s\"\nretry_interval = \"1s\"\nconfirm_down = 2\n\n\
+         [[contract]]\nid = \"bench\"\nclient = \"Bench\"\ntarget = \"99.9%\"\nalert = \"oncall\"\n\n"
+    );
+    for i in 0..services {
+        text.push_str(&format!(
+            "[[service]]\nid = \"svc-{i}\"\ncontract = \"bench\"\nhttp = \"http://{http_addr}/{i}\"\n"
+        ));
+    }
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SLAPROBE_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    println!(
+        "slaprobe alert benchmark: {services} HTTP services @10s, {outages} outages one at a time, \
+         group_window = {group_window}"
+    );
+    // Warm-up: every service has probed at least once.
+    std::thread::sleep(Duration::from_secs(12));
+
+    let victims: Vec<usize> = (0..outages).map(|k| (k * 997 + 13) % services).collect();
+    for &v in &victims {
+        shared.lock().unwrap().failing.insert(v);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    // Every outage confirmed (within an interval plus the retry) and mailed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let latencies = loop {
+        let s = shared.lock().unwrap();
+        let got: Vec<f64> = victims
+            .iter()
+            .filter_map(|v| {
+                let confirmed = *s.failures_served.get(v)?.get(1)?;
+                let subject = format!("[slaprobe] DOWN: svc-{v} (bench)");
+                let (_, at) = s.accepted.iter().find(|(subj, _)| *subj == subject)?;
+                Some(at.saturating_duration_since(confirmed).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        if got.len() == victims.len() || Instant::now() > deadline {
+            break got;
+        }
+        drop(s);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    let mut sorted = latencies.clone();
+    sorted.sort_by(f64::total_cmp);
+    let pct =
+        |p: f64| sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1];
+    let down_messages = shared
+        .lock()
+        .unwrap()
+        .accepted
+        .iter()
+        .filter(|(s, _)| s.starts_with("[slaprobe] DOWN:"))
+        .count();
+    println!(
+        "confirming probe -> DOWN accepted by SMTP: {} of {} outages measured; \
+         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} DOWN messages in all)",
+        sorted.len(),
+        victims.len(),
+        pct(0.50),
+        pct(0.99),
+        sorted.last().copied().unwrap_or(f64::NAN),
+        down_messages
+    );
+}
+
+async fn serve_http(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let mut seen = 0;
+            loop {
+                match stream.read(&mut buf[seen..]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen += n,
+                }
+                if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") || seen == buf.len() {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..seen]);
+            let id: Option<usize> = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.trim_start_matches('/').parse().ok());
+            let failing = id.is_some_and(|id| shared.lock().unwrap().failing.contains(&id));
+            let response: &[u8] = if failing {
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndown"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            };
+            let _ = stream.write_all(response).await;
+            if failing && let Some(id) = id {
+                shared
+                    .lock()
+                    .unwrap()
+                    .failures_served
+                    .entry(id)
+                    .or_default()
+                    .push(Instant::now());
+            }
+        });
+    }
+}
+
+async fn serve_smtp(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read);
+            let _ = write.write_all(b"220 bench ESMTP\r\n").await;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let upper = line.trim_end().to_ascii_uppercase();
+                let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                    b"250-bench\r\n250 8BITMIME\r\n"
+                } else if upper == "DATA" {
+                    let _ = write.write_all(b"354 go ahead\r\n").await;
+                    let mut subject = String::new();
+                    loop {
+                        line.clear();
+                        if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == ".\r\n" {
+                            break;
+                        }
+                        if let Some(s) = line.strip_prefix("Subject: ") {
+                            subject = s.trim_end().to_string();
+                        }
+                    }
+                    shared
+                        .lock()
+                        .unwrap()
+                        .accepted
+                        .push((subject, Instant::now()));
+                    b"250 queued\r\n"
+                } else if upper == "QUIT" {
+                    let _ = write.write_all(b"221 bye\r\n").await;
+                    return;
+                } else {
+                    b"250 ok\r\n"
+                };
+                let _ = write.write_all(reply).await;
+            }
+        });
+    }
+}
