@@ -26,8 +26,8 @@ struct Shared {
     failing: HashSet<usize>,
     /// Per failing service: when each 503 was served.
     failures_served: HashMap<usize, Vec<Instant>>,
-    /// Subject → when the SMTP server accepted it.
-    accepted: Vec<(String, Instant)>,
+    /// Subject, body lines, and when the SMTP server accepted the message.
+    accepted: Vec<(String, HashSet<String>, Instant)>,
 }
 
 fn main() {
@@ -104,8 +104,11 @@ fn main() {
             .iter()
             .filter_map(|v| {
                 let confirmed = *s.failures_served.get(v)?.get(1)?;
-                let subject = format!("[slaprobe] DOWN: svc-{v} (bench)");
-                let (_, at) = s.accepted.iter().find(|(subj, _)| *subj == subject)?;
+                // The DOWN message that names it (alone, or in a group).
+                let name = format!("svc-{v}");
+                let (_, _, at) = s.accepted.iter().find(|(subject, lines, _)| {
+                    subject.starts_with("[slaprobe] DOWN:") && lines.contains(&name)
+                })?;
                 Some(at.saturating_duration_since(confirmed).as_secs_f64() * 1000.0)
             })
             .collect();
@@ -129,7 +132,7 @@ fn main() {
         .unwrap()
         .accepted
         .iter()
-        .filter(|(s, _)| s.starts_with("[slaprobe] DOWN:"))
+        .filter(|(s, _, _)| s.starts_with("[slaprobe] DOWN:"))
         .count();
     println!(
         "confirming probe -> DOWN accepted by SMTP: {} of {} outages measured; \
@@ -208,6 +211,7 @@ async fn serve_smtp(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
                 } else if upper == "DATA" {
                     let _ = write.write_all(b"354 go ahead\r\n").await;
                     let mut subject = String::new();
+                    let mut body = HashSet::new();
                     loop {
                         line.clear();
                         if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -219,12 +223,13 @@ async fn serve_smtp(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
                         if let Some(s) = line.strip_prefix("Subject: ") {
                             subject = s.trim_end().to_string();
                         }
+                        body.insert(line.trim_end().to_string());
                     }
                     shared
                         .lock()
                         .unwrap()
                         .accepted
-                        .push((subject, Instant::now()));
+                        .push((subject, body, Instant::now()));
                     b"250 queued\r\n"
                 } else if upper == "QUIT" {
                     let _ = write.write_all(b"221 bye\r\n").await;
