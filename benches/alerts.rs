@@ -28,6 +28,8 @@ struct Shared {
     failures_served: HashMap<usize, Vec<Instant>>,
     /// Subject, body lines, and when the SMTP server accepted the message.
     accepted: Vec<(String, HashSet<String>, Instant)>,
+    /// Per message: from the SMTP connection's accept to the end of its data.
+    conversations: Vec<Duration>,
 }
 
 fn main() {
@@ -127,6 +129,14 @@ fn main() {
     sorted.sort_by(f64::total_cmp);
     let pct =
         |p: f64| sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1];
+    let mut conversations: Vec<f64> = shared
+        .lock()
+        .unwrap()
+        .conversations
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    conversations.sort_by(f64::total_cmp);
     let down_messages = shared
         .lock()
         .unwrap()
@@ -144,6 +154,12 @@ fn main() {
         sorted.last().copied().unwrap_or(f64::NAN),
         down_messages
     );
+    if !conversations.is_empty() {
+        println!(
+            "of which the SMTP conversation (connection accepted -> data ended): p50 {:.1} ms",
+            conversations[conversations.len() / 2]
+        );
+    }
 }
 
 async fn serve_http(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
@@ -194,6 +210,7 @@ async fn serve_smtp(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let connected = Instant::now();
         let shared = shared.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
@@ -230,6 +247,11 @@ async fn serve_smtp(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
                         .unwrap()
                         .accepted
                         .push((subject, body, Instant::now()));
+                    shared
+                        .lock()
+                        .unwrap()
+                        .conversations
+                        .push(connected.elapsed());
                     b"250 queued\r\n"
                 } else if upper == "QUIT" {
                     let _ = write.write_all(b"221 bye\r\n").await;
