@@ -569,3 +569,69 @@ fn clear_flag(conn: &Connection, service: &str, flag: &str) -> rusqlite::Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_inherited_overridden_and_muted() {
+        let text = r#"
+[[route]]
+id = "oncall"
+email = ["o@x.example"]
+
+[[route]]
+id = "quiet"
+email = ["q@x.example"]
+alert = false
+
+[[contract]]
+id = "c"
+client = "C"
+target = "99.9%"
+alert = "oncall"
+
+[[contract]]
+id = "d"
+client = "D"
+target = "99.9%"
+
+[[service]]
+id = "inherits"
+contract = "c"
+tcp = "127.0.0.1:1"
+
+[[service]]
+id = "muted"
+contract = "c"
+tcp = "127.0.0.1:1"
+alert = false
+
+[[service]]
+id = "muted-route"
+contract = "c"
+tcp = "127.0.0.1:1"
+alert = "quiet"
+
+[[service]]
+id = "no-route"
+contract = "d"
+tcp = "127.0.0.1:1"
+
+[[service]]
+id = "own-route"
+contract = "d"
+tcp = "127.0.0.1:1"
+alert = "oncall"
+"#;
+        let config = crate::config::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let route =
+            |id: &str| route_of(&config, config.service(id).unwrap()).map(|r| r.id.as_str());
+        assert_eq!(route("inherits"), Some("oncall"));
+        assert_eq!(route("muted"), None);
+        assert_eq!(route("muted-route"), None);
+        assert_eq!(route("no-route"), None);
+        assert_eq!(route("own-route"), Some("oncall"));
+    }
+}

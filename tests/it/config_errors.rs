@@ -7,6 +7,34 @@ const BASE: &str = "[[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"
 /// (what is wrong, the config after BASE, expected line, column, text in the message)
 const CASES: &[(&str, &str, usize, usize, &str)] = &[
     (
+        "burn rule with short not shorter than long",
+        "[[route]]\nid = \"r\"\nemail = [\"o@x.example\"]\nburn_rules = [ { long = \"5m\", short = \"1h\", burn = 14.4 } ]\n",
+        8,
+        14,
+        "must be shorter than its `long`",
+    ),
+    (
+        "burn rate with two decimals",
+        "[[route]]\nid = \"r\"\nemail = [\"o@x.example\"]\nburn_rules = [ { long = \"1h\", short = \"5m\", burn = 14.44 } ]\n",
+        8,
+        14,
+        "at most one decimal",
+    ),
+    (
+        "a sender that is not a mailbox",
+        "[smtp]\nurl = \"smtp://127.0.0.1:25\"\nfrom = \"SLA monitor\"\n",
+        7,
+        8,
+        "is not a sender",
+    ),
+    (
+        "statement hour out of range",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\nstatement_hour = 24\n",
+        9,
+        18,
+        "from 0 to 23",
+    ),
+    (
         "unknown key with a suggestion",
         "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nintervall = \"5s\"\n",
         9,

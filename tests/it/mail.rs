@@ -253,3 +253,28 @@ async fn mail_queued_before_a_restart_is_sent_after_it_with_credentials() {
         "the password is not in the message"
     );
 }
+
+#[tokio::test]
+async fn tls_required_never_falls_back_to_plain_text() {
+    // The test server offers no STARTTLS: with ?tls=required nothing is sent in clear; the
+    // message waits in the outbox with the reason.
+    let server = TestSmtp::start().await;
+    let ws = Workspace::new();
+    let smtp = Smtp {
+        url: format!("{}?tls=required", server.url()),
+        ..smtp_config(&server)
+    };
+    let mut delivery = Delivery::open(&ws, &smtp);
+    delivery.start();
+    delivery.enqueue(&alert("[slaprobe] DOWN: s (c)"));
+    eventually(Duration::from_secs(10), "a failed attempt", || {
+        (delivery.states()[0].2 >= 1).then_some(())
+    })
+    .await;
+    delivery.stop().await;
+    assert!(server.received().is_empty());
+    let summary = outbox::summary(&delivery.db.lock().unwrap(), 0).unwrap();
+    assert_eq!(summary.pending.len(), 1);
+    let error = summary.pending[0].last_error.clone().unwrap();
+    assert!(error.to_lowercase().contains("tls"), "{error}");
+}

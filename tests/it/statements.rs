@@ -120,6 +120,28 @@ async fn a_closed_month_goes_out_once_across_an_smtp_outage_and_restarts() {
     .await;
     running.stop().await.unwrap();
     assert_eq!(outbox_states(&ws)[0].0, "pending");
+    // `status` shows it waiting, with the server's answer.
+    let status = |format: &'static str| {
+        let config = ws.path("probes.toml");
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+                .args(["status", "--format", format, "--config"])
+                .arg(config)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let json: serde_json::Value = serde_json::from_slice(&status("json").await.stdout).unwrap();
+    let pending = &json["mail"]["pending"][0];
+    assert_eq!(pending["kind"], "statement");
+    assert!(pending["attempts"].as_u64().unwrap() >= 1, "{pending}");
+    assert!(
+        pending["last_error"].as_str().unwrap().contains("421"),
+        "{pending}"
+    );
+    let table = String::from_utf8(status("text").await.stdout).unwrap();
+    assert!(table.contains("MAIL: 1 pending, 0 failed"), "{table}");
 
     // Restarted with the server back: delivered, once.
     smtp.set(SmtpMode::Accept);
