@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::alert::{AlertStats, AlertTask, MailOut};
 use crate::clock::Clock;
@@ -119,7 +119,19 @@ impl Running {
             .await
             .map_err(|_| DaemonError::WriterPanicked)?
             .map_err(|_| DaemonError::WriterPanicked)?;
-        info!("Stopped; everything recorded.");
+        let lost = self
+            .store
+            .stats()
+            .queued
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if lost == 0 {
+            info!("Stopped; everything recorded.");
+        } else {
+            error!(
+                records = lost,
+                "Stopped; these records could not be written."
+            );
+        }
         Ok(())
     }
 }
