@@ -185,13 +185,14 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
             crate::store::open_writer_connection(path)?,
         )))
     };
+    let mail_out = mailer.as_ref().map(|m| MailOut {
+        from: m.from.clone(),
+        wake: wake.clone(),
+    });
     let (alert_task, alerts, transitions) = AlertTask::new(
         config.clone(),
         side_connection(&config.daemon.database)?,
-        mailer.as_ref().map(|m| MailOut {
-            from: m.from.clone(),
-            wake: wake.clone(),
-        }),
+        mail_out.clone(),
         options.clock.clone(),
         &open_incidents,
     )
@@ -201,10 +202,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     let statements = tokio::spawn(crate::monthly::run(
         config.clone(),
         side_connection(&config.daemon.database)?,
-        mailer.as_ref().map(|m| MailOut {
-            from: m.from.clone(),
-            wake: wake.clone(),
-        }),
+        mail_out,
         options.clock.clone(),
         alert_stop_rx,
     ));

@@ -108,12 +108,17 @@ pub fn claim_id(conn: &mut Connection, id: i64, now_ms: i64) -> rusqlite::Result
     .map(Some)
 }
 
+/// The stored recipients: one address per line.
+fn recipients(stored: String) -> Vec<String> {
+    stored.lines().map(str::to_string).collect()
+}
+
 fn claimed_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
     Ok(Claimed {
         id: r.get(0)?,
         subject: r.get(1)?,
         sender: r.get(2)?,
-        recipients: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
+        recipients: recipients(r.get(3)?),
         message: r.get(4)?,
         attempts: r.get(5)?,
         created_ms: r.get(6)?,
@@ -133,17 +138,7 @@ pub fn claim_due(
              WHERE state = 'pending' AND next_try_ms <= ?1 AND leased_until <= ?1
              ORDER BY next_try_ms, id LIMIT ?2",
         )?;
-        let rows = select.query_map(params![now_ms, limit as i64], |r| {
-            Ok(Claimed {
-                id: r.get(0)?,
-                subject: r.get(1)?,
-                sender: r.get(2)?,
-                recipients: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
-                message: r.get(4)?,
-                attempts: r.get(5)?,
-                created_ms: r.get(6)?,
-            })
-        })?;
+        let rows = select.query_map(params![now_ms, limit as i64], claimed_from_row)?;
         rows.collect::<Result<Vec<_>, _>>()?
     };
     for c in &claimed {
@@ -248,7 +243,7 @@ pub fn summary(conn: &Connection, failed_since_ms: i64) -> rusqlite::Result<Mail
                 id: r.get(0)?,
                 kind: r.get(1)?,
                 subject: r.get(2)?,
-                recipients: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
+                recipients: recipients(r.get(3)?),
                 created_ms: r.get(4)?,
                 attempts: r.get(5)?,
                 last_error: r.get(6)?,
