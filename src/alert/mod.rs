@@ -198,13 +198,14 @@ impl AlertTask {
             let stopping = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => true,
-                received = transitions.recv() => {
-                    match received {
-                        Some(t) => self.observe(t, &calendar),
-                        None => return,
+                received = transitions.recv() => match received {
+                    Some(t) => {
+                        self.observe(t, &calendar);
+                        false
                     }
-                    false
-                }
+                    // Every service task has ended: the daemon is stopping.
+                    None => true,
+                },
                 _ = tokio::time::sleep(wait) => false,
             };
             // Everything already sent, so that a burst is decided together.

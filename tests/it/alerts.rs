@@ -254,3 +254,34 @@ async fn a_fast_burn_and_a_low_budget_send_one_sla_at_risk() {
         .count();
     assert_eq!(at_risk, 1, "one notice while the flags stay set");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_still_gathering_at_shutdown_is_kept() {
+    let smtp = TestSmtp::start().await;
+    let http = TestHttp::start().await;
+    let ws = Workspace::new();
+    // A window far longer than the test: the DOWN is still gathering when the daemon stops.
+    let config = ws.config_text(&config_text(
+        &smtp,
+        "group_window = \"1h\"",
+        &service("web", &http.url("/")),
+    ));
+    http.set(Mode::Status(503));
+    let running = daemon::start(config, Options::default()).await.unwrap();
+    let db = ws.db();
+    eventually(Duration::from_secs(10), "the incident", || {
+        (!Db::open(&db).incidents("web").is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    running.stop().await.unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let subjects: Vec<String> = conn
+        .prepare("SELECT subject FROM outbox WHERE kind = 'alert'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(subjects, ["[slaprobe] DOWN: web (c)"]);
+}
