@@ -1,6 +1,6 @@
 //! The command line: `run`, `check`, `probe`, `status` (DESIGN.md §3).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -27,8 +27,18 @@ pub struct Cli {
     /// The config file [default: ./probes.toml, else /etc/slaprobe/probes.toml]
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines as text (journald-friendly: no colours or timestamps under systemd) or JSON,
+    /// one object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +71,11 @@ pub enum Command {
         /// E-mail it to the contract's `statement_to` now (also when already sent), and record it.
         #[arg(long)]
         send: bool,
+    },
+    /// Copy the database consistently to FILE while the daemon runs (a new file).
+    Backup {
+        /// Where to write the copy; must not exist.
+        file: PathBuf,
     },
     /// Backfill a service's outcomes from JSON lines; a bad line imports nothing (exit 65).
     Import {
@@ -147,11 +162,12 @@ pub fn main(cli: Cli) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Run => run(config),
+        Command::Run => run(config, cli.log_format),
         Command::Probe { service } => probe(&config, &service),
         Command::Status { format } => status(&config, format),
         Command::Report(args) => report(&config, &args),
         Command::Import { service, file } => import(&config, &service, &file),
+        Command::Backup { file } => backup(&config, &file),
         Command::Statement {
             contract,
             month,
@@ -179,8 +195,8 @@ fn runtime(worker_threads: Option<usize>) -> tokio::runtime::Runtime {
         .expect("building the tokio runtime")
 }
 
-fn run(config: Config) -> ExitCode {
-    init_logging();
+fn run(config: Config, log_format: LogFormat) -> ExitCode {
+    init_logging(log_format);
     let result = runtime(config.daemon.worker_threads)
         .block_on(crate::daemon::run(config, crate::daemon::shutdown_signal()));
     match result {
@@ -197,17 +213,22 @@ fn run(config: Config) -> ExitCode {
 
 /// Logs to stderr; under systemd (`JOURNAL_STREAM` set) without timestamps, since the journal
 /// adds its own. The level comes from `SLAPROBE_LOG` (default `info`).
-pub fn init_logging() {
+/// Logs to stderr. Under systemd (`JOURNAL_STREAM` set) the journal adds timestamps, so text
+/// lines carry none; colours only on a terminal. `SLAPROBE_LOG` sets the filter (default info).
+pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SLAPROBE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            builder.without_time().with_ansi(false).init()
+        }
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
 
@@ -600,6 +621,26 @@ fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) ->
     };
     print!("{output}");
     ExitCode::SUCCESS
+}
+
+fn backup(config: &Config, file: &Path) -> ExitCode {
+    let started = std::time::Instant::now();
+    match crate::store::backup(&config.daemon.database, file) {
+        Ok(bytes) => {
+            println!(
+                "{} → {} ({:.1} MB, integrity ok, {:.1} s)",
+                config.daemon.database.display(),
+                file.display(),
+                bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `statement --send`: records and queues the statement, then delivers it at once (a running

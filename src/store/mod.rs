@@ -262,6 +262,45 @@ pub fn append_history(
     Ok(records.len())
 }
 
+/// Writes a consistent copy of the database at `path` to `target` (which must not exist) with
+/// `VACUUM INTO`: one read transaction, so the daemon keeps writing meanwhile; the copy is
+/// compacted, created with mode 0600, and checked with `PRAGMA integrity_check`. Returns its
+/// size in bytes.
+pub fn backup(path: &Path, target: &Path) -> Result<u64, BackupError> {
+    if target.exists() {
+        return Err(BackupError::Exists(target.to_path_buf()));
+    }
+    let conn = read::open(path)?;
+    create_private_file(target).map_err(|source| StoreError::Create {
+        path: target.to_path_buf(),
+        source,
+    })?;
+    let copied = conn
+        .execute("VACUUM INTO ?1", [target.to_string_lossy()])
+        .map_err(StoreError::from);
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(target);
+        return Err(e.into());
+    }
+    let check: String = read::open(target)?
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(StoreError::from)?;
+    if check != "ok" {
+        return Err(BackupError::Integrity(check));
+    }
+    Ok(std::fs::metadata(target).map(|m| m.len()).unwrap_or(0))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0} exists: back up to a new file")]
+    Exists(PathBuf),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the copy fails its integrity check: {0}")]
+    Integrity(String),
+}
+
 /// Opens the database for writing: created with mode 0600 if absent, WAL, migrated.
 pub fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {

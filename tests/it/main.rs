@@ -6,6 +6,7 @@ mod config_errors;
 mod daemon;
 mod import;
 mod mail;
+mod operations;
 mod probes;
 mod report;
 mod scheduler;
