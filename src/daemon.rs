@@ -300,10 +300,40 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let path = config.path.clone();
     let running = start(config, Options::default()).await?;
-    shutdown.await;
+    let mut hangup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = hangup.recv() => check_new_config(&path),
+        }
+    }
     info!("Shutting down: letting probes in flight finish.");
     running.stop().await
+}
+
+/// SIGHUP (`systemctl reload`): reads and validates the config file again. An invalid config is
+/// reported error by error and the running one stays.
+fn check_new_config(path: &std::path::Path) {
+    match crate::config::load(path) {
+        Ok(_) => warn!(
+            config = %path.display(),
+            "SIGHUP: the config is valid, but this version applies changes only at a restart \
+             (systemctl restart slaprobe); still running the config it started with."
+        ),
+        Err(errors) => {
+            for e in &errors.errors {
+                error!("{e}");
+            }
+            error!(
+                errors = errors.errors.len(),
+                "SIGHUP: the config is invalid; still running the config it started with."
+            );
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -129,3 +129,48 @@ async fn logs_are_plain_text_or_json_lines() {
     assert_eq!(open["services"], 1);
     assert!(open["timestamp"].is_string());
 }
+
+#[tokio::test]
+async fn sighup_with_a_broken_config_keeps_the_daemon_running() {
+    let http = TestHttp::start().await;
+    let ws = Workspace::new();
+    ws.config(&format!(
+        "[[service]]\nid = \"web\"\ncontract = \"c\"\nhttp = \"{}\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n",
+        http.url("/")
+    ));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(["run", "--config"])
+        .arg(ws.path("probes.toml"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let signal = |name: &'static str| {
+        let pid = pid.clone();
+        async move {
+            tokio::process::Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .await
+                .unwrap()
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = http.requests();
+    std::fs::write(ws.path("probes.toml"), "[daemon]\nlisten = \"nowhere\"\n").unwrap();
+    signal("-HUP").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(http.requests() > before, "still probing after the SIGHUP");
+    signal("-TERM").await;
+    let out = child.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("probes.toml:2:10"),
+        "the error with its position: {log}"
+    );
+    assert!(
+        log.contains("still running the config it started with"),
+        "{log}"
+    );
+}
