@@ -13,6 +13,7 @@ use crate::alert::{AlertStats, AlertTask, MailOut};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::endpoint;
+use crate::exposition::{Exposition, ServiceLabels};
 use crate::mail::delivery::SharedConnection;
 use crate::mail::{Backoff, DeliveryStats, Mailer};
 use crate::metrics::DaemonMetrics;
@@ -221,11 +222,16 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     };
 
     let metrics = Arc::new(DaemonMetrics::default());
+    let exposition = Arc::new(Exposition::new(
+        metrics.clone(),
+        opened.store.stats().clone(),
+        delivery_stats.clone(),
+    ));
     let shared = Arc::new(Shared {
         alerts: Some(alerts),
         runner,
         store: opened.store.clone(),
-        clock: options.clock,
+        clock: options.clock.clone(),
         slots: Arc::new(Semaphore::new(config.daemon.max_in_flight)),
         metrics: metrics.clone(),
     });
@@ -241,6 +247,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
                 warn!(%bound, "The HTTP endpoint listens beyond loopback.");
             }
             let state = endpoint::State {
+                exposition: exposition.clone(),
                 metrics: metrics.clone(),
                 store: opened.store.stats().clone(),
                 services: config.services.len(),
@@ -261,14 +268,26 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
             .expect("every configured service was registered");
         let tracker = Tracker::resume(Rules::of(&service), resume);
         let schedule = Schedule::new(start, &service.id, service.interval, service.retry_interval);
+        let series = exposition.service(ServiceLabels {
+            service: service.id.clone(),
+            contract: service.contract.clone(),
+        });
         let task = ServiceTask {
             service: Arc::new(service),
+            series,
             num,
             tracker,
             schedule,
         };
+        task.publish_state();
         tasks.spawn(task.run(shared.clone(), stop_rx.clone()));
     }
+    tokio::spawn(crate::exposition::refresh(
+        exposition.clone(),
+        config.clone(),
+        options.clock.clone(),
+        stop_rx.clone(),
+    ));
 
     systemd::notify_ready();
     if let Some(period) = systemd::watchdog_period() {

@@ -19,6 +19,7 @@ const WRITER_STALE_MS: u64 = 30_000;
 
 #[derive(Clone)]
 pub struct State {
+    pub exposition: Arc<crate::exposition::Exposition>,
     pub metrics: Arc<DaemonMetrics>,
     pub store: Arc<StoreStats>,
     pub services: usize,
@@ -34,6 +35,7 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/daemon", get(daemon))
+        .route("/metrics", get(metrics))
         .with_state(state);
     let shutdown = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -54,6 +56,19 @@ async fn healthz(Extract(state): Extract<State>) -> (StatusCode, &'static str) {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "store writer stalled\n")
     }
+}
+
+async fn metrics(Extract(state): Extract<State>) -> impl axum::response::IntoResponse {
+    let body = tokio::task::spawn_blocking(move || state.exposition.render())
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::exposition::CONTENT_TYPE,
+        )],
+        body,
+    )
 }
 
 async fn readyz() -> &'static str {

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod endpoint;
+pub mod exposition;
 pub mod import;
 pub mod mail;
 pub mod metrics;

@@ -13,11 +13,12 @@ use tracing::{debug, error, info, warn};
 use crate::alert::{AlertSender, Transition};
 use crate::clock::Clock;
 use crate::config::Service;
+use crate::exposition::ServiceSeries;
 use crate::metrics::DaemonMetrics;
 use crate::probe::{Outcome, Prober};
 use crate::schedule::Schedule;
 use crate::store::{Record, ServiceNum, Store};
-use crate::tracker::{Event, Tracker};
+use crate::tracker::{Event, Health, Tracker};
 
 /// Runs one probe of a service. The daemon uses `Prober`; scheduler tests use a stand-in that
 /// answers at once, so timing can be checked on tokio's paused clock.
@@ -54,6 +55,8 @@ pub struct Shared {
 /// One service's task state.
 pub struct ServiceTask {
     pub service: Arc<Service>,
+    /// Its `/metrics` series.
+    pub series: ServiceSeries,
     pub num: ServiceNum,
     pub tracker: Tracker,
     pub schedule: Schedule,
@@ -97,6 +100,8 @@ impl ServiceTask {
             }
             let first = !self.tracker.has_history();
             let events = self.tracker.observe(&outcome);
+            self.series.observe(&outcome);
+            self.publish_state();
             for event in &events {
                 log_event(&id, event);
                 if let Some(alerts) = &shared.alerts {
@@ -132,6 +137,19 @@ impl ServiceTask {
             }
             self.schedule.advance(ok, Instant::now());
         }
+    }
+}
+
+impl ServiceTask {
+    /// Shows the tracker's state in the service's series.
+    pub fn publish_state(&self) {
+        let up = match self.tracker.health() {
+            Health::Up => Some(true),
+            Health::Down => Some(false),
+            Health::Unknown => None,
+        };
+        self.series
+            .set_state(up, self.tracker.open_incident().map(|i| i.start_ms));
     }
 }
 

@@ -24,6 +24,8 @@ pub struct DeliveryStats {
     pub sent: AtomicU64,
     pub retries: AtomicU64,
     pub failed: AtomicU64,
+    /// Messages pending in the outbox at the latest look.
+    pub pending: AtomicU64,
 }
 
 /// The outbox connection shared by the alerting and delivery tasks.

@@ -202,6 +202,16 @@ pub fn retry_waiting_now(conn: &Connection, now_ms: i64) -> rusqlite::Result<usi
     )
 }
 
+/// How many messages wait to be sent.
+pub fn pending_count(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+}
+
 /// When the next pending message is due.
 pub fn next_due_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     conn.query_row(

@@ -174,3 +174,115 @@ async fn sighup_with_a_broken_config_keeps_the_daemon_running() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text_with_per_service_series() {
+    let up = TestHttp::start().await;
+    let down = TestHttp::start().await;
+    down.set(crate::support::Mode::Status(503));
+    let ws = Workspace::new();
+    let service = |id: &str, url: &str| {
+        format!(
+            "[[service]]\nid = \"{id}\"\ncontract = \"c\"\nhttp = \"{url}\"\ninterval = \"300ms\"\n\
+             timeout = \"200ms\"\nretry_interval = \"100ms\"\n\n"
+        )
+    };
+    let text = format!(
+        "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:0\"\nflush_interval = \"20ms\"\n\n\
+         [[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"\n\n{}{}",
+        service("web", &up.url("/")),
+        service("api", &down.url("/"))
+    );
+    let running = daemon::start(ws.config_text(&text), Options::default())
+        .await
+        .unwrap();
+    let url = format!("http://{}/metrics", running.endpoint_addr().unwrap());
+    let client = reqwest::Client::new();
+    // Wait for the month-to-date refresh (2 s after start) and an incident.
+    let mut page = String::new();
+    for _ in 0..100 {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        page = response.text().await.unwrap();
+        if page.contains("slaprobe_availability_month_ratio{service=\"api\"")
+            && page.contains("slaprobe_up{service=\"api\",contract=\"c\"} 0")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await.unwrap();
+
+    let scrape = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{page}"));
+        match sample.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        value("slaprobe_up", &[("service", "web"), ("contract", "c")]),
+        1.0
+    );
+    assert_eq!(value("slaprobe_up", &[("service", "api")]), 0.0);
+    assert!(
+        value(
+            "slaprobe_probes_total",
+            &[("service", "web"), ("result", "ok")]
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            "slaprobe_probes_total",
+            &[
+                ("service", "api"),
+                ("result", "failed"),
+                ("reason", "status")
+            ]
+        ) >= 2.0
+    );
+    assert_eq!(
+        value(
+            "slaprobe_incident_open_since_seconds",
+            &[("service", "web")]
+        ),
+        0.0
+    );
+    let since = value(
+        "slaprobe_incident_open_since_seconds",
+        &[("service", "api")],
+    );
+    let now = jiff::Timestamp::now().as_second() as f64;
+    assert!(since > now - 60.0 && since <= now, "{since}");
+    assert_eq!(
+        value("slaprobe_availability_month_ratio", &[("service", "web")]),
+        1.0
+    );
+    assert!(value("slaprobe_availability_month_ratio", &[("service", "api")]) < 1.0);
+    assert!(
+        value(
+            "slaprobe_error_budget_remaining_ratio",
+            &[("service", "api")]
+        ) < 1.0
+    );
+    assert_eq!(value("slaprobe_outbox_pending", &[]), 0.0);
+    assert!(value("slaprobe_store_queue_depth", &[]) >= 0.0);
+    assert!(
+        page.contains(
+            "slaprobe_probe_duration_seconds_bucket{le=\"0.005\",service=\"web\",contract=\"c\"}"
+        ) || page.contains(
+            "slaprobe_probe_duration_seconds_bucket{service=\"web\",contract=\"c\",le=\"0.005\"}"
+        ),
+        "{page}"
+    );
+}

@@ -1,0 +1,326 @@
+//! `/metrics`: per-service and daemon series in the Prometheus (OpenMetrics) text format, with
+//! prometheus-client. Service tasks update their series as they probe; the month-to-date
+//! availability and error budget are refreshed in the background; daemon gauges are read from
+//! their counters at each scrape.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::mail::DeliveryStats;
+use crate::metrics::DaemonMetrics;
+use crate::probe::Outcome;
+use crate::store::StoreStats;
+
+/// The content type of what `render` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Probe duration buckets, in seconds.
+const DURATION_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How often the month-to-date series are recomputed, and the first time (after the first
+/// probes).
+const MONTH_REFRESH: Duration = Duration::from_secs(300);
+const MONTH_FIRST: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: String,
+    pub contract: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    service: String,
+    contract: String,
+    result: String,
+    reason: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every series `/metrics` shows.
+pub struct Exposition {
+    registry: Registry,
+    up: Family<ServiceLabels, Gauge>,
+    duration: Family<ServiceLabels, Histogram, fn() -> Histogram>,
+    probes: Family<ProbeLabels, Counter>,
+    availability: Family<ServiceLabels, FloatGauge>,
+    budget_remaining: Family<ServiceLabels, FloatGauge>,
+    incident_since: Family<ServiceLabels, Gauge>,
+    in_flight: Gauge,
+    lateness: Family<QuantileLabel, FloatGauge>,
+    store_queue: Gauge,
+    store_commit_last: FloatGauge,
+    store_commit_max: FloatGauge,
+    outbox_pending: Gauge,
+    daemon: Arc<DaemonMetrics>,
+    store: Arc<StoreStats>,
+    delivery: Arc<DeliveryStats>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabel {
+    quantile: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+impl Exposition {
+    pub fn new(
+        daemon: Arc<DaemonMetrics>,
+        store: Arc<StoreStats>,
+        delivery: Arc<DeliveryStats>,
+    ) -> Exposition {
+        let mut registry = Registry::with_prefix("slaprobe");
+        let up = Family::<ServiceLabels, Gauge>::default();
+        let duration = Family::<ServiceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        let probes = Family::<ProbeLabels, Counter>::default();
+        let availability = Family::<ServiceLabels, FloatGauge>::default();
+        let budget_remaining = Family::<ServiceLabels, FloatGauge>::default();
+        let incident_since = Family::<ServiceLabels, Gauge>::default();
+        registry.register(
+            "up",
+            "1 when the service is up, 0 when down, -1 before its first confirmed state",
+            up.clone(),
+        );
+        registry.register(
+            "probe_duration_seconds",
+            "How long each probe took (failed ones included)",
+            duration.clone(),
+        );
+        registry.register(
+            "probes",
+            "Probes run, by result (ok, failed) and failure reason",
+            probes.clone(),
+        );
+        registry.register(
+            "availability_month_ratio",
+            "This month's availability so far, in the contract's zone (refreshed every 5 minutes)",
+            availability.clone(),
+        );
+        registry.register(
+            "error_budget_remaining_ratio",
+            "Share of this month's error budget left (negative: overspent; refreshed every 5 minutes)",
+            budget_remaining.clone(),
+        );
+        registry.register(
+            "incident_open_since_seconds",
+            "Unix time the open incident started; 0 when there is none",
+            incident_since.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register("probes_in_flight", "Probes running now", in_flight.clone());
+        let lateness = Family::<QuantileLabel, FloatGauge>::default();
+        registry.register(
+            "schedule_lateness_seconds",
+            "How late probes started against their schedule, since start (quantiles 0.5, 0.99, 1)",
+            lateness.clone(),
+        );
+        let store_queue = Gauge::default();
+        registry.register(
+            "store_queue_depth",
+            "Outcomes waiting for the store writer",
+            store_queue.clone(),
+        );
+        let store_commit_last = FloatGauge::default();
+        registry.register(
+            "store_commit_last_seconds",
+            "How long the store's latest commit took",
+            store_commit_last.clone(),
+        );
+        let store_commit_max = FloatGauge::default();
+        registry.register(
+            "store_commit_max_seconds",
+            "The longest store commit since start",
+            store_commit_max.clone(),
+        );
+        let outbox_pending = Gauge::default();
+        registry.register(
+            "outbox_pending",
+            "E-mails waiting in the outbox",
+            outbox_pending.clone(),
+        );
+        Exposition {
+            registry,
+            up,
+            duration,
+            probes,
+            availability,
+            budget_remaining,
+            incident_since,
+            in_flight,
+            lateness,
+            store_queue,
+            store_commit_last,
+            store_commit_max,
+            outbox_pending,
+            daemon,
+            store,
+            delivery,
+        }
+    }
+
+    /// A service's series, created at start so that every service shows up before its first probe.
+    pub fn service(&self, labels: ServiceLabels) -> ServiceSeries {
+        let series = ServiceSeries {
+            up: self.up.get_or_create_owned(&labels),
+            duration: self.duration.get_or_create_owned(&labels),
+            ok: self.probes.get_or_create_owned(&ProbeLabels {
+                service: labels.service.clone(),
+                contract: labels.contract.clone(),
+                result: "ok".into(),
+                reason: String::new(),
+            }),
+            incident_since: self.incident_since.get_or_create_owned(&labels),
+            probes: self.probes.clone(),
+            labels,
+        };
+        series.up.set(-1);
+        series
+    }
+
+    /// Sets the month-to-date series of a service.
+    pub fn set_month(
+        &self,
+        labels: &ServiceLabels,
+        availability: Option<f64>,
+        budget_left: Option<f64>,
+    ) {
+        let set = |family: &Family<ServiceLabels, FloatGauge>, value: Option<f64>| match value {
+            Some(v) => {
+                family.get_or_create(labels).set(v);
+            }
+            None => {
+                family.remove(labels);
+            }
+        };
+        set(&self.availability, availability);
+        set(&self.budget_remaining, budget_left);
+    }
+
+    /// The page, as of now.
+    pub fn render(&self) -> String {
+        let d = &self.daemon;
+        self.in_flight.set(d.in_flight.load(Ordering::Relaxed));
+        for (q, value) in [
+            ("0.5", d.lateness.quantile_us(0.5)),
+            ("0.99", d.lateness.quantile_us(0.99)),
+            ("1", d.lateness.max_us()),
+        ] {
+            self.lateness
+                .get_or_create(&QuantileLabel { quantile: q.into() })
+                .set(value as f64 / 1e6);
+        }
+        self.store_queue
+            .set(self.store.queued.load(Ordering::Relaxed) as i64);
+        self.store_commit_last
+            .set(self.store.last_commit_us.load(Ordering::Relaxed) as f64 / 1e6);
+        self.store_commit_max
+            .set(self.store.max_commit_us.load(Ordering::Relaxed) as f64 / 1e6);
+        self.outbox_pending
+            .set(self.delivery.pending.load(Ordering::Relaxed) as i64);
+        let mut text = String::with_capacity(1 << 20);
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String does not fail");
+        text
+    }
+}
+
+/// One service's series, held by its task.
+pub struct ServiceSeries {
+    labels: ServiceLabels,
+    up: Gauge,
+    duration: Histogram,
+    ok: Counter,
+    incident_since: Gauge,
+    probes: Family<ProbeLabels, Counter>,
+}
+
+impl ServiceSeries {
+    pub fn observe(&self, outcome: &Outcome) {
+        self.duration.observe(outcome.latency.as_secs_f64());
+        match &outcome.failure {
+            None => {
+                self.ok.inc();
+            }
+            Some(failure) => {
+                self.probes
+                    .get_or_create(&ProbeLabels {
+                        service: self.labels.service.clone(),
+                        contract: self.labels.contract.clone(),
+                        result: "failed".into(),
+                        reason: failure.reason.to_string(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// The confirmed state: `Some(true)` up, `Some(false)` down, with the open incident's start.
+    pub fn set_state(&self, up: Option<bool>, incident_start_ms: Option<i64>) {
+        self.up.set(match up {
+            Some(true) => 1,
+            Some(false) => 0,
+            None => -1,
+        });
+        self.incident_since
+            .set(incident_start_ms.map_or(0, |ms| ms.div_euclid(1000)));
+    }
+}
+
+/// Recomputes every service's month-to-date availability and budget every few minutes, and
+/// counts the outbox, until `stop`.
+pub async fn refresh(
+    exposition: Arc<Exposition>,
+    config: Arc<Config>,
+    clock: crate::clock::Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut wait = MONTH_FIRST;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = MONTH_REFRESH;
+        let (exposition_c, config_c) = (exposition.clone(), config.clone());
+        let now = clock.now_ms();
+        let result =
+            tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
+                let conn = crate::store::read::open(&config_c.daemon.database)?;
+                for service in &config_c.services {
+                    let month = crate::report::month_budget(&conn, &config_c, service, now)?;
+                    exposition_c.set_month(
+                        &ServiceLabels {
+                            service: service.id.clone(),
+                            contract: service.contract.clone(),
+                        },
+                        month.numbers.availability(),
+                        month.budget.remaining_share(),
+                    );
+                }
+                Ok(())
+            })
+            .await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %e, "Cannot refresh the month-to-date metrics.");
+        }
+    }
+}
