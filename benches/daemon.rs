@@ -101,6 +101,12 @@ fn main() {
             "         (failed probes: {}, targets answered {} requests)",
             r.failed, r.target_hits
         );
+        println!(
+            "         /metrics: {:.1} ms median, {:.1} ms max of 5 scrapes, {:.1} MB",
+            r.metrics_ms_median,
+            r.metrics_ms_max,
+            r.metrics_bytes as f64 / 1e6
+        );
     }
     if value("--skip-storage").is_none() && !args.iter().any(|a| a == "--skip-storage") {
         storage(&[Duration::from_secs(10), Duration::from_secs(30)]);
@@ -116,6 +122,9 @@ struct Results {
     lateness_max_us: u64,
     failed: u64,
     target_hits: u64,
+    metrics_ms_median: f64,
+    metrics_ms_max: f64,
+    metrics_bytes: usize,
 }
 
 fn run(s: &Scenario, targets: &Targets) -> Results {
@@ -144,6 +153,16 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
     let end_cpu = cpu_seconds(child.id());
     let elapsed = started.elapsed().as_secs_f64();
     let peak_rss_kib = peak_rss_kib(child.id());
+    // `/metrics`, timed from outside (request to last byte), after the measured stretch.
+    let metrics_url = format!("http://127.0.0.1:{listen}/metrics");
+    let mut metrics_ms = Vec::new();
+    let mut metrics_bytes = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        metrics_bytes = http_get(&metrics_url).map_or(0, |b| b.len());
+        metrics_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    metrics_ms.sort_by(f64::total_cmp);
     stop(&mut child);
 
     let probes = end_report["probes"].as_u64().unwrap() - start_report["probes"].as_u64().unwrap();
@@ -156,6 +175,9 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         lateness_p99_us: lateness["p99_us"].as_u64().unwrap(),
         lateness_max_us: lateness["max_us"].as_u64().unwrap(),
         failed: end_report["probes_failed"].as_u64().unwrap(),
+        metrics_ms_median: metrics_ms[2],
+        metrics_ms_max: metrics_ms[4],
+        metrics_bytes,
         target_hits: targets.hits.load(Ordering::Relaxed) - hits_before,
     }
 }
