@@ -187,8 +187,9 @@ pub fn roll_up(path: &Path, now_ms: i64) -> Result<usize, StoreError> {
     Ok(writer::roll_up(&mut conn, now_ms)?)
 }
 
-/// Rolls up completed hours, then deletes every raw outcome past `retention` (as the writer
-/// does a little at a time). Returns (hours rolled up, chunks deleted).
+/// Rolls up completed hours, deletes every raw outcome past `retention` and old mail, and
+/// hands the freed pages back to the file system (as the writer does a little at a time).
+/// Returns (hours rolled up, chunks deleted).
 pub fn maintain(
     path: &Path,
     now_ms: i64,
@@ -204,6 +205,8 @@ pub fn maintain(
         }
         deleted += n;
     }
+    writer::prune_mail(&conn, now_ms)?;
+    writer::reclaim(&conn, None)?;
     Ok((rolled, deleted))
 }
 
@@ -318,6 +321,18 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    // Incremental auto-vacuum lets retention give space back to the file system. It must be
+    // chosen before anything is written (WAL mode writes the header); a database made without
+    // it is converted once, with a VACUUM.
+    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if auto_vacuum != 2 {
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+        if pages > 0 {
+            tracing::info!(path = %path.display(), pages, "Converting the database to incremental auto-vacuum (once).");
+            conn.execute_batch("VACUUM;")?;
+        }
+    }
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;

@@ -160,10 +160,6 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     if found > VERSION {
         return Err(MigrationError::TooNew { found });
     }
-    if found == 0 {
-        // Only takes effect before the first table exists.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
-    }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -26,6 +26,12 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// Raw chunks deleted per maintenance turn, so that retention never stalls writing.
 const RETENTION_BATCH: i64 = 2_000;
+/// Free pages handed back to the file system per maintenance turn (4 MiB of 4 KiB pages).
+const RECLAIM_PAGES: i64 = 1_024;
+/// Sent and failed e-mails are kept this long (statements keep their record for ever).
+const MAIL_KEPT_MS: i64 = 90 * 86_400_000;
+/// `PRAGMA optimize` runs this often (and at shutdown).
+const OPTIMIZE_EVERY: Duration = Duration::from_secs(6 * 3600);
 
 pub(super) fn spawn(
     conn: Connection,
@@ -44,6 +50,7 @@ struct Writer {
     stats: Arc<StoreStats>,
     settings: StoreSettings,
     next_maintenance: Instant,
+    next_optimize: Instant,
     /// The rollup watermark: an outcome for an earlier hour marks that hour for a new rollup.
     rolled_until: Option<i64>,
 }
@@ -56,6 +63,7 @@ impl Writer {
             stats,
             settings,
             next_maintenance: Instant::now(),
+            next_optimize: Instant::now() + OPTIMIZE_EVERY,
             rolled_until,
         }
     }
@@ -194,6 +202,18 @@ impl Writer {
             Ok(deleted) => info!(chunks = deleted, "Deleted raw outcomes past the retention."),
             Err(e) => warn!(error = %e, "Retention failed; will retry."),
         }
+        if let Err(e) = prune_mail(&self.conn, now_ms) {
+            warn!(error = %e, "Pruning old mail failed; will retry.");
+        }
+        if let Err(e) = reclaim(&self.conn, Some(RECLAIM_PAGES)) {
+            warn!(error = %e, "Reclaiming free pages failed; will retry.");
+        }
+        if Instant::now() >= self.next_optimize {
+            if let Err(e) = self.conn.execute_batch("PRAGMA optimize;") {
+                warn!(error = %e, "PRAGMA optimize failed.");
+            }
+            self.next_optimize = Instant::now() + OPTIMIZE_EVERY;
+        }
         self.beat();
     }
 
@@ -205,6 +225,29 @@ impl Writer {
             warn!(error = %e, "Checkpoint at shutdown failed; the WAL will be replayed on start.");
         }
     }
+}
+
+/// Hands free pages back to the file system (`None`: all of them); the database was created
+/// with `auto_vacuum = INCREMENTAL`. Returns the pages freed.
+pub(super) fn reclaim(conn: &Connection, pages: Option<i64>) -> rusqlite::Result<i64> {
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    if free == 0 {
+        return Ok(0);
+    }
+    let n = pages.map_or(free, |p| p.min(free));
+    // incremental_vacuum returns no rows; stepping it through a query runs it to the end.
+    let mut statement = conn.prepare(&format!("PRAGMA incremental_vacuum({n})"))?;
+    let mut rows = statement.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(n)
+}
+
+/// Deletes sent and failed e-mails older than `MAIL_KEPT_MS`.
+pub(super) fn prune_mail(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM outbox WHERE state IN ('sent', 'failed') AND done_ms < ?1",
+        [now_ms - MAIL_KEPT_MS],
+    )
 }
 
 /// Deletes up to `RETENTION_BATCH` raw chunks (and their failure details) that are older than

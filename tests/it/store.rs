@@ -199,3 +199,66 @@ async fn retention_deletes_old_raw_outcomes_only_after_rollup() {
         count("SELECT count(*) FROM rollup_hour")
     );
 }
+
+#[tokio::test]
+async fn retention_shrinks_the_file_and_keeps_old_reports_unchanged() {
+    use std::fmt::Write as _;
+    let ws = Workspace::new();
+    let config = ws.config("[[service]]\nid = \"api\"\ncontract = \"c\"\ntcp = \"127.0.0.1:9\"\ninterval = \"30s\"\ntimeout = \"5s\"\n");
+    let now = jiff::Timestamp::now().as_millisecond() / HOUR * HOUR;
+    let day = 24 * HOUR;
+    // 50 days every 30 s, latencies 20–79 ms, a 2-hour outage 45 days ago.
+    let (start, outage) = (now - 50 * day, now - 45 * day);
+    let mut lines = String::new();
+    let mut t = start;
+    while t < now - HOUR {
+        let ts = jiff::Timestamp::from_millisecond(t).unwrap();
+        if (outage..outage + 2 * HOUR).contains(&t) {
+            writeln!(
+                lines,
+                r#"{{"ts":"{ts}","ok":false,"latency_ms":5,"reason":"connect"}}"#
+            )
+            .unwrap();
+        } else {
+            let latency = 20 + (t / 30_000) % 60;
+            writeln!(lines, r#"{{"ts":"{ts}","ok":true,"latency_ms":{latency}}}"#).unwrap();
+        }
+        t += 30_000;
+    }
+    let file = ws.path("history.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    slaprobe::import::import(&config.daemon.database, &config.services[0], &file).unwrap();
+
+    let db = ws.db();
+    let report = || {
+        let conn = read::open(&db).unwrap();
+        let period = slaprobe::report::Period {
+            from_ms: start,
+            to_ms: now - 36 * day,
+        };
+        let r = slaprobe::report::service_report(&conn, &config, &config.services[0], period, now)
+            .unwrap();
+        serde_json::to_value(r.to_json()).unwrap()
+    };
+    let size = || std::fs::metadata(&db).unwrap().len();
+    // Everything rolled up first, so the comparison is about retention alone.
+    store::roll_up(&db, now).unwrap();
+    let (before, size_before) = (report(), size());
+    assert_eq!(before["downtime_s"], 7200.0, "{before}");
+
+    let (_, deleted) = store::maintain(&db, now, Duration::from_secs(35 * 86_400)).unwrap();
+    let (after, size_after) = (report(), size());
+    // 50 days of hourly chunks, 35 kept (plus the hour at the edge): about 15 × 24 deleted.
+    assert!((15 * 24 - 2..=15 * 24 + 2).contains(&deleted), "{deleted}");
+    assert_eq!(before, after, "old numbers survive the raw outcomes");
+    // The file gives the space back: about 15/50 of the raw data.
+    assert!(
+        size_after < size_before * 85 / 100,
+        "{size_before} → {size_after} bytes"
+    );
+    let free: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(free, 0);
+}
