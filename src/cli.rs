@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use serde::Serialize;
 
 use crate::config::{self, Config};
 use crate::probe::Prober;
@@ -275,36 +274,6 @@ fn probe(config: &Config, id: &str) -> ExitCode {
     }
 }
 
-/// One service as `status` shows it.
-#[derive(Debug, Serialize)]
-struct StatusLine {
-    service: String,
-    contract: String,
-    state: &'static str,
-    since: Option<String>,
-    last: Option<LastOutcome>,
-    /// This calendar month so far, in the contract's zone.
-    month: Option<MonthToDate>,
-}
-
-#[derive(Debug, Serialize)]
-struct MonthToDate {
-    availability: Option<f64>,
-    downtime_s: f64,
-    /// The month's error budget: (1 − target) × the month's covered time outside maintenance.
-    budget_s: f64,
-    budget_remaining_s: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct LastOutcome {
-    at: String,
-    ok: bool,
-    latency_ms: f64,
-    reason: Option<String>,
-    detail: Option<String>,
-}
-
 fn status(config: &Config, format: Format) -> ExitCode {
     let conn = match read::open(&config.daemon.database) {
         Ok(conn) => conn,
@@ -319,10 +288,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let mut lines = Vec::new();
     for service in &config.services {
-        match status_line(&conn, service, now_ms).and_then(|mut line| {
-            line.month = Some(month_to_date(&conn, config, service, now_ms)?);
-            Ok(line)
-        }) {
+        match crate::status::line(&conn, config, service, now_ms) {
             Ok(line) => lines.push(line),
             Err(e) => {
                 eprintln!("cannot read the status of {}: {e}", service.id);
@@ -374,65 +340,8 @@ fn print_mail(mail: &crate::mail::MailSummary) {
     }
 }
 
-fn status_line(
-    conn: &rusqlite::Connection,
-    service: &config::Service,
-    now_ms: i64,
-) -> rusqlite::Result<StatusLine> {
-    let mut line = StatusLine {
-        service: service.id.clone(),
-        contract: service.contract.clone(),
-        state: "unknown",
-        since: None,
-        last: None,
-        month: None,
-    };
-    let Some(num) = read::service_num(conn, &service.id)? else {
-        return Ok(line);
-    };
-    let s = read::service_status(conn, num)?;
-    let Some(last) = s.last else {
-        return Ok(line);
-    };
-    let stale = now_ms - last.at_ms > service.max_gap().as_millis() as i64;
-    let (state, since) = match (&s.open_incident, stale) {
-        (_, true) => ("no-data", last.at_ms + service.interval.as_millis() as i64),
-        (Some(incident), false) => ("down", incident.start_ms),
-        (None, false) => (
-            "up",
-            s.last_recovery_ms.or(s.first_ms).unwrap_or(last.at_ms),
-        ),
-    };
-    line.state = state;
-    line.since = Some(format_ms(since));
-    line.last = Some(LastOutcome {
-        at: format_ms(last.at_ms),
-        ok: last.is_ok(),
-        latency_ms: f64::from(last.latency_us) / 1000.0,
-        reason: last.reason.map(|r| r.to_string()),
-        detail: s.last_failure.map(|f| f.detail),
-    });
-    Ok(line)
-}
-
-/// The month so far and its error budget.
-fn month_to_date(
-    conn: &rusqlite::Connection,
-    config: &Config,
-    service: &config::Service,
-    now_ms: i64,
-) -> rusqlite::Result<MonthToDate> {
-    let m = crate::report::month_budget(conn, config, service, now_ms)?;
-    Ok(MonthToDate {
-        availability: m.numbers.availability(),
-        downtime_s: m.numbers.downtime_ms as f64 / 1000.0,
-        budget_s: m.budget.allowed_ms as f64 / 1000.0,
-        budget_remaining_s: m.budget.remaining_ms as f64 / 1000.0,
-    })
-}
-
-fn print_status_table(lines: &[StatusLine]) {
-    let width = |f: &dyn Fn(&StatusLine) -> usize, title: &str| {
+fn print_status_table(lines: &[crate::status::StatusLine]) {
+    let width = |f: &dyn Fn(&crate::status::StatusLine) -> usize, title: &str| {
         lines.iter().map(f).max().unwrap_or(0).max(title.len())
     };
     let w_service = width(&|l| l.service.len(), "SERVICE");
@@ -478,23 +387,11 @@ fn print_status_table(lines: &[StatusLine]) {
     }
 }
 
-fn format_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
+use crate::status::format_ms;
 
 fn usage_error(message: String) -> ExitCode {
     eprintln!("{message}");
     ExitCode::from(EXIT_USAGE)
-}
-
-fn instant(text: &str, flag: &str) -> Result<i64, String> {
-    text.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|_| {
-            format!("{flag} `{text}` is not an RFC 3339 instant, e.g. 2026-10-01T00:00:00Z")
-        })
 }
 
 fn report(config: &Config, args: &ReportArgs) -> ExitCode {
@@ -516,25 +413,11 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
         }
         (None, None) => unreachable!("clap requires --service or --contract"),
     };
-    let spec = if let Some(month) = &args.month {
-        PeriodSpec::month(month)
-    } else if let (Some(from), Some(to)) = (&args.from, &args.to) {
-        instant(from, "--from").and_then(|from_ms| {
-            let to_ms = instant(to, "--to")?;
-            if to_ms <= from_ms {
-                return Err("--to must come after --from".to_string());
-            }
-            Ok(PeriodSpec::Range { from_ms, to_ms })
-        })
-    } else if let Some(last) = &args.last {
-        humantime::parse_duration(last)
-            .map(|d| PeriodSpec::Last {
-                ms: d.as_millis() as i64,
-            })
-            .map_err(|_| format!("--last `{last}` is not a duration such as 24h, 7d or 30d"))
-    } else {
-        unreachable!("clap requires --month, --from/--to or --last")
-    };
+    let spec = PeriodSpec::from_args(
+        args.month.as_deref(),
+        args.from.as_deref().zip(args.to.as_deref()),
+        args.last.as_deref(),
+    );
     let spec = match spec {
         Ok(spec) => spec,
         Err(message) => return usage_error(message),
@@ -546,21 +429,11 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
     let output = match args.format {
         ReportFormat::Text => report::to_text(&reports),
         ReportFormat::Csv => report::to_csv(&reports),
-        ReportFormat::Json => {
-            let json: Vec<_> = reports.iter().map(|r| r.to_json()).collect();
-            let value = match (&args.service, &args.contract) {
-                (Some(_), _) => serde_json::to_value(&json[0]),
-                (None, Some(contract)) => serde_json::to_value(serde_json::json!({
-                    "contract": contract,
-                    "services": json,
-                })),
-                (None, None) => unreachable!(),
-            };
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&value.expect("reports serialize")).expect("json")
-            )
-        }
+        ReportFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report::json(args.contract.as_deref(), &reports))
+                .expect("reports serialize")
+        ),
     };
     print!("{output}");
     ExitCode::SUCCESS

@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod sla;
 pub mod statement;
+pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod tracker;

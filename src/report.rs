@@ -49,6 +49,34 @@ impl PeriodSpec {
         Ok(PeriodSpec::Month { year, month })
     }
 
+    /// From the command line's or the API's choices: a month (`YYYY-MM`), a range of RFC 3339
+    /// instants, or the last span (`30d`).
+    pub fn from_args(
+        month: Option<&str>,
+        range: Option<(&str, &str)>,
+        last: Option<&str>,
+    ) -> Result<PeriodSpec, String> {
+        if let Some(month) = month {
+            return PeriodSpec::month(month);
+        }
+        if let Some((from, to)) = range {
+            let from_ms = instant(from, "from")?;
+            let to_ms = instant(to, "to")?;
+            if to_ms <= from_ms {
+                return Err("`to` must come after `from`".to_string());
+            }
+            return Ok(PeriodSpec::Range { from_ms, to_ms });
+        }
+        if let Some(last) = last {
+            return humantime::parse_duration(last)
+                .map(|d| PeriodSpec::Last {
+                    ms: d.as_millis() as i64,
+                })
+                .map_err(|_| format!("last `{last}` is not a duration such as 24h, 7d or 30d"));
+        }
+        Err("give a month, from and to, or last".to_string())
+    }
+
     /// The period in `contract`'s zone.
     pub fn resolve(&self, contract: &Contract, now_ms: i64) -> Period {
         match *self {
@@ -63,6 +91,23 @@ impl PeriodSpec {
                 to_ms: now_ms,
             },
         }
+    }
+}
+
+fn instant(text: &str, what: &str) -> Result<i64, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| {
+            format!("{what} `{text}` is not an RFC 3339 instant, e.g. 2026-10-01T00:00:00Z")
+        })
+}
+
+/// The JSON of DESIGN.md §3: one service's report, or `{"contract": …, "services": […]}`.
+pub fn json(contract: Option<&str>, reports: &[ServiceReport]) -> serde_json::Value {
+    let services: Vec<ReportJson> = reports.iter().map(|r| r.to_json()).collect();
+    match contract {
+        Some(contract) => serde_json::json!({ "contract": contract, "services": services }),
+        None => serde_json::to_value(&services[0]).expect("reports serialize"),
     }
 }
 
