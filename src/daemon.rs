@@ -247,6 +247,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
                 warn!(%bound, "The HTTP endpoint listens beyond loopback.");
             }
             let state = endpoint::State {
+                config: config.clone(),
                 exposition: exposition.clone(),
                 metrics: metrics.clone(),
                 store: opened.store.stats().clone(),

@@ -19,6 +19,7 @@ const WRITER_STALE_MS: u64 = 30_000;
 
 #[derive(Clone)]
 pub struct State {
+    pub config: Arc<crate::config::Config>,
     pub exposition: Arc<crate::exposition::Exposition>,
     pub metrics: Arc<DaemonMetrics>,
     pub store: Arc<StoreStats>,
@@ -36,6 +37,13 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/api/v1/daemon", get(daemon))
         .route("/metrics", get(metrics))
+        .route("/api/v1/services", get(crate::api::services))
+        .route("/api/v1/services/{id}", get(crate::api::service))
+        .route("/api/v1/report", get(crate::api::report))
+        .route(
+            "/api/v1/contracts/{id}/statements/{month}",
+            get(crate::api::statement),
+        )
         .with_state(state);
     let shutdown = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -45,6 +53,12 @@ pub async fn serve(
         .await
     {
         tracing::error!(error = %e, "The HTTP endpoint stopped.");
+    }
+}
+
+impl axum::extract::FromRef<State> for Arc<crate::config::Config> {
+    fn from_ref(state: &State) -> Self {
+        state.config.clone()
     }
 }
 

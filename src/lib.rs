@@ -4,6 +4,7 @@
 //! `daemon::run`; see ARCHITECTURE.md for the map of the modules below.
 
 pub mod alert;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

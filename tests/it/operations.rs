@@ -286,3 +286,133 @@ async fn metrics_are_prometheus_text_with_per_service_series() {
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_with_the_cli_numbers() {
+    let up = TestHttp::start().await;
+    let down = TestHttp::start().await;
+    down.set(crate::support::Mode::Status(503));
+    let ws = Workspace::new();
+    let service = |id: &str, url: &str| {
+        format!(
+            "[[service]]\nid = \"{id}\"\ncontract = \"c\"\nhttp = \"{url}\"\ninterval = \"300ms\"\n\
+             timeout = \"200ms\"\nretry_interval = \"100ms\"\n\n"
+        )
+    };
+    let text = format!(
+        "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:0\"\nflush_interval = \"20ms\"\n\n\
+         [[contract]]\nid = \"c\"\nclient = \"Client <C>\"\ntarget = \"99.9%\"\n\n{}{}",
+        service("web", &up.url("/")),
+        service("api", &down.url("/"))
+    );
+    let from = jiff::Timestamp::now();
+    let running = daemon::start(ws.config_text(&text), Options::default())
+        .await
+        .unwrap();
+    let db = ws.db();
+    eventually(Duration::from_secs(10), "the incident", || {
+        (!Db::open(&db).incidents("api").is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let to = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let base = format!("http://{}", running.endpoint_addr().unwrap());
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let client = client.clone();
+        let url = format!("{base}{path}");
+        async move { client.get(url).send().await.unwrap() }
+    };
+
+    let services: serde_json::Value = get("/api/v1/services".into())
+        .await
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let state = |id: &str| {
+        services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == id)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("web"), "up");
+    assert_eq!(state("api"), "down");
+
+    let one: serde_json::Value = get("/api/v1/services/api".into())
+        .await
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(one["status"]["state"], "down");
+    assert!(one["recent_outcomes"].as_array().unwrap().len() >= 2);
+    assert_eq!(one["recent_outcomes"][0]["reason"], "status");
+    assert_eq!(one["last_90_days"]["incidents"], 1);
+    let missing = get("/api/v1/services/nope".into()).await;
+    assert_eq!(missing.status(), 404);
+    let error: serde_json::Value = missing.text().await.unwrap().parse().unwrap();
+    assert_eq!(error["error"], "no service `nope`");
+
+    // A closed period: the API and the CLI give the same JSON.
+    let query = format!("contract=c&from={from}&to={to}");
+    let api: serde_json::Value = get(format!("/api/v1/report?{query}"))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bad = get("/api/v1/report?contract=c&last=soon".into()).await;
+    assert_eq!(bad.status(), 400);
+    let statement = get(format!(
+        "/api/v1/contracts/c/statements/{}?format=html",
+        from.strftime("%Y-%m")
+    ))
+    .await;
+    assert_eq!(statement.status(), 200);
+    assert_eq!(
+        statement.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let html = statement.text().await.unwrap();
+    assert!(html.contains("Client &lt;C&gt;"), "escaped");
+    let csv = get(format!(
+        "/api/v1/contracts/c/statements/{}?format=csv",
+        from.strftime("%Y-%m")
+    ))
+    .await;
+    assert!(csv.text().await.unwrap().contains("TOTAL"));
+    assert_eq!(
+        get("/api/v1/contracts/c/statements/2026-13".into())
+            .await
+            .status(),
+        400
+    );
+    running.stop().await.unwrap();
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args([
+            "report",
+            "--contract",
+            "c",
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+        ])
+        .args(["--format", "json", "--config"])
+        .arg(ws.path("probes.toml"))
+        .output()
+        .await
+        .unwrap();
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(api, cli);
+    assert_eq!(api["services"][1]["incidents"], 1, "{api}");
+}

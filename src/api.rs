@@ -1,0 +1,208 @@
+//! The read-only JSON API under `/api/v1/`: services and their state, reports and client
+//! statements — the same numbers as the CLI, computed from the database on each request.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::report::{self, PeriodSpec};
+use crate::store::read;
+use crate::{monthly, statement, status};
+
+/// How many latest outcomes `/api/v1/services/{id}` lists.
+const RECENT_OUTCOMES: usize = 50;
+/// The incidents `/api/v1/services/{id}` lists: those of this span.
+const INCIDENT_SPAN_MS: i64 = 90 * 86_400_000;
+
+/// An error answer: `{"error": "..."}` with a status.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, what)
+}
+
+fn bad_request(what: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, what)
+}
+
+/// Runs `f` with a read connection off the async threads.
+async fn with_read<T: Send + 'static>(
+    config: &Arc<Config>,
+    f: impl FnOnce(&rusqlite::Connection, &Config, i64) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = read::open(&config.daemon.database)
+            .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        f(&conn, &config, jiff::Timestamp::now().as_millisecond())
+    })
+    .await
+    .map_err(|_| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request failed".into(),
+        )
+    })?
+}
+
+fn db_error(e: rusqlite::Error) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("database: {e}"))
+}
+
+/// `GET /api/v1/services`.
+pub async fn services(Extract(config): Extract<Arc<Config>>) -> Result<Response, ApiError> {
+    let lines = with_read(&config, |conn, config, now| {
+        config
+            .services
+            .iter()
+            .map(|s| status::line(conn, config, s, now))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)
+    })
+    .await?;
+    Ok(axum::Json(serde_json::json!({ "services": lines })).into_response())
+}
+
+/// `GET /api/v1/services/{id}`: state, the latest outcomes, the last 90 days' report with its
+/// incidents.
+pub async fn service(
+    Extract(config): Extract<Arc<Config>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let value = with_read(&config, move |conn, config, now| {
+        let service = config
+            .service(&id)
+            .ok_or_else(|| not_found(format!("no service `{id}`")))?;
+        let line = status::line(conn, config, service, now).map_err(db_error)?;
+        let recent = match read::service_num(conn, &id).map_err(db_error)? {
+            Some(num) => read::latest_outcomes(conn, num, RECENT_OUTCOMES).map_err(db_error)?,
+            None => Vec::new(),
+        };
+        let recent: Vec<_> = recent
+            .iter()
+            .rev()
+            .map(|o| {
+                serde_json::json!({
+                    "at": report::timestamp(o.at_ms),
+                    "ok": o.is_ok(),
+                    "latency_ms": f64::from(o.latency_us) / 1000.0,
+                    "reason": o.reason.map(|r| r.to_string()),
+                })
+            })
+            .collect();
+        let period = report::Period {
+            from_ms: now - INCIDENT_SPAN_MS,
+            to_ms: now,
+        };
+        let last_90_days = report::service_report(conn, config, service, period, now)
+            .map_err(db_error)?
+            .to_json();
+        Ok(serde_json::json!({
+            "status": line,
+            "recent_outcomes": recent,
+            "last_90_days": last_90_days,
+        }))
+    })
+    .await?;
+    Ok(axum::Json(value).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportQuery {
+    service: Option<String>,
+    contract: Option<String>,
+    month: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    last: Option<String>,
+}
+
+/// `GET /api/v1/report?(service=ID|contract=ID)&(month=YYYY-MM|from=T&to=T|last=30d)`: the
+/// JSON of `slaprobe report --format json`.
+pub async fn report(
+    Extract(config): Extract<Arc<Config>>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let spec = PeriodSpec::from_args(
+        q.month.as_deref(),
+        q.from.as_deref().zip(q.to.as_deref()),
+        q.last.as_deref(),
+    )
+    .map_err(bad_request)?;
+    let value = with_read(&config, move |conn, config, now| {
+        let services: Vec<_> = match (&q.service, &q.contract) {
+            (Some(id), None) => vec![
+                config
+                    .service(id)
+                    .ok_or_else(|| not_found(format!("no service `{id}`")))?,
+            ],
+            (None, Some(id)) => {
+                config
+                    .contract(id)
+                    .ok_or_else(|| not_found(format!("no contract `{id}`")))?;
+                config
+                    .services
+                    .iter()
+                    .filter(|s| &s.contract == id)
+                    .collect()
+            }
+            _ => return Err(bad_request("give service=ID or contract=ID".into())),
+        };
+        let reports = services
+            .iter()
+            .map(|s| {
+                let contract = config.contract(&s.contract).expect("validated");
+                report::service_report(conn, config, s, spec.resolve(contract, now), now)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
+        Ok(report::json(q.contract.as_deref(), &reports))
+    })
+    .await?;
+    Ok(axum::Json(value).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatementQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/v1/contracts/{id}/statements/{YYYY-MM}?format=json|html|csv` (default json).
+pub async fn statement(
+    Extract(config): Extract<Arc<Config>>,
+    Path((id, month)): Path<(String, String)>,
+    Query(q): Query<StatementQuery>,
+) -> Result<Response, ApiError> {
+    let format = q.format.unwrap_or_else(|| "json".into());
+    let (content_type, render): (&str, fn(&statement::Statement) -> String) = match format.as_str()
+    {
+        "json" => ("application/json", statement::to_json),
+        "html" => ("text/html; charset=utf-8", statement::to_html),
+        "csv" => ("text/csv; charset=utf-8", statement::to_csv),
+        other => {
+            return Err(bad_request(format!(
+                "format `{other}`: use json, html or csv"
+            )));
+        }
+    };
+    let body = with_read(&config, move |conn, config, now| {
+        let contract = config
+            .contract(&id)
+            .ok_or_else(|| not_found(format!("no contract `{id}`")))?;
+        let month = monthly::Month::of(contract, &month).map_err(bad_request)?;
+        let st = monthly::render(conn, config, contract, &month, now).map_err(db_error)?;
+        Ok(render(&st))
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
