@@ -20,6 +20,7 @@ use crate::metrics::DaemonMetrics;
 use crate::probe::{Prober, ProberError};
 use crate::schedule::Schedule;
 use crate::scheduler::{ProbeRunner, ServiceTask, Shared};
+use crate::status_page::StatusPage;
 use crate::store::{Store, StoreError, StoreSettings};
 use crate::systemd;
 use crate::tracker::{OpenIncident, Rules, Tracker};
@@ -246,7 +247,14 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
             if !bound.ip().is_loopback() {
                 warn!(%bound, "The HTTP endpoint listens beyond loopback.");
             }
+            let page = Arc::new(StatusPage::new(config.clone(), exposition.clone()));
+            tokio::spawn(crate::status_page::refresh(
+                page.clone(),
+                options.clock.clone(),
+                stop_rx.clone(),
+            ));
             let state = endpoint::State {
+                page,
                 config: config.clone(),
                 exposition: exposition.clone(),
                 metrics: metrics.clone(),

@@ -20,6 +20,7 @@ const WRITER_STALE_MS: u64 = 30_000;
 #[derive(Clone)]
 pub struct State {
     pub config: Arc<crate::config::Config>,
+    pub page: Arc<crate::status_page::StatusPage>,
     pub exposition: Arc<crate::exposition::Exposition>,
     pub metrics: Arc<DaemonMetrics>,
     pub store: Arc<StoreStats>,
@@ -33,6 +34,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let app = Router::new()
+        .route("/", get(status_page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/daemon", get(daemon))
@@ -83,6 +85,18 @@ async fn metrics(Extract(state): Extract<State>) -> impl axum::response::IntoRes
         )],
         body,
     )
+}
+
+async fn status_page(Extract(state): Extract<State>) -> axum::response::Html<String> {
+    let html = tokio::task::spawn_blocking(move || {
+        let conn = crate::store::read::open(&state.config.daemon.database).ok();
+        state
+            .page
+            .render(conn.as_ref(), jiff::Timestamp::now().as_millisecond())
+    })
+    .await
+    .unwrap_or_default();
+    axum::response::Html(html)
 }
 
 async fn readyz() -> &'static str {

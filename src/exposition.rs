@@ -215,6 +215,15 @@ impl Exposition {
         set(&self.budget_remaining, budget_left);
     }
 
+    /// A service's confirmed state (1 up, 0 down, -1 unknown) and its open incident's start
+    /// (Unix seconds, 0 for none), as its task last published them.
+    pub fn state(&self, labels: &ServiceLabels) -> (i64, i64) {
+        (
+            self.up.get_or_create(labels).get(),
+            self.incident_since.get_or_create(labels).get(),
+        )
+    }
+
     /// The page, as of now.
     pub fn render(&self) -> String {
         let d = &self.daemon;

@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod sla;
 pub mod statement;
 pub mod status;
+pub mod status_page;
 pub mod store;
 pub mod systemd;
 pub mod tracker;

@@ -261,6 +261,91 @@ pub fn month_budget(
     })
 }
 
+/// One day's availability, for the status page's bars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayBar {
+    /// `YYYY-MM-DD` in the contract's zone.
+    pub date: String,
+    /// `None`: nothing measured that day.
+    pub availability: Option<f64>,
+    pub met: Option<bool>,
+    pub measured_ms: i64,
+    pub downtime_ms: i64,
+}
+
+/// The availability of each of the last `days` days (today last) in the contract's zone.
+pub fn daily(
+    conn: &Connection,
+    config: &Config,
+    service: &Service,
+    days: i32,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<DayBar>> {
+    let contract = config.contract(&service.contract).expect("validated");
+    let tz = &contract.timezone.zone;
+    let today = calendar::local_date(tz, now_ms);
+    let day_start = |d: jiff::civil::Date| calendar::local_to_ms(tz, d.at(0, 0, 0, 0));
+    let first = today.saturating_sub(jiff::Span::new().days(days - 1));
+    let (from, to) = (
+        day_start(first),
+        day_start(today.tomorrow().unwrap_or(today)),
+    );
+    // One read of the whole span, then each day in memory (second granularity); minute
+    // granularity needs each day's down minutes from the store.
+    let whole = compute(
+        conn,
+        config,
+        service,
+        Period {
+            from_ms: from,
+            to_ms: to,
+        },
+        now_ms,
+    )?;
+    let mut bars = Vec::with_capacity(days as usize);
+    let mut date = first;
+    while date <= today {
+        let (start, end) = (day_start(date), day_start(date.tomorrow().unwrap_or(date)));
+        let numbers = match contract.granularity {
+            Granularity::Second => {
+                let exclusions = Exclusions {
+                    covered: whole.exclusions.covered.clip(start, end),
+                    maintenance: whole.exclusions.maintenance.clip(start, end),
+                    no_data_policy: whole.exclusions.no_data_policy,
+                };
+                availability::compute(&whole.timeline, &exclusions, start, end, now_ms)
+            }
+            Granularity::Minute => availability(
+                conn,
+                config,
+                service,
+                Period {
+                    from_ms: start,
+                    to_ms: end,
+                },
+                now_ms,
+            )?,
+        };
+        let met = (numbers.measured_ms > 0).then(|| {
+            !contract
+                .target
+                .is_above_ratio(numbers.uptime_ms as u64, numbers.measured_ms as u64)
+        });
+        bars.push(DayBar {
+            date: date.to_string(),
+            availability: numbers.availability(),
+            met,
+            measured_ms: numbers.measured_ms,
+            downtime_ms: numbers.downtime_ms,
+        });
+        date = match date.tomorrow() {
+            Ok(d) => d,
+            Err(_) => break,
+        };
+    }
+    Ok(bars)
+}
+
 /// Computes the report of `service` for `period` as of `now_ms`.
 pub fn service_report(
     conn: &Connection,

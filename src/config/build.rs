@@ -93,7 +93,8 @@ fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> 
     }
 
     let base_dir = file.parent().unwrap_or(Path::new("."));
-    let daemon = daemon_section(daemon_value, base_dir, d);
+    let declared_contracts = declared_ids(&contract_values);
+    let daemon = daemon_section(daemon_value, base_dir, &declared_contracts, d);
     let smtp = smtp_value.and_then(|v| smtp_section(v, base_dir, d));
     let routes = routes_section(&route_values, d);
     // References are checked against every declared id, so that one broken table does not
@@ -101,7 +102,6 @@ fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> 
     let declared_routes = declared_ids(&route_values);
     let route_ids: HashSet<&str> = declared_routes.iter().map(String::as_str).collect();
     let contracts = contracts_section(&contract_values, &daemon.timezone, &route_ids, d);
-    let declared_contracts = declared_ids(&contract_values);
     let contract_ids: HashSet<&str> = declared_contracts.iter().map(String::as_str).collect();
     let defaults = defaults_value.and_then(|v| defaults_section(v, d));
     let services = services_section(
@@ -160,7 +160,12 @@ fn array_of_tables<'a, 'i>(
     }
 }
 
-fn daemon_section(value: Option<Value<'_, '_>>, base_dir: &Path, d: &mut Diagnostics) -> Daemon {
+fn daemon_section(
+    value: Option<Value<'_, '_>>,
+    base_dir: &Path,
+    contracts: &[String],
+    d: &mut Diagnostics,
+) -> Daemon {
     let utc = TimeZoneName {
         name: "UTC".to_string(),
         zone: jiff::tz::TimeZone::UTC,
@@ -173,6 +178,7 @@ fn daemon_section(value: Option<Value<'_, '_>>, base_dir: &Path, d: &mut Diagnos
         max_in_flight: 256,
         flush_interval: Duration::from_millis(200),
         worker_threads: None,
+        public_contracts: None,
     };
     let Some(mut t) = value.and_then(|v| Table::new(v, "[daemon]", d)) else {
         return daemon;
@@ -215,6 +221,17 @@ fn daemon_section(value: Option<Value<'_, '_>>, base_dir: &Path, d: &mut Diagnos
     }
     if let Some(n) = t.integer("worker_threads", 1, 256, d) {
         daemon.worker_threads = Some(n as usize);
+    }
+    if let Some(ids) = t.strings("public_contracts", d) {
+        for id in &ids {
+            if !contracts.contains(id) {
+                d.error(
+                    t.get("public_contracts").unwrap().span(),
+                    format!("`public_contracts`: no [[contract]] has id `{id}`"),
+                );
+            }
+        }
+        daemon.public_contracts = Some(ids);
     }
     if let Some(flush) = t.duration("flush_interval", d) {
         if flush > Duration::from_secs(10) {

@@ -57,6 +57,8 @@ pub struct Daemon {
     pub flush_interval: Duration,
     /// Threads running probes; `None`: one per core.
     pub worker_threads: Option<usize>,
+    /// The contracts the status page at `/` shows; `None`: all.
+    pub public_contracts: Option<Vec<String>>,
 }
 
 /// An IANA time zone with the name it was given.

@@ -16,21 +16,26 @@ pub fn windows(all: &[Maintenance], service: &Service, from: i64, to: i64) -> In
         if !applies {
             continue;
         }
-        let spans = match &window.when {
-            MaintenanceWhen::Once { start, end } => {
-                Intervals::single(start.as_millisecond(), end.as_millisecond()).clip(from, to)
-            }
-            MaintenanceWhen::Recurring {
-                cron,
-                duration,
-                timezone,
-            } => match calendar::parse_cron(cron) {
-                Ok(cron) => calendar::recurring(&cron, *duration, &timezone.zone, from, to),
-                // Validated when the config was read; nothing to add if it somehow is not.
-                Err(_) => Intervals::empty(),
-            },
-        };
+        let spans = spans(window, from, to);
         result = result.union(&spans);
     }
     result
+}
+
+/// One maintenance entry's windows within `[from, to)`.
+pub fn spans(window: &Maintenance, from: i64, to: i64) -> Intervals {
+    match &window.when {
+        MaintenanceWhen::Once { start, end } => {
+            Intervals::single(start.as_millisecond(), end.as_millisecond()).clip(from, to)
+        }
+        MaintenanceWhen::Recurring {
+            cron,
+            duration,
+            timezone,
+        } => match calendar::parse_cron(cron) {
+            Ok(cron) => calendar::recurring(&cron, *duration, &timezone.zone, from, to),
+            // Validated when the config was read; nothing to add if it somehow is not.
+            Err(_) => Intervals::empty(),
+        },
+    }
 }

@@ -416,3 +416,144 @@ async fn the_api_answers_with_the_cli_numbers() {
     assert_eq!(api, cli);
     assert_eq!(api["services"][1]["incidents"], 1, "{api}");
 }
+
+/// The status page in headless Chromium (Debian's `chromium`, which .ci/run installs). Skipped
+/// when no Chromium is installed, unless SLAPROBE_REQUIRE_CHROMIUM is set (as in CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_renders_in_chromium() {
+    use std::fmt::Write as _;
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok()
+    });
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("SLAPROBE_REQUIRE_CHROMIUM").is_none(),
+            "Chromium is required (SLAPROBE_REQUIRE_CHROMIUM) but not installed"
+        );
+        eprintln!("skipped: no chromium installed (apt-get install chromium)");
+        return;
+    };
+    let up = TestHttp::start().await;
+    let down = TestHttp::start().await;
+    down.set(crate::support::Mode::Status(503));
+    let ws = Workspace::new();
+    let maintenance_at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
+    let text = format!(
+        "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:0\"\nflush_interval = \"20ms\"\n\
+         public_contracts = [\"acme\"]\n\n\
+         [[contract]]\nid = \"acme\"\nclient = \"ACME <Corp>\"\ntarget = \"99.9%\"\ntimezone = \"Europe/Berlin\"\n\n\
+         [[contract]]\nid = \"hidden\"\nclient = \"Hidden Client\"\ntarget = \"99.9%\"\n\n\
+         [[service]]\nid = \"web\"\nname = \"Web <shop>\"\ncontract = \"acme\"\nhttp = \"{}\"\ninterval = \"60s\"\ntimeout = \"2s\"\n\n\
+         [[service]]\nid = \"www\"\ncontract = \"acme\"\nhttp = \"{}\"\ninterval = \"300ms\"\ntimeout = \"200ms\"\n\n\
+         [[service]]\nid = \"api\"\nname = \"Public API\"\ncontract = \"acme\"\nhttp = \"{}\"\ninterval = \"300ms\"\ntimeout = \"200ms\"\nretry_interval = \"100ms\"\n\n\
+         [[service]]\nid = \"secret\"\ncontract = \"hidden\"\nhttp = \"{}\"\ninterval = \"300ms\"\ntimeout = \"200ms\"\n\n\
+         [[maintenance]]\nservices = [\"web\"]\nstart = \"{maintenance_at}\"\nduration = \"2h\"\n",
+        up.url("/"),
+        up.url("/"),
+        down.url("/"),
+        up.url("/")
+    );
+    let config = ws.config_text(&text);
+    // Five days of history for `web` (probed every minute), with a 3-hour outage three days ago.
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (start, outage) = (now - 5 * 86_400_000, now - 3 * 86_400_000);
+    let mut lines = String::new();
+    let mut t = start;
+    while t < now - 60_000 {
+        let ts = jiff::Timestamp::from_millisecond(t).unwrap();
+        let failed = (outage..outage + 3 * 3_600_000).contains(&t);
+        let line = if failed {
+            format!(r#"{{"ts":"{ts}","ok":false,"latency_ms":5,"reason":"connect"}}"#)
+        } else {
+            format!(r#"{{"ts":"{ts}","ok":true,"latency_ms":5}}"#)
+        };
+        writeln!(lines, "{line}").unwrap();
+        t += 60_000;
+    }
+    std::fs::write(ws.path("web.jsonl"), lines).unwrap();
+    slaprobe::import::import(
+        &config.daemon.database,
+        config.service("web").unwrap(),
+        &ws.path("web.jsonl"),
+    )
+    .unwrap();
+
+    let running = daemon::start(config, Options::default()).await.unwrap();
+    let url = format!("http://{}/", running.endpoint_addr().unwrap());
+    let client = reqwest::Client::new();
+    eventually(
+        Duration::from_secs(15),
+        "bars and the incident on the page",
+        || {
+            let page = std::thread::scope(|_| {
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current()
+                        .block_on(async { client.get(&url).send().await.ok()?.text().await.ok() })
+                })
+            })?;
+            (page.contains("<span class=\"d-miss\" title=") && page.contains("state down"))
+                .then_some(())
+        },
+    )
+    .await;
+
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let screenshot = artifacts.join("status-page.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let headless = |extra: Vec<String>| {
+        let mut c = tokio::process::Command::new(chromium);
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .args(extra)
+        .arg(&url);
+        c
+    };
+    let shot = headless(vec![
+        format!("--screenshot={}", screenshot.display()),
+        "--window-size=1280,900".into(),
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(shot.status.success(), "{shot:?}");
+    assert!(
+        std::fs::metadata(&screenshot).unwrap().len() > 10_000,
+        "a real picture"
+    );
+    let dom = headless(vec!["--dump-dom".into()]).output().await.unwrap();
+    running.stop().await.unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+    eprintln!("screenshot: {}", screenshot.display());
+
+    assert!(dom.contains("<h2>ACME &lt;Corp&gt;</h2>"), "{dom}");
+    assert!(dom.contains("Web &lt;shop&gt;"), "names escaped");
+    assert!(!dom.contains("Hidden Client"), "only public contracts");
+    assert!(dom.contains("<td>www</td><td class=\"state up\">Up</td>"));
+    // The outage three days ago: one day below target in web's bar.
+    assert_eq!(
+        dom.matches("<span class=\"d-miss\" title=").count(),
+        2,
+        "web's outage day and the API today"
+    );
+    assert!(dom.contains("<td class=\"state down\">Down</td>"));
+    // Three public services, a bar of 90 days each.
+    let days = dom.matches("<span class=\"d-").count();
+    assert_eq!(
+        days,
+        3 * 90 + 3,
+        "90 days per service plus the legend's three: {dom}"
+    );
+    assert!(dom.contains("Public API — down since"), "the open incident");
+    assert!(dom.contains("(status)"), "with its cause");
+    assert!(
+        dom.contains(": Web &lt;shop&gt;</li>"),
+        "the upcoming maintenance"
+    );
+}

@@ -1,0 +1,278 @@
+//! The status page at `/`: each public contract's services with their current state, a 90-day
+//! availability bar, open incidents and upcoming maintenance. Server-rendered HTML without
+//! script; every value is escaped. The daily bars are recomputed in the background.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use html_escape::encode_safe as esc;
+use rusqlite::Connection;
+use tokio::sync::watch;
+
+use crate::config::{Config, Contract, MaintenanceScope};
+use crate::exposition::{Exposition, ServiceLabels};
+use crate::report::{self, DayBar, human_duration};
+use crate::store::read;
+
+/// Days shown per bar.
+pub const DAYS: i32 = 90;
+/// Maintenance shown ahead.
+const AHEAD_MS: i64 = 7 * 86_400_000;
+const REFRESH: Duration = Duration::from_secs(300);
+const FIRST_REFRESH: Duration = Duration::from_secs(2);
+
+pub struct StatusPage {
+    config: Arc<Config>,
+    exposition: Arc<Exposition>,
+    /// Per service: the last `DAYS` days, as of the latest refresh.
+    bars: RwLock<HashMap<String, Vec<DayBar>>>,
+}
+
+impl StatusPage {
+    pub fn new(config: Arc<Config>, exposition: Arc<Exposition>) -> StatusPage {
+        StatusPage {
+            config,
+            exposition,
+            bars: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn public(&self) -> impl Iterator<Item = &Contract> {
+        let public = self.config.daemon.public_contracts.as_ref();
+        self.config
+            .contracts
+            .iter()
+            .filter(move |c| public.is_none_or(|ids| ids.contains(&c.id)))
+    }
+
+    /// Recomputes the bars of every public service.
+    pub fn refresh_bars(&self, conn: &Connection, now_ms: i64) -> rusqlite::Result<()> {
+        let mut bars = HashMap::new();
+        let public: Vec<&str> = self.public().map(|c| c.id.as_str()).collect();
+        for service in self
+            .config
+            .services
+            .iter()
+            .filter(|s| public.contains(&s.contract.as_str()))
+        {
+            bars.insert(
+                service.id.clone(),
+                report::daily(conn, &self.config, service, DAYS, now_ms)?,
+            );
+        }
+        *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars;
+        Ok(())
+    }
+
+    /// The page. `conn` gives the causes of open incidents.
+    pub fn render(&self, conn: Option<&Connection>, now_ms: i64) -> String {
+        let bars = self.bars.read().unwrap_or_else(|p| p.into_inner());
+        let mut h = String::with_capacity(64 * 1024);
+        h.push_str(
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <title>Service status</title>\n<style>\n\
+             body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222}\n\
+             table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:middle}\n\
+             .state{font-weight:bold;white-space:nowrap}.up{color:#060}.down{color:#a00}.unknown{color:#666}\n\
+             .bar{display:flex;gap:1px;height:1.6em;min-width:30em}.bar span{flex:1;border-radius:1px}\n\
+             .d-ok{background:#3a3}.d-miss{background:#e90}.d-none{background:#ccc}\n\
+             .legend span{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em;vertical-align:-.1em}\n\
+             .note{color:#555}\n</style>\n</head>\n<body>\n<h1>Service status</h1>\n",
+        );
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">As of {}. Each bar is one day, the last {DAYS} days, oldest first, in \
+             the contract's time zone.<span class=\"legend\"><span class=\"d-ok\"></span>target \
+             met<span class=\"d-miss\"></span>below target<span class=\"d-none\"></span>not \
+             measured</span></p>",
+            esc(&minute(now_ms, &jiff::tz::TimeZone::UTC, "UTC"))
+        );
+        for contract in self.public() {
+            self.contract_section(&mut h, contract, &bars, conn, now_ms);
+        }
+        h.push_str("</body>\n</html>\n");
+        h
+    }
+
+    fn contract_section(
+        &self,
+        h: &mut String,
+        contract: &Contract,
+        bars: &HashMap<String, Vec<DayBar>>,
+        conn: Option<&Connection>,
+        now_ms: i64,
+    ) {
+        let zone = (&contract.timezone.zone, contract.timezone.name.as_str());
+        let _ = writeln!(
+            h,
+            "<section>\n<h2>{}</h2>\n<table>\n<tr><th>Service</th><th>State</th><th>Last {DAYS} days</th>\
+             <th>{DAYS}-day availability</th></tr>",
+            esc(&contract.client)
+        );
+        let services: Vec<_> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| s.contract == contract.id)
+            .collect();
+        let mut open = Vec::new();
+        for service in &services {
+            let labels = ServiceLabels {
+                service: service.id.clone(),
+                contract: contract.id.clone(),
+            };
+            let (up, since_s) = self.exposition.state(&labels);
+            let (class, word) = match up {
+                1 => ("up", "Up"),
+                0 => ("down", "Down"),
+                _ => ("unknown", "Unknown"),
+            };
+            if since_s > 0 {
+                open.push((service, since_s * 1000));
+            }
+            let days = bars.get(&service.id).map(Vec::as_slice).unwrap_or(&[]);
+            let mut bar = String::new();
+            for day in days {
+                let (class, value) = match (day.met, day.availability) {
+                    (Some(true), Some(a)) => ("d-ok", format!("{:.3}%", a * 100.0)),
+                    (Some(false), Some(a)) => (
+                        "d-miss",
+                        format!(
+                            "{:.3}%, down {}",
+                            a * 100.0,
+                            human_duration(day.downtime_ms)
+                        ),
+                    ),
+                    _ => ("d-none", "not measured".to_string()),
+                };
+                let _ = write!(
+                    bar,
+                    "<span class=\"{class}\" title=\"{}: {}\"></span>",
+                    esc(&day.date),
+                    esc(&value)
+                );
+            }
+            let measured: i64 = days.iter().map(|d| d.measured_ms).sum();
+            let down: i64 = days.iter().map(|d| d.downtime_ms).sum();
+            let overall = if measured > 0 {
+                format!("{:.3}%", (measured - down) as f64 / measured as f64 * 100.0)
+            } else {
+                "n/a".to_string()
+            };
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"state {class}\">{word}</td><td><div class=\"bar\" \
+                 role=\"img\" aria-label=\"daily availability, last {DAYS} days\">{bar}</div></td>\
+                 <td>{overall}</td></tr>",
+                esc(&service.name)
+            );
+        }
+        h.push_str("</table>\n<h3>Open incidents</h3>\n");
+        if open.is_empty() {
+            h.push_str("<p class=\"note\">None.</p>\n");
+        } else {
+            h.push_str("<ul>\n");
+            for (service, start_ms) in open {
+                let cause = conn
+                    .and_then(|c| {
+                        let num = read::service_num(c, &service.id).ok()??;
+                        read::open_incident(c, num).ok()?
+                    })
+                    .map(|i| format!(" ({})", i.first_failure.reason))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    h,
+                    "<li>{} — down since {}{} ({} so far)</li>",
+                    esc(&service.name),
+                    esc(&minute(start_ms, zone.0, zone.1)),
+                    esc(&cause),
+                    esc(&human_duration(now_ms - start_ms))
+                );
+            }
+            h.push_str("</ul>\n");
+        }
+        h.push_str("<h3>Upcoming maintenance (next 7 days)</h3>\n");
+        let mut windows = Vec::new();
+        for m in &self.config.maintenance {
+            let who = match &m.scope {
+                MaintenanceScope::Contract(id) if *id == contract.id => "all services".to_string(),
+                MaintenanceScope::Services(ids) => {
+                    let names: Vec<&str> = services
+                        .iter()
+                        .filter(|s| ids.contains(&s.id))
+                        .map(|s| s.name.as_str())
+                        .collect();
+                    if names.is_empty() {
+                        continue;
+                    }
+                    names.join(", ")
+                }
+                MaintenanceScope::Contract(_) => continue,
+            };
+            for &(start, end) in
+                crate::sla::maintenance::spans(m, now_ms, now_ms + AHEAD_MS).spans()
+            {
+                windows.push((start, end, who.clone()));
+            }
+        }
+        windows.sort();
+        if windows.is_empty() {
+            h.push_str("<p class=\"note\">None scheduled.</p>\n");
+        } else {
+            h.push_str("<ul>\n");
+            for (start, end, who) in windows {
+                let _ = writeln!(
+                    h,
+                    "<li>{} to {}: {}</li>",
+                    esc(&minute(start, zone.0, zone.1)),
+                    esc(&minute(end, zone.0, zone.1)),
+                    esc(&who)
+                );
+            }
+            h.push_str("</ul>\n");
+        }
+        h.push_str("</section>\n");
+    }
+}
+
+/// `2026-11-22 10:05 CET`.
+fn minute(ms: i64, zone: &jiff::tz::TimeZone, name: &str) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) if name == "UTC" => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        Ok(t) => t
+            .to_zoned(zone.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// Recomputes the bars shortly after start, then every five minutes, until `stop`.
+pub async fn refresh(
+    page: Arc<StatusPage>,
+    clock: crate::clock::Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut wait = FIRST_REFRESH;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = REFRESH;
+        let page = page.clone();
+        let now = clock.now_ms();
+        let result =
+            tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
+                let conn = read::open(&page.config.daemon.database)?;
+                Ok(page.refresh_bars(&conn, now)?)
+            })
+            .await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %e, "Cannot refresh the status page's bars.");
+        }
+    }
+}
