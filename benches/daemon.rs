@@ -107,6 +107,12 @@ fn main() {
             r.metrics_ms_max,
             r.metrics_bytes as f64 / 1e6
         );
+        println!(
+            "         status page /: {:.1} ms median, {:.1} ms max of 5 loads, {:.1} MB",
+            r.page_ms_median,
+            r.page_ms_max,
+            r.page_bytes as f64 / 1e6
+        );
     }
     if value("--skip-storage").is_none() && !args.iter().any(|a| a == "--skip-storage") {
         storage(&[Duration::from_secs(10), Duration::from_secs(30)]);
@@ -125,6 +131,9 @@ struct Results {
     metrics_ms_median: f64,
     metrics_ms_max: f64,
     metrics_bytes: usize,
+    page_ms_median: f64,
+    page_ms_max: f64,
+    page_bytes: usize,
 }
 
 fn run(s: &Scenario, targets: &Targets) -> Results {
@@ -163,6 +172,15 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         metrics_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     metrics_ms.sort_by(f64::total_cmp);
+    let page_url = format!("http://127.0.0.1:{listen}/");
+    let mut page_ms = Vec::new();
+    let mut page_bytes = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        page_bytes = http_get(&page_url).map_or(0, |b| b.len());
+        page_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    page_ms.sort_by(f64::total_cmp);
     stop(&mut child);
 
     let probes = end_report["probes"].as_u64().unwrap() - start_report["probes"].as_u64().unwrap();
@@ -178,6 +196,9 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         metrics_ms_median: metrics_ms[2],
         metrics_ms_max: metrics_ms[4],
         metrics_bytes,
+        page_ms_median: page_ms[2],
+        page_ms_max: page_ms[4],
+        page_bytes,
         target_hits: targets.hits.load(Ordering::Relaxed) - hits_before,
     }
 }
