@@ -26,8 +26,64 @@ const FIRST_REFRESH: Duration = Duration::from_secs(2);
 pub struct StatusPage {
     config: Arc<Config>,
     exposition: Arc<Exposition>,
-    /// Per service: the last `DAYS` days, as of the latest refresh.
-    bars: RwLock<HashMap<String, Vec<DayBar>>>,
+    /// Per service: the last `DAYS` days as of the latest refresh, in runs of alike days.
+    bars: RwLock<HashMap<String, Bar>>,
+}
+
+/// A service's bar: consecutive days of the same kind are one run (a healthy service's 90 days
+/// are one element, not 90).
+#[derive(Debug, Clone, Default)]
+struct Bar {
+    runs: Vec<Run>,
+    measured_ms: i64,
+    downtime_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    class: &'static str,
+    first: String,
+    last: String,
+    days: u32,
+    /// The lowest daily availability in the run.
+    lowest: Option<f64>,
+    downtime_ms: i64,
+}
+
+impl Bar {
+    fn of(days: &[DayBar]) -> Bar {
+        let mut bar = Bar::default();
+        for day in days {
+            bar.measured_ms += day.measured_ms;
+            bar.downtime_ms += day.downtime_ms;
+            let class = match day.met {
+                Some(true) => "d-ok",
+                Some(false) => "d-miss",
+                None => "d-none",
+            };
+            // Days below target stay single: each shows its own figure.
+            match bar.runs.last_mut() {
+                Some(run) if run.class == class && class != "d-miss" => {
+                    run.last = day.date.clone();
+                    run.days += 1;
+                    run.lowest = match (run.lowest, day.availability) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    run.downtime_ms += day.downtime_ms;
+                }
+                _ => bar.runs.push(Run {
+                    class,
+                    first: day.date.clone(),
+                    last: day.date.clone(),
+                    days: 1,
+                    lowest: day.availability,
+                    downtime_ms: day.downtime_ms,
+                }),
+            }
+        }
+        bar
+    }
 }
 
 impl StatusPage {
@@ -57,10 +113,8 @@ impl StatusPage {
             .iter()
             .filter(|s| public.contains(&s.contract.as_str()))
         {
-            bars.insert(
-                service.id.clone(),
-                report::daily(conn, &self.config, service, DAYS, now_ms)?,
-            );
+            let days = report::daily(conn, &self.config, service, DAYS, now_ms)?;
+            bars.insert(service.id.clone(), Bar::of(&days));
         }
         *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars;
         Ok(())
@@ -77,15 +131,15 @@ impl StatusPage {
              body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222}\n\
              table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:middle}\n\
              .state{font-weight:bold;white-space:nowrap}.up{color:#060}.down{color:#a00}.unknown{color:#666}\n\
-             .bar{display:flex;gap:1px;height:1.6em;min-width:30em}.bar span{flex:1;border-radius:1px}\n\
+             .bar{display:flex;height:1.6em;min-width:30em}.bar span{border-right:1px solid #fff}\n\
              .d-ok{background:#3a3}.d-miss{background:#e90}.d-none{background:#ccc}\n\
              .legend span{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em;vertical-align:-.1em}\n\
              .note{color:#555}\n</style>\n</head>\n<body>\n<h1>Service status</h1>\n",
         );
         let _ = writeln!(
             h,
-            "<p class=\"note\">As of {}. Each bar is one day, the last {DAYS} days, oldest first, in \
-             the contract's time zone.<span class=\"legend\"><span class=\"d-ok\"></span>target \
+            "<p class=\"note\">As of {}. Each bar covers the last {DAYS} days, oldest first, day by day in \
+             the contract's time zone (hover for dates and figures).<span class=\"legend\"><span class=\"d-ok\"></span>target \
              met<span class=\"d-miss\"></span>below target<span class=\"d-none\"></span>not \
              measured</span></p>",
             esc(&minute(now_ms, &jiff::tz::TimeZone::UTC, "UTC"))
@@ -101,7 +155,7 @@ impl StatusPage {
         &self,
         h: &mut String,
         contract: &Contract,
-        bars: &HashMap<String, Vec<DayBar>>,
+        bars: &HashMap<String, Bar>,
         conn: Option<&Connection>,
         now_ms: i64,
     ) {
@@ -133,30 +187,35 @@ impl StatusPage {
             if since_s > 0 {
                 open.push((service, since_s * 1000));
             }
-            let days = bars.get(&service.id).map(Vec::as_slice).unwrap_or(&[]);
+            let empty = Bar::default();
+            let service_bar = bars.get(&service.id).unwrap_or(&empty);
             let mut bar = String::new();
-            for day in days {
-                let (class, value) = match (day.met, day.availability) {
-                    (Some(true), Some(a)) => ("d-ok", format!("{:.3}%", a * 100.0)),
-                    (Some(false), Some(a)) => (
-                        "d-miss",
-                        format!(
-                            "{:.3}%, down {}",
-                            a * 100.0,
-                            human_duration(day.downtime_ms)
-                        ),
+            for run in &service_bar.runs {
+                let dates = if run.days == 1 {
+                    run.first.clone()
+                } else {
+                    format!("{} to {}", run.first, run.last)
+                };
+                let value = match (run.class, run.lowest) {
+                    ("d-miss", Some(a)) => format!(
+                        "{:.3}%, down {}",
+                        a * 100.0,
+                        human_duration(run.downtime_ms)
                     ),
-                    _ => ("d-none", "not measured".to_string()),
+                    ("d-ok", Some(a)) if run.days == 1 => format!("{:.3}%", a * 100.0),
+                    ("d-ok", Some(a)) => format!("target met every day (lowest {:.3}%)", a * 100.0),
+                    _ => "not measured".to_string(),
                 };
                 let _ = write!(
                     bar,
-                    "<span class=\"{class}\" title=\"{}: {}\"></span>",
-                    esc(&day.date),
+                    "<span class=\"{}\" style=\"flex:{}\" title=\"{}: {}\"></span>",
+                    run.class,
+                    run.days,
+                    esc(&dates),
                     esc(&value)
                 );
             }
-            let measured: i64 = days.iter().map(|d| d.measured_ms).sum();
-            let down: i64 = days.iter().map(|d| d.downtime_ms).sum();
+            let (measured, down) = (service_bar.measured_ms, service_bar.downtime_ms);
             let overall = if measured > 0 {
                 format!("{:.3}%", (measured - down) as f64 / measured as f64 * 100.0)
             } else {

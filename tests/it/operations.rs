@@ -459,7 +459,19 @@ async fn the_status_page_renders_in_chromium() {
     let config = ws.config_text(&text);
     // Five days of history for `web` (probed every minute), with a 3-hour outage three days ago.
     let now = jiff::Timestamp::now().as_millisecond();
-    let (start, outage) = (now - 5 * 86_400_000, now - 3 * 86_400_000);
+    // The outage from 10:00 to 13:00 Berlin time three days ago, inside one local day.
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    let outage = jiff::Timestamp::now()
+        .to_zoned(berlin.clone())
+        .date()
+        .checked_sub(jiff::Span::new().days(3))
+        .unwrap()
+        .at(10, 0, 0, 0)
+        .to_zoned(berlin)
+        .unwrap()
+        .timestamp()
+        .as_millisecond();
+    let start = now - 5 * 86_400_000;
     let mut lines = String::new();
     let mut t = start;
     while t < now - 60_000 {
@@ -494,7 +506,7 @@ async fn the_status_page_renders_in_chromium() {
                         .block_on(async { client.get(&url).send().await.ok()?.text().await.ok() })
                 })
             })?;
-            (page.contains("<span class=\"d-miss\" title=") && page.contains("state down"))
+            (page.contains("<span class=\"d-miss\" style=") && page.contains("state down"))
                 .then_some(())
         },
     )
@@ -536,19 +548,33 @@ async fn the_status_page_renders_in_chromium() {
     assert!(dom.contains("Web &lt;shop&gt;"), "names escaped");
     assert!(!dom.contains("Hidden Client"), "only public contracts");
     assert!(dom.contains("<td>www</td><td class=\"state up\">Up</td>"));
-    // The outage three days ago: one day below target in web's bar.
+    // Below target: web's outage day and the API today, each on its own.
     assert_eq!(
-        dom.matches("<span class=\"d-miss\" title=").count(),
-        2,
-        "web's outage day and the API today"
+        dom.matches("<span class=\"d-miss\" style=\"flex:1\"")
+            .count(),
+        2
     );
     assert!(dom.contains("<td class=\"state down\">Down</td>"));
-    // Three public services, a bar of 90 days each.
-    let days = dom.matches("<span class=\"d-").count();
-    assert_eq!(
-        days,
-        3 * 90 + 3,
-        "90 days per service plus the legend's three: {dom}"
+    // Three public services, each bar 90 days wide, alike days merged into runs.
+    let widths: Vec<u32> = dom
+        .split("style=\"flex:")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(widths.iter().sum::<u32>(), 3 * 90, "{dom}");
+    // www: 89 days not measured, then today met: two runs.
+    assert!(dom.contains("style=\"flex:89\""), "{dom}");
+    // web: a run of met days, the outage day on its own, then met again.
+    let outage_day = jiff::Timestamp::from_millisecond(outage)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap())
+        .date()
+        .to_string();
+    assert!(
+        dom.contains(&format!(
+            "class=\"d-miss\" style=\"flex:1\" title=\"{outage_day}: 87.500%, down 3 h 00 m 00 s\""
+        )),
+        "web's outage day: 3 h down of 24 measured, 21/24 = 87.5%: {dom}"
     );
     assert!(dom.contains("Public API — down since"), "the open incident");
     assert!(dom.contains("(status)"), "with its cause");
