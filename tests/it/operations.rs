@@ -175,24 +175,30 @@ async fn sighup_with_a_broken_config_keeps_the_daemon_running() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_prometheus_text_with_per_service_series() {
-    let up = TestHttp::start().await;
-    let down = TestHttp::start().await;
-    down.set(crate::support::Mode::Status(503));
-    let ws = Workspace::new();
+/// A config with the HTTP endpoint on 127.0.0.1:0 and two fast services of contract `c`:
+/// `web` probing `up_url` and `api` probing `down_url`.
+fn endpoint_config(client: &str, up_url: &str, down_url: &str) -> String {
     let service = |id: &str, url: &str| {
         format!(
             "[[service]]\nid = \"{id}\"\ncontract = \"c\"\nhttp = \"{url}\"\ninterval = \"300ms\"\n\
              timeout = \"200ms\"\nretry_interval = \"100ms\"\n\n"
         )
     };
-    let text = format!(
+    format!(
         "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:0\"\nflush_interval = \"20ms\"\n\n\
-         [[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"\n\n{}{}",
-        service("web", &up.url("/")),
-        service("api", &down.url("/"))
-    );
+         [[contract]]\nid = \"c\"\nclient = \"{client}\"\ntarget = \"99.9%\"\n\n{}{}",
+        service("web", up_url),
+        service("api", down_url)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text_with_per_service_series() {
+    let up = TestHttp::start().await;
+    let down = TestHttp::start().await;
+    down.set(crate::support::Mode::Status(503));
+    let ws = Workspace::new();
+    let text = endpoint_config("C", &up.url("/"), &down.url("/"));
     let running = daemon::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
@@ -293,18 +299,7 @@ async fn the_api_answers_with_the_cli_numbers() {
     let down = TestHttp::start().await;
     down.set(crate::support::Mode::Status(503));
     let ws = Workspace::new();
-    let service = |id: &str, url: &str| {
-        format!(
-            "[[service]]\nid = \"{id}\"\ncontract = \"c\"\nhttp = \"{url}\"\ninterval = \"300ms\"\n\
-             timeout = \"200ms\"\nretry_interval = \"100ms\"\n\n"
-        )
-    };
-    let text = format!(
-        "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:0\"\nflush_interval = \"20ms\"\n\n\
-         [[contract]]\nid = \"c\"\nclient = \"Client <C>\"\ntarget = \"99.9%\"\n\n{}{}",
-        service("web", &up.url("/")),
-        service("api", &down.url("/"))
-    );
+    let text = endpoint_config("Client <C>", &up.url("/"), &down.url("/"));
     let from = jiff::Timestamp::now();
     let running = daemon::start(ws.config_text(&text), Options::default())
         .await
