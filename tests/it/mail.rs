@@ -278,3 +278,34 @@ async fn tls_required_never_falls_back_to_plain_text() {
     let error = summary.pending[0].last_error.clone().unwrap();
     assert!(error.to_lowercase().contains("tls"), "{error}");
 }
+
+#[test]
+fn a_missing_password_is_a_clear_start_up_error_without_the_secret() {
+    let smtp = Smtp {
+        url: "smtp://127.0.0.1:25".to_string(),
+        username: Some("alerts".to_string()),
+        password: Some(SecretSource::Env(
+            "SLAPROBE_TEST_PASSWORD_NOT_SET_ANYWHERE".to_string(),
+        )),
+        from: "SLA monitor <sla@provider.example>".to_string(),
+    };
+    let error = Mailer::new(&smtp)
+        .err()
+        .expect("no password, no mailer")
+        .to_string();
+    assert_eq!(
+        error,
+        "[smtp] password_env: the environment variable `SLAPROBE_TEST_PASSWORD_NOT_SET_ANYWHERE` is not set"
+    );
+    let no_source = Smtp {
+        password: None,
+        ..smtp
+    };
+    assert!(
+        Mailer::new(&no_source)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("no password_env or password_file")
+    );
+}
