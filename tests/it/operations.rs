@@ -78,23 +78,34 @@ async fn a_backup_taken_during_heavy_writes_is_consistent() {
     }
 }
 
-/// Runs `slaprobe run` for a moment with `args`, stops it with SIGTERM, returns its stderr.
-async fn run_briefly(ws: &Workspace, args: &[&str]) -> String {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+/// Starts the real binary: `slaprobe run ARGS --config WS/probes.toml`, stderr captured.
+fn spawn_daemon(ws: &Workspace, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
         .arg("run")
         .args(args)
         .arg("--config")
         .arg(ws.path("probes.toml"))
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+        .unwrap()
+}
+
+/// Sends `signal` (e.g. "-HUP") to `child`.
+async fn signal(child: &tokio::process::Child, signal: &str) {
     let pid = child.id().unwrap().to_string();
-    tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
+    let status = tokio::process::Command::new("kill")
+        .args([signal, &pid])
         .status()
         .await
         .unwrap();
+    assert!(status.success());
+}
+
+/// Runs `slaprobe run` for a moment with `args`, stops it with SIGTERM, returns its stderr.
+async fn run_briefly(ws: &Workspace, args: &[&str]) -> String {
+    let child = spawn_daemon(ws, args);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    signal(&child, "-TERM").await;
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stderr).unwrap()
@@ -138,30 +149,14 @@ async fn sighup_with_a_broken_config_keeps_the_daemon_running() {
         "[[service]]\nid = \"web\"\ncontract = \"c\"\nhttp = \"{}\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n",
         http.url("/")
     ));
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
-        .args(["run", "--config"])
-        .arg(ws.path("probes.toml"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap().to_string();
-    let signal = |name: &'static str| {
-        let pid = pid.clone();
-        async move {
-            tokio::process::Command::new("kill")
-                .args([name, &pid])
-                .status()
-                .await
-                .unwrap()
-        }
-    };
+    let child = spawn_daemon(&ws, &[]);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let before = http.requests();
     std::fs::write(ws.path("probes.toml"), "[daemon]\nlisten = \"nowhere\"\n").unwrap();
-    signal("-HUP").await;
+    signal(&child, "-HUP").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(http.requests() > before, "still probing after the SIGHUP");
-    signal("-TERM").await;
+    signal(&child, "-TERM").await;
     let out = child.wait_with_output().await.unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
