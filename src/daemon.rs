@@ -1,23 +1,25 @@
 //! The daemon: opens the store, starts one task per service and the HTTP endpoint, tells
-//! systemd it is ready, and on shutdown lets in-flight probes finish and flushes the store.
+//! systemd it is ready, applies reloaded configs (SIGHUP) without stopping unchanged services,
+//! and on shutdown lets in-flight probes finish and flushes the store.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::alert::{AlertStats, AlertTask, MailOut};
+use crate::alert::{AlertSender, AlertStats, AlertTask, MailOut};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, LiveConfig, Service};
 use crate::endpoint;
 use crate::exposition::{Exposition, ServiceLabels};
 use crate::mail::delivery::SharedConnection;
 use crate::mail::{Backoff, DeliveryStats, Mailer};
 use crate::metrics::DaemonMetrics;
 use crate::probe::{Prober, ProberError};
+use crate::reload::Plan;
 use crate::schedule::Schedule;
 use crate::scheduler::{ProbeRunner, ServiceTask, Shared};
 use crate::status_page::StatusPage;
@@ -43,6 +45,8 @@ pub enum DaemonError {
     Mailer(#[from] crate::mail::smtp::MailerError),
     #[error("cannot set up alerting")]
     Alerting(#[source] rusqlite::Error),
+    #[error("the store could not register the added services")]
+    Register(#[source] StoreError),
 }
 
 /// What can be swapped in for tests: the clock and the probe runner.
@@ -63,7 +67,14 @@ impl Default for Options {
 /// A started daemon.
 pub struct Running {
     stop: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
     tasks: JoinSet<()>,
+    /// Each running service's channel for reloaded settings; dropping it ends the task.
+    services: HashMap<String, mpsc::UnboundedSender<Arc<Service>>>,
+    live: watch::Sender<Arc<Config>>,
+    shared: Arc<Shared>,
+    exposition: Arc<Exposition>,
+    alerts: AlertSender,
     store: Store,
     writer: std::thread::JoinHandle<()>,
     endpoint: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
@@ -97,6 +108,100 @@ impl Running {
 
     pub fn delivery_stats(&self) -> &Arc<DeliveryStats> {
         &self.delivery_stats
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.borrow().clone()
+    }
+
+    /// Applies a new (already valid) config: added services start, removed ones stop, changed
+    /// ones take their new settings keeping their state, unchanged ones go on untouched.
+    /// Settings that need a restart keep their running value (each is logged). Alerting,
+    /// statements, the API, the status page and `/metrics` see the new config from here on.
+    pub async fn reload(&mut self, new: Config) -> Result<Plan, DaemonError> {
+        let plan = crate::reload::plan(&self.config(), new);
+        for key in &plan.at_restart {
+            warn!(
+                setting = key,
+                "Changed in the config, but applies only at a restart; keeping the running value."
+            );
+        }
+        let config = Arc::new(plan.config.clone());
+
+        // Added services are registered (and their history read) before anything sees them.
+        let ids: Vec<String> = plan.added.iter().map(|s| s.id.clone()).collect();
+        let mut registered = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.shared.store.flush().await?;
+            let path = config.daemon.database.clone();
+            let recent = resume_depth(&config);
+            tokio::task::spawn_blocking(move || crate::store::register(&path, &ids, recent))
+                .await
+                .expect("registering services does not panic")
+                .map_err(DaemonError::Register)?
+        };
+        let added_open = registered
+            .iter()
+            .map(|(id, (_, resume))| (id.clone(), resume.open_incident.clone()))
+            .collect();
+        let _ = self.live.send(config.clone());
+        // In order with transitions: alerting knows the added services before they probe.
+        self.alerts.reload(config.clone(), added_open);
+
+        for id in &plan.removed {
+            // Dropping the sender ends the task after its probe in flight, if any.
+            self.services.remove(id);
+        }
+        for service in &plan.changed {
+            if let Some(updates) = self.services.get(&service.id) {
+                let _ = updates.send(Arc::new(service.clone()));
+            }
+        }
+        let start = tokio::time::Instant::now();
+        for service in &plan.added {
+            let (num, resume) = registered
+                .remove(&service.id)
+                .expect("every added service was registered");
+            self.spawn_service(service.clone(), num, resume, start);
+        }
+        while self.tasks.try_join_next().is_some() {}
+        info!(
+            added = plan.added.len(),
+            removed = plan.removed.len(),
+            changed = plan.changed.len(),
+            unchanged = plan.unchanged,
+            "Config reloaded."
+        );
+        Ok(plan)
+    }
+
+    fn spawn_service(
+        &mut self,
+        service: Service,
+        num: crate::store::ServiceNum,
+        resume: crate::tracker::Resume,
+        start: tokio::time::Instant,
+    ) {
+        let tracker = Tracker::resume(Rules::of(&service), resume);
+        let schedule = Schedule::new(start, &service.id, service.interval, service.retry_interval);
+        let series = self.exposition.service(ServiceLabels {
+            service: service.id.clone(),
+            contract: service.contract.clone(),
+        });
+        let (updates, updates_rx) = mpsc::unbounded_channel();
+        self.services.insert(service.id.clone(), updates);
+        let task = ServiceTask {
+            service: Arc::new(service),
+            series,
+            num,
+            tracker,
+            schedule,
+        };
+        task.publish_state();
+        self.tasks
+            .spawn(task.run(self.shared.clone(), updates_rx, self.stop_rx.clone()));
     }
 
     /// Stops probing (probes in flight finish or time out), commits everything and closes the
@@ -145,12 +250,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         None => Arc::new(Prober::new()?),
     };
     let ids: Vec<String> = config.services.iter().map(|s| s.id.clone()).collect();
-    let recent = config
-        .services
-        .iter()
-        .map(|s| s.confirm_down.max(s.confirm_up) as usize)
-        .max()
-        .unwrap_or(1);
+    let recent = resume_depth(&config);
     let settings = StoreSettings {
         flush_interval: config.daemon.flush_interval,
         retention: config.daemon.retention,
@@ -167,6 +267,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     );
 
     let config = Arc::new(config);
+    let (live, live_rx) = LiveConfig::new(config.clone());
     let open_incidents: HashMap<String, Option<OpenIncident>> = opened
         .services
         .iter()
@@ -202,7 +303,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     let alert_stats = alert_task.stats();
     let alerting = tokio::spawn(alert_task.run(transitions, alert_stop_rx.clone()));
     let statements = tokio::spawn(crate::monthly::run(
-        config.clone(),
+        live_rx.clone(),
         side_connection(&config.daemon.database)?,
         mail_out,
         options.clock.clone(),
@@ -229,7 +330,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         delivery_stats.clone(),
     ));
     let shared = Arc::new(Shared {
-        alerts: Some(alerts),
+        alerts: Some(alerts.clone()),
         runner,
         store: opened.store.clone(),
         clock: options.clock.clone(),
@@ -247,7 +348,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
             if !bound.ip().is_loopback() {
                 warn!(%bound, "The HTTP endpoint listens beyond loopback.");
             }
-            let page = Arc::new(StatusPage::new(config.clone(), exposition.clone()));
+            let page = Arc::new(StatusPage::new(live_rx.clone(), exposition.clone()));
             tokio::spawn(crate::status_page::refresh(
                 page.clone(),
                 options.clock.clone(),
@@ -255,11 +356,10 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
             ));
             let state = endpoint::State {
                 page,
-                config: config.clone(),
+                config: live_rx.clone(),
                 exposition: exposition.clone(),
                 metrics: metrics.clone(),
                 store: opened.store.stats().clone(),
-                services: config.services.len(),
             };
             let handle = tokio::spawn(endpoint::serve(listener, state, stop_rx.clone()));
             info!(%bound, "HTTP endpoint listening.");
@@ -268,48 +368,22 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         None => None,
     };
 
-    let start = tokio::time::Instant::now();
-    let mut tasks = JoinSet::new();
-    for service in config.services.iter().cloned() {
-        let (num, resume) = opened
-            .services
-            .remove(&service.id)
-            .expect("every configured service was registered");
-        let tracker = Tracker::resume(Rules::of(&service), resume);
-        let schedule = Schedule::new(start, &service.id, service.interval, service.retry_interval);
-        let series = exposition.service(ServiceLabels {
-            service: service.id.clone(),
-            contract: service.contract.clone(),
-        });
-        let task = ServiceTask {
-            service: Arc::new(service),
-            series,
-            num,
-            tracker,
-            schedule,
-        };
-        task.publish_state();
-        tasks.spawn(task.run(shared.clone(), stop_rx.clone()));
-    }
     tokio::spawn(crate::exposition::refresh(
         exposition.clone(),
-        config.clone(),
+        live_rx,
         options.clock.clone(),
         stop_rx.clone(),
     ));
-
-    systemd::notify_ready();
-    if let Some(period) = systemd::watchdog_period() {
-        tokio::spawn(systemd::watchdog(
-            period,
-            opened.store.stats().clone(),
-            stop_rx.clone(),
-        ));
-    }
-    Ok(Running {
+    let mut running = Running {
         stop,
-        tasks,
-        store: opened.store,
+        stop_rx: stop_rx.clone(),
+        tasks: JoinSet::new(),
+        services: HashMap::new(),
+        live,
+        shared,
+        exposition,
+        alerts,
+        store: opened.store.clone(),
         writer: opened.writer,
         endpoint,
         metrics,
@@ -320,45 +394,83 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         delivery,
         delivery_stats,
         mail_stop,
-    })
+    };
+    let start = tokio::time::Instant::now();
+    for service in config.services.iter().cloned() {
+        let (num, resume) = opened
+            .services
+            .remove(&service.id)
+            .expect("every configured service was registered");
+        running.spawn_service(service, num, resume, start);
+    }
+
+    systemd::notify_ready();
+    if let Some(period) = systemd::watchdog_period() {
+        tokio::spawn(systemd::watchdog(
+            period,
+            opened.store.stats().clone(),
+            stop_rx.clone(),
+        ));
+    }
+    Ok(running)
 }
 
-/// Runs the daemon until `shutdown` completes, then stops it cleanly.
+/// How many latest outcomes a service's state machine needs to resume.
+fn resume_depth(config: &Config) -> usize {
+    config
+        .services
+        .iter()
+        .map(|s| s.confirm_down.max(s.confirm_up) as usize)
+        .max()
+        .unwrap_or(1)
+}
+
+/// Runs the daemon until `shutdown` completes, then stops it cleanly. SIGHUP reloads the
+/// config file.
 pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let path = config.path.clone();
-    let running = start(config, Options::default()).await?;
+    let mut running = start(config, Options::default()).await?;
     let mut hangup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = hangup.recv() => check_new_config(&path),
+            _ = hangup.recv() => {
+                systemd::notify_reloading();
+                reload_from_file(&mut running, &path).await;
+                systemd::notify_ready();
+            }
         }
     }
     info!("Shutting down: letting probes in flight finish.");
     running.stop().await
 }
 
-/// SIGHUP (`systemctl reload`): reads and validates the config file again. An invalid config is
-/// reported error by error and the running one stays.
-fn check_new_config(path: &std::path::Path) {
-    match crate::config::load(path) {
-        Ok(_) => warn!(
-            config = %path.display(),
-            "SIGHUP: the config is valid, but this version applies changes only at a restart \
-             (systemctl restart slaprobe); still running the config it started with."
-        ),
+/// SIGHUP (`systemctl reload`): reads and validates the config file again and applies it. An
+/// invalid config is reported error by error and the running one stays.
+async fn reload_from_file(running: &mut Running, path: &std::path::Path) {
+    info!(config = %path.display(), "SIGHUP: reloading the config.");
+    let path = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || crate::config::load(&path))
+        .await
+        .expect("reading the config does not panic");
+    match loaded {
+        Ok(config) => {
+            if let Err(e) = running.reload(config).await {
+                error!(error = %e, "The reload could not be applied; still running the previous config.");
+            }
+        }
         Err(errors) => {
             for e in &errors.errors {
                 error!("{e}");
             }
             error!(
                 errors = errors.errors.len(),
-                "SIGHUP: the config is invalid; still running the config it started with."
+                "The reloaded config is invalid; still running the previous config."
             );
         }
     }

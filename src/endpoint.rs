@@ -19,12 +19,11 @@ const WRITER_STALE_MS: u64 = 30_000;
 
 #[derive(Clone)]
 pub struct State {
-    pub config: Arc<crate::config::Config>,
+    pub config: crate::config::LiveConfig,
     pub page: Arc<crate::status_page::StatusPage>,
     pub exposition: Arc<crate::exposition::Exposition>,
     pub metrics: Arc<DaemonMetrics>,
     pub store: Arc<StoreStats>,
-    pub services: usize,
 }
 
 /// Serves until `stop` turns true.
@@ -60,7 +59,7 @@ pub async fn serve(
 
 impl axum::extract::FromRef<State> for Arc<crate::config::Config> {
     fn from_ref(state: &State) -> Self {
-        state.config.clone()
+        state.config.current()
     }
 }
 
@@ -89,7 +88,7 @@ async fn metrics(Extract(state): Extract<State>) -> impl axum::response::IntoRes
 
 async fn status_page(Extract(state): Extract<State>) -> axum::response::Html<String> {
     let html = tokio::task::spawn_blocking(move || {
-        let conn = crate::store::read::open(&state.config.daemon.database).ok();
+        let conn = crate::store::read::open(&state.config.current().daemon.database).ok();
         state
             .page
             .render(conn.as_ref(), jiff::Timestamp::now().as_millisecond())
@@ -128,7 +127,7 @@ async fn daemon(Extract(state): Extract<State>) -> Json<DaemonReport> {
     let m = &state.metrics;
     let s = &state.store;
     Json(DaemonReport {
-        services: state.services,
+        services: state.config.current().services.len(),
         probes: m.probes.load(Ordering::Relaxed),
         probes_failed: m.probes_failed.load(Ordering::Relaxed),
         in_flight: m.in_flight.load(Ordering::Relaxed),

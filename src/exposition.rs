@@ -16,7 +16,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::LiveConfig;
 use crate::mail::DeliveryStats;
 use crate::metrics::DaemonMetrics;
 use crate::probe::Outcome;
@@ -177,23 +177,20 @@ impl Exposition {
         }
     }
 
-    /// A service's series, created at start so that every service shows up before its first probe.
+    /// A service's series, created when its task starts so that every service shows up before
+    /// its first probe.
     pub fn service(&self, labels: ServiceLabels) -> ServiceSeries {
-        let series = ServiceSeries {
-            up: self.up.get_or_create_owned(&labels),
-            duration: self.duration.get_or_create_owned(&labels),
-            ok: self.probes.get_or_create_owned(&ProbeLabels {
-                service: labels.service.clone(),
-                contract: labels.contract.clone(),
-                result: "ok".into(),
-                reason: String::new(),
-            }),
-            incident_since: self.incident_since.get_or_create_owned(&labels),
-            probes: self.probes.clone(),
+        ServiceSeries::new(
+            Families {
+                up: self.up.clone(),
+                duration: self.duration.clone(),
+                probes: self.probes.clone(),
+                availability: self.availability.clone(),
+                budget_remaining: self.budget_remaining.clone(),
+                incident_since: self.incident_since.clone(),
+            },
             labels,
-        };
-        series.up.set(-1);
-        series
+        )
     }
 
     /// Sets the month-to-date series of a service.
@@ -252,17 +249,47 @@ impl Exposition {
     }
 }
 
+/// The per-service families, shared by every service's series.
+#[derive(Clone)]
+struct Families {
+    up: Family<ServiceLabels, Gauge>,
+    duration: Family<ServiceLabels, Histogram, fn() -> Histogram>,
+    probes: Family<ProbeLabels, Counter>,
+    availability: Family<ServiceLabels, FloatGauge>,
+    budget_remaining: Family<ServiceLabels, FloatGauge>,
+    incident_since: Family<ServiceLabels, Gauge>,
+}
+
 /// One service's series, held by its task.
 pub struct ServiceSeries {
+    families: Families,
     labels: ServiceLabels,
     up: Gauge,
     duration: Histogram,
     ok: Counter,
     incident_since: Gauge,
-    probes: Family<ProbeLabels, Counter>,
 }
 
 impl ServiceSeries {
+    fn new(families: Families, labels: ServiceLabels) -> ServiceSeries {
+        let series = ServiceSeries {
+            up: families.up.get_or_create_owned(&labels),
+            duration: families.duration.get_or_create_owned(&labels),
+            ok: families
+                .probes
+                .get_or_create_owned(&probe_labels(&labels, None)),
+            incident_since: families.incident_since.get_or_create_owned(&labels),
+            families,
+            labels,
+        };
+        series.up.set(-1);
+        series
+    }
+
+    pub fn labels(&self) -> &ServiceLabels {
+        &self.labels
+    }
+
     pub fn observe(&self, outcome: &Outcome) {
         self.duration.observe(outcome.latency.as_secs_f64());
         match &outcome.failure {
@@ -270,13 +297,9 @@ impl ServiceSeries {
                 self.ok.inc();
             }
             Some(failure) => {
-                self.probes
-                    .get_or_create(&ProbeLabels {
-                        service: self.labels.service.clone(),
-                        contract: self.labels.contract.clone(),
-                        result: "failed".into(),
-                        reason: failure.reason.to_string(),
-                    })
+                self.families
+                    .probes
+                    .get_or_create(&probe_labels(&self.labels, Some(failure.reason)))
                     .inc();
             }
         }
@@ -292,13 +315,43 @@ impl ServiceSeries {
         self.incident_since
             .set(incident_start_ms.map_or(0, |ms| ms.div_euclid(1000)));
     }
+
+    /// The same service under new labels (its contract changed in a reload): the old series
+    /// go, new ones start from zero (Prometheus sees a new series, not a reset).
+    pub fn relabel(&mut self, labels: ServiceLabels) {
+        self.retire();
+        *self = ServiceSeries::new(self.families.clone(), labels);
+    }
+
+    /// Removes every series of the service (it was removed from the config).
+    pub fn retire(&self) {
+        let f = &self.families;
+        f.up.remove(&self.labels);
+        f.duration.remove(&self.labels);
+        f.availability.remove(&self.labels);
+        f.budget_remaining.remove(&self.labels);
+        f.incident_since.remove(&self.labels);
+        f.probes.remove(&probe_labels(&self.labels, None));
+        for reason in crate::probe::Reason::ALL {
+            f.probes.remove(&probe_labels(&self.labels, Some(reason)));
+        }
+    }
 }
 
-/// Recomputes every service's month-to-date availability and budget every few minutes, and
-/// counts the outbox, until `stop`.
+fn probe_labels(labels: &ServiceLabels, failed: Option<crate::probe::Reason>) -> ProbeLabels {
+    ProbeLabels {
+        service: labels.service.clone(),
+        contract: labels.contract.clone(),
+        result: if failed.is_some() { "failed" } else { "ok" }.into(),
+        reason: failed.map_or_else(String::new, |r| r.to_string()),
+    }
+}
+
+/// Recomputes every service's month-to-date availability and budget shortly after start and
+/// after a reload, then every few minutes, until `stop`.
 pub async fn refresh(
     exposition: Arc<Exposition>,
-    config: Arc<Config>,
+    mut config: LiveConfig,
     clock: crate::clock::Clock,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -306,16 +359,29 @@ pub async fn refresh(
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
+            true = config.changed() => {
+                wait = MONTH_FIRST;
+                continue;
+            }
             _ = tokio::time::sleep(wait) => {}
         }
         wait = MONTH_REFRESH;
-        let (exposition_c, config_c) = (exposition.clone(), config.clone());
+        let (exposition_c, live) = (exposition.clone(), config.clone());
         let now = clock.now_ms();
         let result =
             tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
-                let conn = crate::store::read::open(&config_c.daemon.database)?;
-                for service in &config_c.services {
-                    let month = crate::report::month_budget(&conn, &config_c, service, now)?;
+                let config = live.current();
+                let conn = crate::store::read::open(&config.daemon.database)?;
+                for service in &config.services {
+                    let month = crate::report::month_budget(&conn, &config, service, now)?;
+                    // A service removed or moved by a reload meanwhile gets no series back.
+                    if live
+                        .current()
+                        .service(&service.id)
+                        .is_none_or(|s| s.contract != service.contract)
+                    {
+                        continue;
+                    }
                     exposition_c.set_month(
                         &ServiceLabels {
                             service: service.id.clone(),

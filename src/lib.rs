@@ -16,6 +16,7 @@ pub mod mail;
 pub mod metrics;
 pub mod monthly;
 pub mod probe;
+pub mod reload;
 pub mod report;
 pub mod schedule;
 pub mod scheduler;

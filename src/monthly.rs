@@ -3,7 +3,6 @@
 //! recorded with its SHA-256, in one transaction — exactly once per contract and month, across
 //! restarts. `slaprobe statement --send` resends on purpose.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
@@ -13,7 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::alert::MailOut;
 use crate::clock::Clock;
-use crate::config::{Config, Contract, StatementPolicy};
+use crate::config::{Config, Contract, LiveConfig, StatementPolicy};
 use crate::mail::delivery::{SharedConnection, with_db};
 use crate::mail::outbox::{self, Kind};
 use crate::mail::{Attachment, Email};
@@ -228,7 +227,7 @@ pub fn queue(
 /// The daemon's statement task: at start and every few minutes, queues each contract's due
 /// statement if it was not yet.
 pub async fn run(
-    config: Arc<Config>,
+    live: LiveConfig,
     db: SharedConnection,
     mail: Option<MailOut>,
     clock: Clock,
@@ -237,6 +236,7 @@ pub async fn run(
     let mut warned_no_smtp = false;
     loop {
         let now = clock.now_ms();
+        let config = live.current();
         for contract in &config.contracts {
             if matches!(contract.statements, StatementPolicy::Never)
                 || contract.statement_to.is_empty()

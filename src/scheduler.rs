@@ -1,24 +1,25 @@
 //! One task per service: wait for the schedule, take a slot under the global cap, probe, feed
-//! the state machine, hand the outcome and its events to the store.
+//! the state machine, hand the outcome and its events to the store. A reload hands the task
+//! new settings (it keeps its state) or ends it.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::alert::{AlertSender, Transition};
 use crate::clock::Clock;
 use crate::config::Service;
-use crate::exposition::ServiceSeries;
+use crate::exposition::{ServiceLabels, ServiceSeries};
 use crate::metrics::DaemonMetrics;
 use crate::probe::{Outcome, Prober};
 use crate::schedule::Schedule;
 use crate::store::{Record, ServiceNum, Store};
-use crate::tracker::{Event, Health, Tracker};
+use crate::tracker::{Event, Health, Rules, Tracker};
 
 /// Runs one probe of a service. The daemon uses `Prober`; scheduler tests use a stand-in that
 /// answers at once, so timing can be checked on tokio's paused clock.
@@ -62,25 +63,58 @@ pub struct ServiceTask {
     pub schedule: Schedule,
 }
 
+/// Why a task's wait ended early.
+enum Interrupt {
+    Stop,
+    /// Removed from the config: its series go too.
+    Removed,
+    Reloaded(Arc<Service>),
+}
+
 impl ServiceTask {
-    /// Probes on schedule until `stop` turns true; a probe in flight then finishes (bounded by
-    /// its timeout) and is recorded before the task ends.
-    pub async fn run(mut self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    /// Probes on schedule until `stop` turns true or `updates` closes (the service was removed
+    /// by a reload); a probe in flight then finishes (bounded by its timeout) and is recorded
+    /// before the task ends. New settings from `updates` apply between probes.
+    pub async fn run(
+        mut self,
+        shared: Arc<Shared>,
+        mut updates: mpsc::UnboundedReceiver<Arc<Service>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let id = self.service.id.clone();
+        let interrupt = |update: Option<Arc<Service>>| match update {
+            Some(service) => Interrupt::Reloaded(service),
+            None => Interrupt::Removed,
+        };
         loop {
             let due = self.schedule.due();
-            tokio::select! {
+            let interrupted = tokio::select! {
                 biased;
-                _ = stop.wait_for(|stopped| *stopped) => break,
-                _ = tokio::time::sleep_until(due) => {}
-            }
-            let permit = tokio::select! {
-                biased;
-                _ = stop.wait_for(|stopped| *stopped) => break,
-                permit = shared.slots.acquire() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
+                _ = stop.wait_for(|stopped| *stopped) => Some(Interrupt::Stop),
+                update = updates.recv() => Some(interrupt(update)),
+                _ = tokio::time::sleep_until(due) => None,
+            };
+            let permit = match interrupted {
+                None => tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => Err(Interrupt::Stop),
+                    update = updates.recv() => Err(interrupt(update)),
+                    permit = shared.slots.acquire() => permit.map_err(|_| Interrupt::Stop),
                 },
+                Some(interrupt) => Err(interrupt),
+            };
+            let permit = match permit {
+                Ok(permit) => permit,
+                Err(Interrupt::Stop) => break,
+                Err(Interrupt::Removed) => {
+                    info!(service = %id, "Removed from the config: no longer probed.");
+                    self.series.retire();
+                    return;
+                }
+                Err(Interrupt::Reloaded(service)) => {
+                    self.apply(service);
+                    continue;
+                }
             };
             let started = Instant::now();
             shared
@@ -141,6 +175,32 @@ impl ServiceTask {
 }
 
 impl ServiceTask {
+    /// Takes a reloaded service's settings, keeping the state machine's state. A new interval
+    /// or retry interval restarts the schedule from now; otherwise the schedule goes on.
+    fn apply(&mut self, service: Arc<Service>) {
+        if service.contract != self.service.contract {
+            let labels = ServiceLabels {
+                service: service.id.clone(),
+                contract: service.contract.clone(),
+            };
+            self.series.relabel(labels);
+        }
+        self.tracker.set_rules(Rules::of(&service));
+        if (service.interval, service.retry_interval)
+            != (self.service.interval, self.service.retry_interval)
+        {
+            self.schedule = Schedule::new(
+                Instant::now(),
+                &service.id,
+                service.interval,
+                service.retry_interval,
+            );
+        }
+        info!(service = %service.id, "Reloaded: new settings apply from the next probe.");
+        self.service = service;
+        self.publish_state();
+    }
+
     /// Shows the tracker's state in the service's series.
     pub fn publish_state(&self) {
         let up = match self.tracker.health() {

@@ -11,7 +11,7 @@ use html_escape::encode_safe as esc;
 use rusqlite::Connection;
 use tokio::sync::watch;
 
-use crate::config::{Config, Contract, MaintenanceScope};
+use crate::config::{Config, Contract, LiveConfig, MaintenanceScope};
 use crate::exposition::{Exposition, ServiceLabels};
 use crate::report::{self, DayBar, human_duration};
 use crate::store::read;
@@ -24,7 +24,7 @@ const REFRESH: Duration = Duration::from_secs(300);
 const FIRST_REFRESH: Duration = Duration::from_secs(2);
 
 pub struct StatusPage {
-    config: Arc<Config>,
+    config: LiveConfig,
     exposition: Arc<Exposition>,
     /// Per service: the last `DAYS` days as of the latest refresh, in runs of alike days.
     bars: RwLock<HashMap<String, Bar>>,
@@ -87,7 +87,7 @@ impl Bar {
 }
 
 impl StatusPage {
-    pub fn new(config: Arc<Config>, exposition: Arc<Exposition>) -> StatusPage {
+    pub fn new(config: LiveConfig, exposition: Arc<Exposition>) -> StatusPage {
         StatusPage {
             config,
             exposition,
@@ -95,9 +95,9 @@ impl StatusPage {
         }
     }
 
-    fn public(&self) -> impl Iterator<Item = &Contract> {
-        let public = self.config.daemon.public_contracts.as_ref();
-        self.config
+    fn public(config: &Config) -> impl Iterator<Item = &Contract> {
+        let public = config.daemon.public_contracts.as_ref();
+        config
             .contracts
             .iter()
             .filter(move |c| public.is_none_or(|ids| ids.contains(&c.id)))
@@ -105,15 +105,15 @@ impl StatusPage {
 
     /// Recomputes the bars of every public service.
     pub fn refresh_bars(&self, conn: &Connection, now_ms: i64) -> rusqlite::Result<()> {
+        let config = self.config.current();
         let mut bars = HashMap::new();
-        let public: Vec<&str> = self.public().map(|c| c.id.as_str()).collect();
-        for service in self
-            .config
+        let public: Vec<&str> = Self::public(&config).map(|c| c.id.as_str()).collect();
+        for service in config
             .services
             .iter()
             .filter(|s| public.contains(&s.contract.as_str()))
         {
-            let days = report::daily(conn, &self.config, service, DAYS, now_ms)?;
+            let days = report::daily(conn, &config, service, DAYS, now_ms)?;
             bars.insert(service.id.clone(), Bar::of(&days));
         }
         *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars;
@@ -144,8 +144,9 @@ impl StatusPage {
              measured</span></p>",
             esc(&minute(now_ms, &jiff::tz::TimeZone::UTC, "UTC"))
         );
-        for contract in self.public() {
-            self.contract_section(&mut h, contract, &bars, conn, now_ms);
+        let config = self.config.current();
+        for contract in Self::public(&config) {
+            self.contract_section(&mut h, &config, contract, &bars, conn, now_ms);
         }
         h.push_str("</body>\n</html>\n");
         h
@@ -154,6 +155,7 @@ impl StatusPage {
     fn contract_section(
         &self,
         h: &mut String,
+        config: &Config,
         contract: &Contract,
         bars: &HashMap<String, Bar>,
         conn: Option<&Connection>,
@@ -166,8 +168,7 @@ impl StatusPage {
              <th>{DAYS}-day availability</th></tr>",
             esc(&contract.client)
         );
-        let services: Vec<_> = self
-            .config
+        let services: Vec<_> = config
             .services
             .iter()
             .filter(|s| s.contract == contract.id)
@@ -255,7 +256,7 @@ impl StatusPage {
         }
         h.push_str("<h3>Upcoming maintenance (next 7 days)</h3>\n");
         let mut windows = Vec::new();
-        for m in &self.config.maintenance {
+        for m in &config.maintenance {
             let who = match &m.scope {
                 MaintenanceScope::Contract(id) if *id == contract.id => "all services".to_string(),
                 MaintenanceScope::Services(ids) => {
@@ -309,16 +310,22 @@ fn minute(ms: i64, zone: &jiff::tz::TimeZone, name: &str) -> String {
     }
 }
 
-/// Recomputes the bars shortly after start, then every five minutes, until `stop`.
+/// Recomputes the bars shortly after start and after a reload, then every five minutes,
+/// until `stop`.
 pub async fn refresh(
     page: Arc<StatusPage>,
     clock: crate::clock::Clock,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut wait = FIRST_REFRESH;
+    let mut reloads = page.config.clone();
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
+            true = reloads.changed() => {
+                wait = FIRST_REFRESH;
+                continue;
+            }
             _ = tokio::time::sleep(wait) => {}
         }
         wait = REFRESH;
@@ -326,7 +333,7 @@ pub async fn refresh(
         let now = clock.now_ms();
         let result =
             tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
-                let conn = read::open(&page.config.daemon.database)?;
+                let conn = read::open(&page.config.current().daemon.database)?;
                 Ok(page.refresh_bars(&conn, now)?)
             })
             .await;

@@ -1,4 +1,4 @@
-//! systemd integration: `READY=1` once probing starts, `STOPPING=1`, and watchdog pings that
+//! systemd integration: `READY=1` once probing starts, `RELOADING=1` around a reload, `STOPPING=1`, and watchdog pings that
 //! stop (so systemd restarts us) when the store writer stalls.
 
 use std::sync::Arc;
@@ -15,6 +15,17 @@ use crate::store::StoreStats;
 pub fn notify_ready() {
     if let Err(e) = sd_notify::notify(&[NotifyState::Ready]) {
         debug!(error = %e, "sd_notify READY failed (not under systemd?).");
+    }
+}
+
+/// Tells systemd a reload started (`Type=notify-reload` waits for the next `READY=1`).
+pub fn notify_reloading() {
+    let state = match NotifyState::monotonic_usec_now() {
+        Ok(now) => vec![NotifyState::Reloading, now],
+        Err(_) => vec![NotifyState::Reloading],
+    };
+    if let Err(e) = sd_notify::notify(&state) {
+        debug!(error = %e, "sd_notify RELOADING failed (not under systemd?).");
     }
 }
 

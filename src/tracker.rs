@@ -93,6 +93,8 @@ pub struct Resume {
 #[derive(Debug, Clone)]
 pub struct Tracker {
     rules: Rules,
+    /// Set by a reload until the next outcome: the rules the last outcome was taken under.
+    reloaded_from: Option<Rules>,
     health: Health,
     since_ms: Option<i64>,
     streak: Option<Streak>,
@@ -104,6 +106,7 @@ impl Tracker {
     pub fn new(rules: Rules) -> Tracker {
         Tracker {
             rules,
+            reloaded_from: None,
             health: Health::Unknown,
             since_ms: None,
             streak: None,
@@ -183,8 +186,13 @@ impl Tracker {
         self.rules
     }
 
-    /// Applies new settings (a reloaded config) without losing the state.
+    /// Applies new settings (a reloaded config) without losing the state. The last outcome was
+    /// taken under the old interval: it stands for that long, and the gap to the next one is
+    /// judged by the more lenient of the two rules, so a reload alone never makes no-data.
     pub fn set_rules(&mut self, rules: Rules) {
+        if self.reloaded_from.is_none() {
+            self.reloaded_from = Some(self.rules);
+        }
         self.rules = rules;
     }
 
@@ -196,10 +204,14 @@ impl Tracker {
             .last_ms
             .map_or(outcome.at_ms, |last| outcome.at_ms.max(last));
 
+        let (max_gap_ms, held_ms) = match self.reloaded_from.take() {
+            Some(old) => (old.max_gap_ms.max(self.rules.max_gap_ms), old.interval_ms),
+            None => (self.rules.max_gap_ms, self.rules.interval_ms),
+        };
         if let Some(last) = self.last_ms
-            && at - last > self.rules.max_gap_ms
+            && at - last > max_gap_ms
         {
-            let held_until = last + self.rules.interval_ms;
+            let held_until = last + held_ms;
             // Consecutive means without a gap: an unfinished failure streak ends as a blip.
             if let Some(streak) = self.streak.take()
                 && !streak.ok
@@ -426,6 +438,53 @@ mod tests {
     fn gap_within_max_gap_holds_the_sample() {
         let mut t = Tracker::new(RULES);
         assert!(run(&mut t, &[ok(0), ok(70_000)]).is_empty());
+    }
+
+    #[test]
+    fn a_reload_to_a_shorter_interval_makes_no_gap_of_the_last_sample() {
+        // 30 s interval (gap 70 s) reloaded to 5 s (gap 15 s): the outcome at 0 was taken
+        // under the old interval, so the next one 40 s later is no gap.
+        let mut t = Tracker::new(RULES);
+        assert!(run(&mut t, &[ok(0)]).is_empty());
+        let short = Rules {
+            interval_ms: 5_000,
+            max_gap_ms: 15_000,
+            ..RULES
+        };
+        t.set_rules(short);
+        assert!(run(&mut t, &[ok(40_000), ok(45_000)]).is_empty());
+        // From then on the new rules hold: 20 s is a gap of 5 s held, then no-data.
+        assert_eq!(
+            run(&mut t, &[ok(65_000)]),
+            vec![Event::NoData {
+                start_ms: 50_000,
+                end_ms: 65_000,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_reload_to_a_longer_interval_holds_the_last_sample_for_the_old_interval() {
+        let mut t = Tracker::new(RULES);
+        run(&mut t, &[ok(0)]);
+        let long = Rules {
+            interval_ms: 300_000,
+            max_gap_ms: 610_000,
+            ..RULES
+        };
+        t.set_rules(long);
+        // Two reloads before the next outcome: the outcome at 0 still stands for the 30 s it
+        // was taken for, and a gap beyond even the longer rules is no-data from there.
+        t.set_rules(long);
+        assert_eq!(
+            run(&mut t, &[ok(700_000)]),
+            vec![Event::NoData {
+                start_ms: 30_000,
+                end_ms: 700_000,
+            }]
+        );
+        // From then on the new rules hold: 500 s is within their 610 s gap.
+        assert!(run(&mut t, &[ok(1_200_000)]).is_empty());
     }
 
     #[test]

@@ -46,13 +46,30 @@ pub enum Transition {
     },
 }
 
+/// What the alert task hears: transitions, and reloaded configs in order with them.
+#[derive(Debug)]
+pub enum AlertInput {
+    Transition(Transition),
+    /// A reload: the new config, and the open incident of each service it starts.
+    Reload {
+        config: Arc<Config>,
+        added: HashMap<String, Option<OpenIncident>>,
+    },
+}
+
 /// Where service tasks send transitions. Never blocks.
 #[derive(Clone)]
-pub struct AlertSender(mpsc::UnboundedSender<Transition>);
+pub struct AlertSender(mpsc::UnboundedSender<AlertInput>);
 
 impl AlertSender {
     pub fn send(&self, transition: Transition) {
-        let _ = self.0.send(transition);
+        let _ = self.0.send(AlertInput::Transition(transition));
+    }
+
+    /// Hands over a reloaded config; sent before the services it adds start, so that their
+    /// transitions find them watched.
+    pub fn reload(&self, config: Arc<Config>, added: HashMap<String, Option<OpenIncident>>) {
+        let _ = self.0.send(AlertInput::Reload { config, added });
     }
 }
 
@@ -113,6 +130,9 @@ pub struct AlertTask {
     policy: Policy,
     /// Per service: when it was last down (`i64::MAX` while down), for the budget checks.
     last_down: HashMap<String, i64>,
+    /// Every configured service's open incident (watched or not), for a reload that starts
+    /// watching one.
+    open: HashMap<String, OpenIncident>,
     stats: Arc<AlertStats>,
 }
 
@@ -124,48 +144,70 @@ impl AlertTask {
         mail: Option<MailOut>,
         clock: Clock,
         open: &HashMap<String, Option<OpenIncident>>,
-    ) -> rusqlite::Result<(AlertTask, AlertSender, mpsc::UnboundedReceiver<Transition>)> {
+    ) -> rusqlite::Result<(AlertTask, AlertSender, mpsc::UnboundedReceiver<AlertInput>)> {
         let now = clock.now_ms();
+        let last_down = {
+            let conn = db.lock().unwrap_or_else(|p| p.into_inner());
+            recent_downtime(&conn, now - longest_window(&config))?
+        };
+        let mut task = AlertTask {
+            config: config.clone(),
+            db,
+            mail,
+            clock,
+            policy: Policy::new(),
+            last_down,
+            open: HashMap::new(),
+            stats: Arc::new(AlertStats::default()),
+        };
+        task.configure(config, open.clone())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        Ok((task, AlertSender(tx), rx))
+    }
+
+    /// Takes `config`: watches each service that has a route (resuming what was told about its
+    /// open incident), stops watching the others. `added` holds the open incidents of services
+    /// new to the daemon.
+    fn configure(
+        &mut self,
+        config: Arc<Config>,
+        added: HashMap<String, Option<OpenIncident>>,
+    ) -> rusqlite::Result<()> {
+        for (id, incident) in added {
+            match incident {
+                Some(incident) => self.open.insert(id, incident),
+                None => self.open.remove(&id),
+            };
+        }
+        self.open.retain(|id, _| config.service(id).is_some());
         let routes: HashMap<&str, Arc<RouteRules>> = config
             .routes
             .iter()
             .map(|r| (r.id.as_str(), Arc::new(RouteRules::of(r))))
             .collect();
-        let mut policy = Policy::new();
-        let conn = db.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = self.db.lock().unwrap_or_else(|p| p.into_inner());
         for service in &config.services {
             let Some(route) = route_of(&config, service) else {
+                self.policy.unwatch(&service.id);
                 continue;
             };
-            let told = match open.get(&service.id).cloned().flatten() {
-                Some(incident) => Some(load_told(&conn, &service.id, incident)?),
-                None => None,
+            let watched = Watched {
+                service: service.id.clone(),
+                contract: service.contract.clone(),
+                route: routes[route.id.as_str()].clone(),
             };
-            policy.watch(
-                Watched {
-                    service: service.id.clone(),
-                    contract: service.contract.clone(),
-                    route: routes[route.id.as_str()].clone(),
-                },
-                told,
-            );
+            if !self.policy.rewatch(watched.clone()) {
+                let told = match self.open.get(&service.id) {
+                    Some(incident) => Some(load_told(&conn, &service.id, incident.clone())?),
+                    None => None,
+                };
+                self.policy.watch(watched, told);
+            }
         }
-        let last_down = recent_downtime(&conn, now - longest_window(&config))?;
         drop(conn);
-        let (tx, rx) = mpsc::unbounded_channel();
-        Ok((
-            AlertTask {
-                config,
-                db,
-                mail,
-                clock,
-                policy,
-                last_down,
-                stats: Arc::new(AlertStats::default()),
-            },
-            AlertSender(tx),
-            rx,
-        ))
+        self.policy.retain(|id| config.service(id).is_some());
+        self.config = config;
+        Ok(())
     }
 
     pub fn stats(&self) -> Arc<AlertStats> {
@@ -175,19 +217,12 @@ impl AlertTask {
     /// Runs until `stop`; then writes out every message still gathering.
     pub async fn run(
         mut self,
-        mut transitions: mpsc::UnboundedReceiver<Transition>,
+        mut transitions: mpsc::UnboundedReceiver<AlertInput>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let calendar = ConfigCalendar(self.config.clone());
         let mut next_budget_check = self.clock.now_ms();
-        let budget_every = self
-            .config
-            .routes
-            .iter()
-            .flat_map(|r| r.burn_rules.iter().map(|rule| rule.short / 2))
-            .fold(BUDGET_EVERY, Duration::min)
-            .max(Duration::from_millis(100));
         loop {
+            let calendar = ConfigCalendar(self.config.clone());
             let now = self.clock.now_ms();
             let due = self
                 .policy
@@ -200,7 +235,7 @@ impl AlertTask {
                 _ = stop.wait_for(|s| *s) => true,
                 received = transitions.recv() => match received {
                     Some(t) => {
-                        self.observe(t, &calendar);
+                        self.observe(t);
                         false
                     }
                     // Every service task has ended: the daemon is stopping.
@@ -210,13 +245,14 @@ impl AlertTask {
             };
             // Everything already sent, so that a burst is decided together.
             while let Ok(t) = transitions.try_recv() {
-                self.observe(t, &calendar);
+                self.observe(t);
             }
             let now = self.clock.now_ms();
+            let calendar = ConfigCalendar(self.config.clone());
             self.policy.tick(now, &calendar);
             if now >= next_budget_check && !stopping {
                 self.check_budgets(now).await;
-                next_budget_check = now + budget_every.as_millis() as i64;
+                next_budget_check = now + budget_every(&self.config).as_millis() as i64;
             }
             let notices = self.policy.take_due(now, stopping);
             if !notices.is_empty() {
@@ -228,8 +264,18 @@ impl AlertTask {
         }
     }
 
-    fn observe(&mut self, transition: Transition, calendar: &ConfigCalendar) {
+    fn observe(&mut self, input: AlertInput) {
         let now = self.clock.now_ms();
+        let transition = match input {
+            AlertInput::Transition(transition) => transition,
+            AlertInput::Reload { config, added } => {
+                if let Err(e) = self.configure(config, added) {
+                    error!(error = %e, "Cannot read what was told of open incidents; alerts for \
+                           services a reload started watching start afresh.");
+                }
+                return;
+            }
+        };
         match transition {
             Transition::Opened {
                 service,
@@ -237,8 +283,20 @@ impl AlertTask {
                 failure,
             } => {
                 self.last_down.insert(service.clone(), i64::MAX);
-                self.policy
-                    .opened(now, &service, start_ms, failure, calendar);
+                self.open.insert(
+                    service.clone(),
+                    OpenIncident {
+                        start_ms,
+                        first_failure: failure.clone(),
+                    },
+                );
+                self.policy.opened(
+                    now,
+                    &service,
+                    start_ms,
+                    failure,
+                    &ConfigCalendar(self.config.clone()),
+                );
             }
             Transition::Closed {
                 service,
@@ -246,6 +304,7 @@ impl AlertTask {
                 end_ms,
             } => {
                 self.last_down.insert(service.clone(), end_ms);
+                self.open.remove(&service);
                 self.policy.closed(now, &service, start_ms, end_ms);
             }
         }
@@ -330,6 +389,16 @@ impl AlertTask {
             Err(e) => error!(error = %e, "Cannot write alerts to the outbox; they are lost."),
         }
     }
+}
+
+/// How often budgets are checked: every minute, or at half the shortest burn-rule window.
+fn budget_every(config: &Config) -> Duration {
+    config
+        .routes
+        .iter()
+        .flat_map(|r| r.burn_rules.iter().map(|rule| rule.short / 2))
+        .fold(BUDGET_EVERY, Duration::min)
+        .max(Duration::from_millis(100))
 }
 
 /// The longest look-back any check needs: the longest burn-rule window, at least a day.

@@ -236,6 +236,23 @@ impl Policy {
         self.services.remove(service);
     }
 
+    /// Gives a watched service a reloaded route or contract, keeping its incident, what was
+    /// told and its flapping count; `false` if it was not watched.
+    pub fn rewatch(&mut self, watched: Watched) -> bool {
+        match self.services.get_mut(&watched.service) {
+            Some(st) => {
+                st.watched = watched;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops watching every service `keep` turns down.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.services.retain(|id, _| keep(id));
+    }
+
     pub fn is_watched(&self, service: &str) -> bool {
         self.services.contains_key(service)
     }
@@ -797,5 +814,34 @@ mod tests {
         p.opened(T0, "muted", T0, failure(), &NoMaintenance);
         p.closed(T0 + MIN, "muted", T0, T0 + MIN);
         assert!(p.take_due(T0 + 60 * MIN, true).is_empty());
+    }
+
+    #[test]
+    fn a_reloaded_route_keeps_the_incident_and_takes_the_new_recipients() {
+        let mut p = policy_with(2, rules());
+        let cal = NoMaintenance;
+        p.opened(T0, "s000", T0, failure(), &cal);
+        assert_eq!(at(&mut p, T0 + MIN, &cal), [(Kind::Down, oncall(), 1)]);
+        let moved = RouteRules {
+            id: "night".into(),
+            email: vec!["night@x.example".into()],
+            escalate_after_ms: None,
+            ..rules()
+        };
+        assert!(p.rewatch(Watched {
+            service: "s000".into(),
+            contract: "c".into(),
+            route: Arc::new(moved),
+        }));
+        // s001 left the config.
+        p.retain(|id| id != "s001");
+        assert!(!p.is_watched("s001"));
+        // No second DOWN, no escalation under the new route; the RECOVERED goes to its recipients.
+        assert_eq!(at(&mut p, T0 + 40 * MIN, &cal), []);
+        p.closed(T0 + 41 * MIN, "s000", T0, T0 + 41 * MIN);
+        assert_eq!(
+            at(&mut p, T0 + 42 * MIN, &cal),
+            [(Kind::Recovered, vec!["night@x.example".to_string()], 1)]
+        );
     }
 }

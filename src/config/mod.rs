@@ -12,6 +12,7 @@ pub mod values;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use build::parse;
@@ -42,6 +43,28 @@ impl Config {
     }
 }
 
+/// The config in force in a running daemon, replaced as a whole by a reload. Readers take
+/// `current()` at the start of each piece of work, so each piece sees one consistent config.
+#[derive(Debug, Clone)]
+pub struct LiveConfig(tokio::sync::watch::Receiver<Arc<Config>>);
+
+impl LiveConfig {
+    /// A live config and the sender that replaces it.
+    pub fn new(config: Arc<Config>) -> (tokio::sync::watch::Sender<Arc<Config>>, LiveConfig) {
+        let (sender, receiver) = tokio::sync::watch::channel(config);
+        (sender, LiveConfig(receiver))
+    }
+
+    pub fn current(&self) -> Arc<Config> {
+        self.0.borrow().clone()
+    }
+
+    /// Waits for the next replacement; `false` once none can come.
+    pub async fn changed(&mut self) -> bool {
+        self.0.changed().await.is_ok()
+    }
+}
+
 /// `[daemon]`.
 #[derive(Debug, Clone)]
 pub struct Daemon {
@@ -69,7 +92,7 @@ pub struct TimeZoneName {
 }
 
 /// `[smtp]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Smtp {
     pub url: String,
     pub username: Option<String>,
@@ -157,8 +180,9 @@ pub enum Alert {
     Route(String),
 }
 
-/// `[[service]]`: one probed target under a contract.
-#[derive(Debug, Clone)]
+/// `[[service]]`: one probed target under a contract. Equal services probe and judge alike
+/// (a reload compares them).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub id: String,
     pub contract: String,

@@ -28,7 +28,7 @@ pub(super) struct Defaults {
     method: Option<reqwest::Method>,
     expect_status: Option<Vec<std::ops::RangeInclusive<u16>>>,
     body_contains: Option<String>,
-    body_regex: Option<regex::Regex>,
+    body_regex: Option<crate::probe::Pattern>,
     headers: Option<Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>>,
     expect_headers: Option<Vec<(reqwest::header::HeaderName, String)>>,
     follow_redirects: Option<bool>,
@@ -54,7 +54,7 @@ fn probe_settings(t: &mut Table<'_, '_>, d: &mut Diagnostics) -> Defaults {
         body_regex: t.get("body_regex").and_then(|v| {
             d.parse(v, "body_regex", |v| {
                 let text = as_string(v)?;
-                regex::Regex::new(text).map_err(|e| {
+                regex::Regex::new(text).map(crate::probe::Pattern).map_err(|e| {
                     format!("not a valid regular expression: {}", e.to_string().replace('\n', " "))
                 })
             })

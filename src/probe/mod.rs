@@ -116,8 +116,8 @@ impl Outcome {
     }
 }
 
-/// What to probe.
-#[derive(Debug, Clone)]
+/// What to probe. Equal specs probe the same way (a reload compares them).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeSpec {
     Http(HttpSpec),
     Tcp(TcpSpec),
@@ -144,14 +144,14 @@ impl ProbeSpec {
 }
 
 /// `http = "https://…"` and its assertions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSpec {
     pub url: reqwest::Url,
     pub method: reqwest::Method,
     /// Accepted statuses; default `[200..=399]`.
     pub expect_status: Vec<RangeInclusive<u16>>,
     pub body_contains: Option<String>,
-    pub body_regex: Option<regex::Regex>,
+    pub body_regex: Option<Pattern>,
     /// Request headers sent with each probe.
     pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
     /// Response headers that must be present, each containing the given text (may be empty).
@@ -164,8 +164,28 @@ pub struct HttpSpec {
     pub cert_expiry_warn: Option<Duration>,
 }
 
-/// `tcp = "host:port"` with an optional banner exchange.
+/// A compiled regular expression, equal to another with the same source text.
 #[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+impl std::ops::Deref for Pattern {
+    type Target = regex::Regex;
+
+    fn deref(&self) -> &regex::Regex {
+        &self.0
+    }
+}
+
+/// `tcp = "host:port"` with an optional banner exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpSpec {
     pub host: String,
     pub port: u16,
@@ -174,7 +194,7 @@ pub struct TcpSpec {
 }
 
 /// `dns = "name"` asked of `server`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsSpec {
     pub name: String,
     pub record: RecordKind,

@@ -127,18 +127,7 @@ impl Store {
         settings: StoreSettings,
     ) -> Result<Opened, StoreError> {
         let mut conn = open_writer_connection(path)?;
-        let mut services = HashMap::new();
-        {
-            let tx = conn.transaction()?;
-            for id in service_ids {
-                tx.execute("INSERT OR IGNORE INTO service (id) VALUES (?1)", [id])?;
-                let num: ServiceNum =
-                    tx.query_row("SELECT num FROM service WHERE id = ?1", [id], |r| r.get(0))?;
-                let resume = read::resume(&tx, num, recent)?;
-                services.insert(id.clone(), (num, resume));
-            }
-            tx.commit()?;
-        }
+        let services = register_on(&mut conn, service_ids, recent)?;
         let (sender, receiver) = std::sync::mpsc::channel();
         let stats = Arc::new(StoreStats::default());
         let writer = writer::spawn(conn, receiver, stats.clone(), settings);
@@ -178,6 +167,35 @@ impl Store {
     pub fn stats(&self) -> &Arc<StoreStats> {
         &self.stats
     }
+}
+
+/// Registers services a reload added, beside the running writer, and returns each one's number
+/// and resume state as `Store::open` does.
+pub fn register(
+    path: &Path,
+    service_ids: &[String],
+    recent: usize,
+) -> Result<HashMap<String, (ServiceNum, Resume)>, StoreError> {
+    let mut conn = open_writer_connection(path)?;
+    register_on(&mut conn, service_ids, recent)
+}
+
+fn register_on(
+    conn: &mut Connection,
+    service_ids: &[String],
+    recent: usize,
+) -> Result<HashMap<String, (ServiceNum, Resume)>, StoreError> {
+    let mut services = HashMap::new();
+    let tx = conn.transaction()?;
+    for id in service_ids {
+        tx.execute("INSERT OR IGNORE INTO service (id) VALUES (?1)", [id])?;
+        let num: ServiceNum =
+            tx.query_row("SELECT num FROM service WHERE id = ?1", [id], |r| r.get(0))?;
+        let resume = read::resume(&tx, num, recent)?;
+        services.insert(id.clone(), (num, resume));
+    }
+    tx.commit()?;
+    Ok(services)
 }
 
 /// Rolls up every completed hour in the database at `path`. The daemon's writer does this on

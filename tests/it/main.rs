@@ -8,6 +8,7 @@ mod import;
 mod mail;
 mod operations;
 mod probes;
+mod reload;
 mod report;
 mod scheduler;
 mod sla_cases;

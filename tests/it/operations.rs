@@ -142,20 +142,41 @@ async fn logs_are_plain_text_or_json_lines() {
 }
 
 #[tokio::test]
-async fn sighup_with_a_broken_config_keeps_the_daemon_running() {
+async fn sighup_applies_a_valid_config_and_keeps_running_on_a_broken_one() {
     let http = TestHttp::start().await;
+    let other = TestHttp::start().await;
     let ws = Workspace::new();
-    ws.config(&format!(
+    let web = format!(
         "[[service]]\nid = \"web\"\ncontract = \"c\"\nhttp = \"{}\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n",
         http.url("/")
-    ));
+    );
+    ws.config(&web);
     let child = spawn_daemon(&ws, &[]);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let before = http.requests();
+
+    // Broken: reported with its position, the running config stays.
+    let good = std::fs::read_to_string(ws.path("probes.toml")).unwrap();
     std::fs::write(ws.path("probes.toml"), "[daemon]\nlisten = \"nowhere\"\n").unwrap();
+    let before = http.requests();
     signal(&child, "-HUP").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(http.requests() > before, "still probing after the SIGHUP");
+    assert_eq!(other.requests(), 0);
+
+    // Valid: a service added, and a restart-only setting changed (kept, with a warning).
+    let added = format!(
+        "{}\n[[service]]\nid = \"api\"\ncontract = \"c\"\nhttp = \"{}\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n",
+        good.replace("flush_interval = \"20ms\"", "flush_interval = \"50ms\""),
+        other.url("/")
+    );
+    std::fs::write(ws.path("probes.toml"), added).unwrap();
+    let before = http.requests();
+    signal(&child, "-HUP").await;
+    eventually(Duration::from_secs(10), "the added service probed", || {
+        (other.requests() >= 2).then_some(())
+    })
+    .await;
+    assert!(http.requests() > before, "the first service goes on");
     signal(&child, "-TERM").await;
     let out = child.wait_with_output().await.unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
@@ -164,10 +185,17 @@ async fn sighup_with_a_broken_config_keeps_the_daemon_running() {
         log.contains("probes.toml:2:10"),
         "the error with its position: {log}"
     );
+    assert!(log.contains("still running the previous config"), "{log}");
     assert!(
-        log.contains("still running the config it started with"),
+        log.contains("Config reloaded. added=1 removed=0 changed=0 unchanged=1"),
         "{log}"
     );
+    assert!(
+        log.contains("applies only at a restart") && log.contains("flush_interval"),
+        "{log}"
+    );
+    let db = Db::open(&ws.db());
+    assert!(db.outcomes("api").len() >= 2);
 }
 
 /// A config with the HTTP endpoint on 127.0.0.1:0 and two fast services of contract `c`:
