@@ -2,13 +2,17 @@
 //!
 //!     cargo bench --bench daemon                          # 1,000 and 10,000 services, 10 s
 //!     cargo bench --bench daemon -- --services 10000 --interval 10s --duration 120s --kind mixed
+//!     cargo bench --bench daemon -- --services 10000 --duration 20s --skip-storage --reload
 //!
 //! The targets run in this process on loopback addresses 127.0.0.2–127.0.0.9 (several ports
 //! each, so that 1,000 new connections a second do not exhaust ephemeral ports); the daemon is
 //! the real `slaprobe run` in a child process, so its CPU time and peak RSS are its own. It
 //! prints probes per second (achieved and scheduled), CPU per 1,000 probes, peak RSS, schedule
 //! lateness p50/p99/max (from the daemon's `/api/v1/daemon`) and database bytes per
-//! service-day. Nothing is asserted: the figures go in the README.
+//! service-day. With `--reload` it then rewrites the config (5% of services changed, 5% removed,
+//! 10% added), sends SIGHUP and reports how long the reload took to apply and, from the stored
+//! outcomes, the longest gap between probes of the unchanged services around it. Nothing is
+//! asserted: the figures go in the README.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::Path;
@@ -22,12 +26,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const TARGET_ADDRESSES: u8 = 8;
 const PORTS_PER_ADDRESS: usize = 4;
 
+#[derive(Clone)]
 struct Scenario {
     services: usize,
     interval: Duration,
     duration: Duration,
     kind: String,
     worker_threads: Option<usize>,
+    reload: bool,
 }
 
 fn main() {
@@ -79,6 +85,7 @@ fn main() {
             duration,
             kind: kind.clone(),
             worker_threads,
+            reload: args.iter().any(|a| a == "--reload"),
         };
         let r = run(&scenario, &targets);
         println!(
@@ -113,6 +120,29 @@ fn main() {
             r.page_ms_max,
             r.page_bytes as f64 / 1e6
         );
+        if let Some(reload) = &r.reload {
+            println!(
+                "         reload (SIGHUP; {} changed, {} removed, {} added, {} unchanged): \
+                 applied in {:.0} ms",
+                reload.changed, reload.removed, reload.added, reload.unchanged, reload.applied_ms
+            );
+            println!(
+                "           unchanged services, {} s either side of it: longest gap between \
+                 probes {:.2} s (interval {} s), {} no-data stretches in the database",
+                interval.as_secs() * 2,
+                reload.longest_gap_ms as f64 / 1000.0,
+                interval.as_secs(),
+                reload.no_data
+            );
+            println!(
+                "           added services probed: {} of {}, the last one's first probe {:.2} s \
+                 after the SIGHUP; removed services' outcomes after it: {}",
+                reload.added_probed,
+                reload.added,
+                reload.added_first_max_ms as f64 / 1000.0,
+                reload.removed_after
+            );
+        }
     }
     if value("--skip-storage").is_none() && !args.iter().any(|a| a == "--skip-storage") {
         storage(&[Duration::from_secs(10), Duration::from_secs(30)]);
@@ -134,6 +164,20 @@ struct Results {
     page_ms_median: f64,
     page_ms_max: f64,
     page_bytes: usize,
+    reload: Option<ReloadResults>,
+}
+
+struct ReloadResults {
+    changed: usize,
+    removed: usize,
+    added: usize,
+    unchanged: usize,
+    applied_ms: f64,
+    longest_gap_ms: i64,
+    no_data: i64,
+    added_probed: usize,
+    added_first_max_ms: i64,
+    removed_after: usize,
 }
 
 fn run(s: &Scenario, targets: &Targets) -> Results {
@@ -181,7 +225,13 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         page_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     page_ms.sort_by(f64::total_cmp);
+    let reload = s
+        .reload
+        .then(|| reload(s, targets, &config, listen, &child));
     stop(&mut child);
+    let reload = reload.map(|(sent_ms, applied_ms)| {
+        reload_results(s, &dir.path().join("slaprobe.db"), sent_ms, applied_ms)
+    });
 
     let probes = end_report["probes"].as_u64().unwrap() - start_report["probes"].as_u64().unwrap();
     let lateness = &end_report["lateness"];
@@ -200,7 +250,61 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         page_ms_max: page_ms[4],
         page_bytes,
         target_hits: targets.hits.load(Ordering::Relaxed) - hits_before,
+        reload,
     }
+}
+
+/// How a reload splits the services: (changed, removed, added).
+fn reload_split(s: &Scenario) -> (usize, usize, usize) {
+    (s.services / 20, s.services / 20, s.services / 10)
+}
+
+/// Rewrites the config (the first 5% changed, the last 5% removed, 10% added), sends SIGHUP,
+/// waits until the daemon reports the new service count and two more intervals. Returns the
+/// wall-clock ms the SIGHUP was sent and prints nothing.
+fn reload(
+    s: &Scenario,
+    targets: &Targets,
+    config: &Path,
+    listen: u16,
+    child: &Child,
+) -> (i64, f64) {
+    let (changed, removed, added) = reload_split(s);
+    let kept = Scenario {
+        services: s.services - removed,
+        ..s.clone()
+    };
+    let mut text = config_text(&kept, targets, listen);
+    for i in 0..changed {
+        let from = format!("id = \"svc-{i}\"\n");
+        text = text.replacen(&from, &format!("{from}confirm_down = 2\n"), 1);
+    }
+    for i in 0..added {
+        let addr = targets.addrs[i % targets.addrs.len()];
+        text.push_str(&format!(
+            "[[service]]\nid = \"new-{i}\"\ncontract = \"bench\"\nhttp = \"http://{addr}/health\"\n"
+        ));
+    }
+    std::fs::write(config, text).unwrap();
+    let expected = (s.services - removed + added) as u64;
+    let api = format!("http://127.0.0.1:{listen}/api/v1/daemon");
+    let sent_ms = wall_ms();
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    while daemon_report(&api)["services"].as_u64() != Some(expected) {
+        assert!(
+            sent.elapsed() < Duration::from_secs(120),
+            "the reload did not apply"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let applied_ms = sent.elapsed().as_secs_f64() * 1000.0;
+    std::thread::sleep(s.interval * 2 + Duration::from_secs(1));
+    (sent_ms, applied_ms)
 }
 
 fn config_text(s: &Scenario, targets: &Targets, listen: u16) -> String {
@@ -331,6 +435,71 @@ fn wait_for(url: &str) {
 
 fn daemon_report(url: &str) -> serde_json::Value {
     serde_json::from_str(&http_get(url).expect("daemon report")).expect("daemon report is JSON")
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Reads the stopped daemon's database: gaps of the unchanged services within two intervals
+/// of the SIGHUP, no-data stretches, the added and removed services' outcomes.
+fn reload_results(s: &Scenario, db: &Path, sent_ms: i64, applied_ms: f64) -> ReloadResults {
+    use slaprobe::store::read;
+    let (changed, removed, added) = reload_split(s);
+    let conn = read::open(db).unwrap();
+    let outcomes = |id: &str| -> Vec<i64> {
+        let num = read::service_num(&conn, id).unwrap().unwrap();
+        read::latest_outcomes(&conn, num, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|o| o.at_ms)
+            .collect()
+    };
+    let around = s.interval.as_millis() as i64 * 2;
+    let mut longest_gap_ms = 0;
+    for i in changed..s.services - removed {
+        let at: Vec<i64> = outcomes(&format!("svc-{i}"))
+            .into_iter()
+            .filter(|t| (sent_ms - around..=sent_ms + around).contains(t))
+            .collect();
+        let gap = at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(i64::MAX);
+        longest_gap_ms = longest_gap_ms.max(gap);
+    }
+    let mut added_probed = 0;
+    let mut added_first_max_ms = 0;
+    for i in 0..added {
+        if let Some(first) = outcomes(&format!("new-{i}")).first() {
+            added_probed += 1;
+            added_first_max_ms = added_first_max_ms.max(first - sent_ms);
+        }
+    }
+    // A removed service's probe in flight at the reload may still be recorded.
+    let removed_after = (s.services - removed..s.services)
+        .map(|i| {
+            outcomes(&format!("svc-{i}"))
+                .iter()
+                .filter(|t| **t > sent_ms + applied_ms as i64)
+                .count()
+        })
+        .sum();
+    let no_data = conn
+        .query_row("SELECT COUNT(*) FROM no_data", [], |r| r.get(0))
+        .unwrap();
+    ReloadResults {
+        changed,
+        removed,
+        added,
+        unchanged: s.services - changed - removed,
+        applied_ms,
+        longest_gap_ms,
+        no_data,
+        added_probed,
+        added_first_max_ms,
+        removed_after,
+    }
 }
 
 fn clock_ticks() -> f64 {
