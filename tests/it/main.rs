@@ -11,6 +11,7 @@ mod probes;
 mod reload;
 mod report;
 mod scheduler;
+mod security;
 mod sla_cases;
 mod smtp_server;
 mod statements;
