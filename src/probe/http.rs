@@ -231,6 +231,12 @@ pub(crate) fn classify(error: &reqwest::Error) -> Failure {
         }
         return Failure::new(Reason::Tls, detail);
     }
+    if let Some(http) = find_in_chain::<hyper::Error>(error)
+        && http.is_parse()
+    {
+        // The connection worked; what came back is not a valid HTTP response head.
+        return Failure::new(Reason::Header, format!("invalid response head: {detail}"));
+    }
     if error.is_body() || error.is_decode() {
         return Failure::new(Reason::Body, detail);
     }
