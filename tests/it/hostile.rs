@@ -337,8 +337,8 @@ async fn hostile_targets_never_stall_other_probes() {
     assert!(at.len() >= 10, "{} outcomes", at.len());
     let longest = at.windows(2).map(|w| w[1] - w[0]).max().unwrap();
     assert!(
-        longest < 400,
-        "the healthy service's longest gap: {longest} ms"
+        longest < 800,
+        "the healthy service's longest gap: {longest} ms (a stall behind a hostile probe is 900 ms or more)"
     );
     assert!(db.outcomes("healthy").iter().all(|o| o.is_ok()));
     for (id, _) in &hostile {
