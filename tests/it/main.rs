@@ -4,6 +4,7 @@ mod alerts;
 mod cli;
 mod config_errors;
 mod daemon;
+mod faults;
 mod hostile;
 mod import;
 mod mail;
