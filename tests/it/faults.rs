@@ -193,3 +193,51 @@ async fn sigkill_during_heavy_writing_loses_at_most_the_last_batch() {
     assert_eq!(incidents[0].end_ms, None);
     assert_eq!(db.no_data("down").len(), KILLS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_by_another_process_delays_writes_and_loses_nothing() {
+    use slaprobe::daemon::{self, Options};
+    use std::sync::atomic::Ordering;
+
+    let target = CountingTarget::start().await;
+    let ws = Workspace::new();
+    let config = ws.config(&format!(
+        "[[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
+         timeout = \"80ms\"\n",
+        target.addr
+    ));
+    let running = daemon::start(config, Options::default()).await.unwrap();
+    let db_path = ws.db();
+    crate::support::eventually(Duration::from_secs(5), "a stored outcome", || {
+        (!Db::open(&db_path).outcomes("web").is_empty()).then_some(())
+    })
+    .await;
+
+    // Another process (a sqlite3 shell, a backup tool) takes the write lock for longer than the
+    // writer's busy timeout (10 s): the writer waits, fails, keeps its batch and tries again.
+    let locker = rusqlite::Connection::open(&db_path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let locked_at = now_ms();
+    let stored_before = Db::open(&db_path).outcomes("web").len();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Nothing was written meanwhile, yet reading went on.
+    assert_eq!(Db::open(&db_path).outcomes("web").len(), stored_before);
+    let stats = running.store().stats().clone();
+    assert!(stats.write_errors.load(Ordering::Relaxed) >= 1);
+    assert!(
+        stats.queued.load(Ordering::Relaxed) >= 60,
+        "probing went on"
+    );
+    locker.execute_batch("COMMIT").unwrap();
+    drop(locker);
+
+    running.store().flush().await.unwrap();
+    running.stop().await.unwrap();
+    let db = Db::open(&db_path);
+    let outcomes = db.outcomes("web");
+    // Every probe the target saw is stored, and nothing is missing around the lock.
+    assert_eq!(outcomes.len(), target.arrived(0, i64::MAX));
+    assert!(outcomes.iter().any(|o| o.at_ms > locked_at + 11_000));
+    assert!(db.no_data("web").is_empty());
+    assert_eq!(integrity(&db_path), "ok");
+}
