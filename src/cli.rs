@@ -210,8 +210,6 @@ fn run(config: Config, log_format: LogFormat) -> ExitCode {
     }
 }
 
-/// Logs to stderr; under systemd (`JOURNAL_STREAM` set) without timestamps, since the journal
-/// adds its own. The level comes from `SLAPROBE_LOG` (default `info`).
 /// Logs to stderr. Under systemd (`JOURNAL_STREAM` set) the journal adds timestamps, so text
 /// lines carry none; colours only on a terminal. `SLAPROBE_LOG` sets the filter (default info).
 pub fn init_logging(format: LogFormat) {
@@ -221,6 +219,10 @@ pub fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr sent to a file on a full disk) is dropped:
+        // reporting it with `eprintln!` would panic the thread that logged, the store writer
+        // among them.
+        .log_internal_errors(false)
         .with_target(false);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

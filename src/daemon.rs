@@ -291,6 +291,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     let mail_out = mailer.as_ref().map(|m| MailOut {
         from: m.from.clone(),
         wake: wake.clone(),
+        mailer: m.clone(),
     });
     let (alert_task, alerts, transitions) = AlertTask::new(
         config.clone(),

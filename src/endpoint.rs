@@ -121,6 +121,7 @@ pub struct StoreReport {
     pub last_commit_us: u64,
     pub max_commit_us: u64,
     pub write_errors: u64,
+    pub shed_records: u64,
 }
 
 async fn daemon(Extract(state): Extract<State>) -> Json<DaemonReport> {
@@ -139,6 +140,7 @@ async fn daemon(Extract(state): Extract<State>) -> Json<DaemonReport> {
             last_commit_us: s.last_commit_us.load(Ordering::Relaxed),
             max_commit_us: s.max_commit_us.load(Ordering::Relaxed),
             write_errors: s.write_errors.load(Ordering::Relaxed),
+            shed_records: s.shed_records.load(Ordering::Relaxed),
         },
     })
 }

@@ -65,6 +65,8 @@ pub struct Exposition {
     store_queue: Gauge,
     store_commit_last: FloatGauge,
     store_commit_max: FloatGauge,
+    store_write_errors: Counter,
+    store_shed: Counter,
     outbox_pending: Gauge,
     daemon: Arc<DaemonMetrics>,
     store: Arc<StoreStats>,
@@ -151,6 +153,18 @@ impl Exposition {
             "The longest store commit since start",
             store_commit_max.clone(),
         );
+        let store_write_errors = Counter::default();
+        registry.register(
+            "store_write_errors",
+            "Commits the database refused (disk full, locked); the records are kept and retried",
+            store_write_errors.clone(),
+        );
+        let store_shed = Counter::default();
+        registry.register(
+            "store_shed_records",
+            "Outcomes dropped from memory during a long write outage (recorded as no-data)",
+            store_shed.clone(),
+        );
         let outbox_pending = Gauge::default();
         registry.register(
             "outbox_pending",
@@ -170,6 +184,8 @@ impl Exposition {
             store_queue,
             store_commit_last,
             store_commit_max,
+            store_write_errors,
+            store_shed,
             outbox_pending,
             daemon,
             store,
@@ -240,6 +256,14 @@ impl Exposition {
             .set(self.store.last_commit_us.load(Ordering::Relaxed) as f64 / 1e6);
         self.store_commit_max
             .set(self.store.max_commit_us.load(Ordering::Relaxed) as f64 / 1e6);
+        // Counters follow the writer's own atomics (which only grow).
+        for (counter, total) in [
+            (&self.store_write_errors, &self.store.write_errors),
+            (&self.store_shed, &self.store.shed_records),
+        ] {
+            let total = total.load(Ordering::Relaxed);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         self.outbox_pending
             .set(self.delivery.pending.load(Ordering::Relaxed) as i64);
         let mut text = String::with_capacity(1 << 20);

@@ -86,6 +86,20 @@ pub struct AlertStats {
 pub struct MailOut {
     pub from: Mailbox,
     pub wake: Arc<Notify>,
+    /// For alerts the outbox cannot take (database full or locked): sent directly.
+    pub mailer: Arc<crate::mail::Mailer>,
+}
+
+/// How often alerts kept in memory are written to the outbox again.
+const UNWRITTEN_RETRY: Duration = Duration::from_secs(5);
+
+/// An alert decided but not yet in the outbox because the database refused the write. It is
+/// sent directly meanwhile, and written (as sent, or pending if sending failed too) with what
+/// it told once the database takes writes again.
+struct Unwritten {
+    notice: Notice,
+    composed: Option<crate::mail::Composed>,
+    sent: bool,
 }
 
 /// The route a service's alerts follow, if any (`alert = false` anywhere mutes).
@@ -133,6 +147,8 @@ pub struct AlertTask {
     /// Every configured service's open incident (watched or not), for a reload that starts
     /// watching one.
     open: HashMap<String, OpenIncident>,
+    /// Alerts the outbox could not take yet, oldest first.
+    unwritten: Vec<Unwritten>,
     stats: Arc<AlertStats>,
 }
 
@@ -158,6 +174,7 @@ impl AlertTask {
             policy: Policy::new(),
             last_down,
             open: HashMap::new(),
+            unwritten: Vec::new(),
             stats: Arc::new(AlertStats::default()),
         };
         task.configure(config, open.clone())?;
@@ -229,7 +246,10 @@ impl AlertTask {
                 .next_due(now, &calendar)
                 .unwrap_or(i64::MAX)
                 .min(next_budget_check);
-            let wait = Duration::from_millis((due - now).clamp(0, 3_600_000) as u64);
+            let mut wait = Duration::from_millis((due - now).clamp(0, 3_600_000) as u64);
+            if !self.unwritten.is_empty() {
+                wait = wait.min(UNWRITTEN_RETRY);
+            }
             let stopping = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => true,
@@ -255,10 +275,17 @@ impl AlertTask {
                 next_budget_check = now + budget_every(&self.config).as_millis() as i64;
             }
             let notices = self.policy.take_due(now, stopping);
-            if !notices.is_empty() {
+            if !notices.is_empty() || !self.unwritten.is_empty() {
                 self.write(notices, now).await;
             }
             if stopping {
+                if !self.unwritten.is_empty() {
+                    error!(
+                        alerts = self.unwritten.len(),
+                        "Stopping with alerts the database never took: they were sent directly \
+                         where SMTP allowed, but what they told is not recorded."
+                    );
+                }
                 return;
             }
         }
@@ -342,53 +369,123 @@ impl AlertTask {
         }
     }
 
-    /// Renders `notices`, writes them to the outbox with what they told, in one transaction.
+    /// Renders `notices` and writes them, after any kept from an earlier failure, to the
+    /// outbox with what they told, in one transaction. If the database refuses, they are kept
+    /// in memory and sent directly, so that a full or locked disk does not silence alerts.
     async fn write(&mut self, notices: Vec<Notice>, now: i64) {
         let config = self.config.clone();
-        let mail = self.mail.clone();
+        let from = self.mail.as_ref().map(|m| m.from.clone());
         let count = notices.len() as u64;
+        let mut items = std::mem::take(&mut self.unwritten);
+        let kept = items.len();
         let result = with_db(&self.db, move |conn| {
-            let emails: Vec<_> = notices
-                .iter()
-                .map(|n| {
-                    let facts = |id: &str| facts(conn, &config, id, n, now);
-                    render::email(n, &facts, now)
-                })
-                .collect();
-            let tx = conn.transaction()?;
-            for (notice, email) in notices.iter().zip(&emails) {
-                match &mail {
-                    Some(mail) => match crate::mail::compose(&mail.from, email) {
-                        Ok(composed) => {
-                            outbox::enqueue(&tx, now, MailKind::Alert, &composed)?;
-                        }
+            for notice in notices {
+                let facts = |id: &str| facts(conn, &config, id, &notice, now);
+                let email = render::email(&notice, &facts, now);
+                let composed = match &from {
+                    Some(from) => match crate::mail::compose(from, &email) {
+                        Ok(composed) => Some(composed),
                         Err(e) => {
-                            error!(subject = %email.subject, error = %e, "Cannot compose an alert.")
+                            error!(subject = %email.subject, error = %e, "Cannot compose an alert.");
+                            None
                         }
                     },
-                    None => warn!(
-                        to = %email.to.join(", "),
-                        body = %email.text,
-                        "{} (no [smtp]: logged only)",
-                        email.subject
-                    ),
-                }
-                record_told(&tx, notice, now)?;
+                    None => {
+                        warn!(
+                            to = %email.to.join(", "),
+                            body = %email.text,
+                            "{} (no [smtp]: logged only)",
+                            email.subject
+                        );
+                        None
+                    }
+                };
+                items.push(Unwritten {
+                    notice,
+                    composed,
+                    sent: false,
+                });
             }
-            tx.commit()?;
-            Ok(emails.len())
+            let written = persist(conn, &items, now);
+            Ok((items, written.err()))
         })
         .await;
-        match result {
-            Ok(_) => {
-                self.stats.notices.fetch_add(count, Ordering::Relaxed);
-                if let Some(mail) = &self.mail {
+        self.stats.notices.fetch_add(count, Ordering::Relaxed);
+        let (mut items, failure) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                error!(error = %e, "Cannot write alerts to the outbox; they are lost.");
+                return;
+            }
+        };
+        match failure {
+            None => {
+                if kept > 0 {
+                    info!(
+                        alerts = kept,
+                        "The database takes writes again: alerts kept meanwhile are in the outbox."
+                    );
+                }
+                if let Some(mail) = &self.mail
+                    && items.iter().any(|i| i.composed.is_some() && !i.sent)
+                {
                     mail.wake.notify_one();
                 }
             }
-            Err(e) => error!(error = %e, "Cannot write alerts to the outbox; they are lost."),
+            Some(e) => {
+                if kept == 0 {
+                    error!(
+                        error = %e,
+                        alerts = items.len(),
+                        "Cannot write alerts to the outbox: sending them directly and keeping \
+                         them in memory until the database takes writes again."
+                    );
+                }
+                if let Some(mail) = &self.mail {
+                    send_directly(&mail.mailer, &mut items).await;
+                }
+                self.unwritten = items;
+            }
         }
     }
+}
+
+/// Sends alerts the outbox could not take, straight to the SMTP server; each one once.
+async fn send_directly(mailer: &crate::mail::Mailer, items: &mut [Unwritten]) {
+    for item in items.iter_mut().filter(|i| !i.sent) {
+        let Some(composed) = &item.composed else {
+            continue;
+        };
+        match mailer
+            .send(&composed.sender, &composed.recipients, &composed.bytes)
+            .await
+        {
+            Ok(()) => {
+                item.sent = true;
+                info!(subject = %composed.subject, "Alert sent directly (the outbox is unavailable).");
+            }
+            Err(e) => warn!(
+                subject = %composed.subject,
+                error = %e.message,
+                "Cannot send an alert directly either; it stays in memory and is tried again."
+            ),
+        }
+    }
+}
+
+/// Writes alerts to the outbox (those already sent directly as sent) with what they told.
+fn persist(conn: &mut Connection, items: &[Unwritten], now: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for item in items {
+        if let Some(composed) = &item.composed {
+            let id = outbox::enqueue(&tx, now, MailKind::Alert, composed)?;
+            if item.sent {
+                outbox::mark_sent(&tx, id, 1, now)?;
+            }
+        }
+        record_told(&tx, &item.notice, now)?;
+    }
+    tx.commit()
 }
 
 /// How often budgets are checked: every minute, or at half the shortest burn-rule window.

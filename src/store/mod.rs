@@ -56,6 +56,8 @@ pub struct StoreStats {
     pub last_commit_us: AtomicU64,
     pub max_commit_us: AtomicU64,
     pub write_errors: AtomicU64,
+    /// Outcomes dropped because the database refused writes for too long (recorded as no-data).
+    pub shed_records: AtomicU64,
     /// Unix ms of the writer's last loop turn: the watchdog checks that it moves.
     pub heartbeat_ms: AtomicU64,
 }

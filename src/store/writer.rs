@@ -2,7 +2,9 @@
 //!
 //! It gathers records for `flush_interval`, commits them in one transaction, and between
 //! batches rolls completed hours up and deletes raw outcomes past the retention, a little at a
-//! time. A failed commit keeps the batch and tries again; nothing is dropped silently.
+//! time. A failed commit (disk full, database locked) keeps the batch in memory and tries
+//! again; past `BUFFER_LIMIT` records the oldest plain outcomes are shed and their stretch is
+//! written as no-data, so nothing is dropped silently.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,6 +30,12 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const RETENTION_BATCH: i64 = 2_000;
 /// Free pages handed back to the file system per maintenance turn (4 MiB of 4 KiB pages).
 const RECLAIM_PAGES: i64 = 1_024;
+/// Records kept in memory while the database refuses writes (about 100 MB). Past this, the
+/// oldest outcomes without events are shed and recorded as no-data once writing works again.
+const BUFFER_LIMIT: usize = 500_000;
+/// While writes keep failing, the error is logged again every this many attempts (about a
+/// minute at the longest backoff).
+const LOG_EVERY_ATTEMPTS: u32 = 12;
 /// Sent and failed e-mails are kept this long (statements keep their record for ever).
 const MAIL_KEPT_MS: i64 = 90 * 86_400_000;
 /// `PRAGMA optimize` runs this often (and at shutdown).
@@ -53,6 +61,8 @@ struct Writer {
     next_optimize: Instant,
     /// The rollup watermark: an outcome for an earlier hour marks that hour for a new rollup.
     rolled_until: Option<i64>,
+    /// Stretches whose outcomes were shed during a write outage, to write as no-data.
+    shed: Vec<Gap>,
 }
 
 impl Writer {
@@ -65,6 +75,7 @@ impl Writer {
             next_maintenance: Instant::now(),
             next_optimize: Instant::now() + OPTIMIZE_EVERY,
             rolled_until,
+            shed: Vec::new(),
         }
     }
 
@@ -99,24 +110,52 @@ impl Writer {
                 self.take(command, &mut batch, &mut waiters, &mut closing);
             }
 
-            if !batch.is_empty() {
+            if batch.len() > BUFFER_LIMIT {
+                let before = batch.len();
+                let gaps = shed(&mut batch, BUFFER_LIMIT * 9 / 10);
+                let shed_count = (before - batch.len()) as u64;
+                self.stats.queued.fetch_sub(shed_count, Ordering::Relaxed);
+                self.stats
+                    .shed_records
+                    .fetch_add(shed_count, Ordering::Relaxed);
+                error!(
+                    records = shed_count,
+                    services = gaps.len(),
+                    "The database has refused writes for too long: shed the oldest outcomes \
+                     kept in memory; their stretch will be recorded as no-data."
+                );
+                self.shed.extend(gaps);
+            }
+            if !batch.is_empty() || (!self.shed.is_empty() && failures == 0) {
                 match self.commit(&batch) {
                     Ok(()) => {
                         self.stats
                             .queued
                             .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+                        if failures > 0 {
+                            info!(
+                                records = batch.len(),
+                                attempts = failures + 1,
+                                "The database takes writes again: wrote every record kept \
+                                 meanwhile."
+                            );
+                        }
                         batch.clear();
                         failures = 0;
                     }
                     Err(e) => {
                         failures += 1;
                         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                        error!(
-                            error = %e,
-                            records = batch.len(),
-                            attempt = failures,
-                            "Cannot write to the database; keeping the batch and retrying."
-                        );
+                        if failures == 1 || failures.is_multiple_of(LOG_EVERY_ATTEMPTS) {
+                            error!(
+                                error = %e,
+                                records = batch.len(),
+                                attempt = failures,
+                                "{} Probing goes on; records are kept in memory and written \
+                                 when it works again.",
+                                write_failure(&e)
+                            );
+                        }
                         if closing.is_some() && failures >= 5 {
                             error!(
                                 records = batch.len(),
@@ -178,7 +217,14 @@ impl Writer {
         let started = Instant::now();
         let tx = self.conn.transaction()?;
         write_records(&tx, batch, self.rolled_until)?;
+        for gap in &self.shed {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO no_data (service, start_ms, end_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![gap.service, gap.start_ms, gap.end_ms])?;
+        }
         tx.commit()?;
+        self.shed.clear();
         let took = started.elapsed().as_micros() as u64;
         self.stats
             .committed_records
@@ -225,6 +271,66 @@ impl Writer {
             warn!(error = %e, "Checkpoint at shutdown failed; the WAL will be replayed on start.");
         }
     }
+}
+
+/// What a failed write means for an operator.
+fn write_failure(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => "The disk holding the database is full.",
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            "The database is locked by another process."
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) => "The database is read-only.",
+        Some(rusqlite::ErrorCode::SystemIoFailure) => {
+            "Writing the database failed (I/O error: disk full or failing?)."
+        }
+        _ => "Cannot write to the database.",
+    }
+}
+
+/// A service's stretch without stored outcomes, `[start_ms, end_ms)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gap {
+    service: super::ServiceNum,
+    start_ms: i64,
+    end_ms: i64,
+}
+
+/// Drops the oldest records until `batch` holds at most `keep`, sparing records with events,
+/// first outcomes and each service's latest record; returns each run of dropped outcomes as a
+/// gap that ends at the service's next kept outcome.
+fn shed(batch: &mut Vec<Record>, keep: usize) -> Vec<Gap> {
+    use std::collections::HashMap;
+    let mut latest: HashMap<super::ServiceNum, usize> = HashMap::new();
+    for (i, record) in batch.iter().enumerate() {
+        latest.insert(record.service, i);
+    }
+    let mut excess = batch.len().saturating_sub(keep);
+    let mut open: HashMap<super::ServiceNum, i64> = HashMap::new();
+    let mut gaps = Vec::new();
+    let mut index = 0;
+    batch.retain(|record| {
+        let i = index;
+        index += 1;
+        let droppable = excess > 0
+            && record.events.is_empty()
+            && !record.first
+            && latest.get(&record.service) != Some(&i);
+        if droppable {
+            excess -= 1;
+            open.entry(record.service).or_insert(record.outcome.at_ms);
+            return false;
+        }
+        if let Some(start_ms) = open.remove(&record.service) {
+            gaps.push(Gap {
+                service: record.service,
+                start_ms,
+                end_ms: record.outcome.at_ms,
+            });
+        }
+        true
+    });
+    gaps
 }
 
 /// Hands free pages back to the file system (`None`: all of them); the database was created
@@ -485,4 +591,76 @@ fn write_rollup(
         rollup.minutes_all_failed as i64
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Outcome;
+
+    fn record(service: i64, at_ms: i64) -> Record {
+        Record {
+            service,
+            outcome: Outcome {
+                at_ms,
+                latency: Duration::from_millis(1),
+                failure: None,
+            },
+            events: Vec::new(),
+            first: false,
+        }
+    }
+
+    fn gap(service: i64, start_ms: i64, end_ms: i64) -> Gap {
+        Gap {
+            service,
+            start_ms,
+            end_ms,
+        }
+    }
+
+    #[test]
+    fn shedding_drops_the_oldest_plain_outcomes_and_returns_their_gaps() {
+        // Two services interleaved, 10 records each 1 s apart; keep 12.
+        let mut batch: Vec<Record> = (0..10)
+            .flat_map(|i| [record(1, i * 1000), record(2, i * 1000 + 500)])
+            .collect();
+        let gaps = shed(&mut batch, 12);
+        assert_eq!(batch.len(), 12);
+        // The 8 oldest went: 4 of each service, each run ending at the next kept outcome.
+        assert_eq!(gaps, vec![gap(1, 0, 4000), gap(2, 500, 4500)]);
+        assert_eq!(batch[0].outcome.at_ms, 4000);
+    }
+
+    #[test]
+    fn shedding_spares_events_first_outcomes_and_each_latest_record() {
+        let mut opened = record(1, 2000);
+        opened.events.push(Event::NoData {
+            start_ms: 0,
+            end_ms: 1,
+        });
+        let mut first = record(2, 0);
+        first.first = true;
+        let mut batch = vec![
+            first,
+            record(1, 0),
+            record(1, 1000),
+            opened,
+            record(1, 3000),
+            record(1, 4000),
+            record(2, 1000),
+        ];
+        let gaps = shed(&mut batch, 0);
+        let left: Vec<(i64, i64)> = batch.iter().map(|r| (r.service, r.outcome.at_ms)).collect();
+        // Service 2's only other record is its latest; service 1 keeps the event and its latest.
+        assert_eq!(left, vec![(2, 0), (1, 2000), (1, 4000), (2, 1000)]);
+        assert_eq!(gaps, vec![gap(1, 0, 2000), gap(1, 3000, 4000)]);
+    }
+
+    #[test]
+    fn shedding_under_the_limit_changes_nothing() {
+        let mut batch = vec![record(1, 0), record(1, 1000)];
+        assert!(shed(&mut batch, 5).is_empty());
+        assert_eq!(batch.len(), 2);
+    }
 }

@@ -241,3 +241,186 @@ async fn a_database_locked_by_another_process_delays_writes_and_loses_nothing() 
     assert!(db.no_data("web").is_empty());
     assert_eq!(integrity(&db_path), "ok");
 }
+
+/// Sets the soft limit on the size of any file `pid` writes (RLIMIT_FSIZE): writing past it
+/// fails as a full disk would. `None` lifts the limit.
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit reads `limit` and writes nothing back (null old limit).
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_keeps_probing_and_alerting_and_loses_nothing_once_space_returns() {
+    use crate::smtp_server::TestSmtp;
+    use crate::support::{Mode, TestHttp, eventually};
+
+    let smtp = TestSmtp::start().await;
+    let web = CountingTarget::start().await;
+    let api = TestHttp::start().await;
+    let ws = Workspace::new();
+    ws.config_text(&format!(
+        "[daemon]\ndatabase = \"slaprobe.db\"\nflush_interval = \"100ms\"\n\n\
+         [smtp]\nurl = \"{}\"\nfrom = \"SLA monitor <sla@provider.example>\"\n\n\
+         [[route]]\nid = \"oncall\"\nemail = [\"oncall@provider.example\"]\n\
+         group_window = \"500ms\"\n\n\
+         [[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"\nalert = \"oncall\"\n\n\
+         [[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
+         timeout = \"80ms\"\n\n\
+         [[service]]\nid = \"api\"\ncontract = \"c\"\nhttp = \"{}\"\ninterval = \"200ms\"\n\
+         timeout = \"150ms\"\nretry_interval = \"100ms\"\nconfirm_down = 2\n",
+        smtp.url(),
+        web.addr,
+        api.url("/")
+    ));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"));
+    child
+        .args(["run", "--config"])
+        .arg(ws.path("probes.toml"))
+        .env("SLAPROBE_LOG", "info")
+        // A pipe: the file-size limit below applies to files only, so the log stays readable.
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    // A write past the limit raises SIGXFSZ, which would kill the process: ignore it, so the
+    // write fails with EFBIG instead, as a full disk fails with ENOSPC.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        child.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = child.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let collected = log.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            collected
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let db_path = ws.db();
+    let wal = ws.path("slaprobe.db-wal");
+    let logged = |what: &str| log.lock().unwrap().contains(what);
+    eventually(Duration::from_secs(10), "stored outcomes", || {
+        (logged("Store open.") && Db::open(&db_path).outcomes("web").len() >= 3).then_some(())
+    })
+    .await;
+
+    // The disk fills: no file may grow.
+    limit_file_size(pid, Some(0));
+    let full_from = now_ms();
+    let sizes = (file_len(&db_path), file_len(&wal));
+    eventually(Duration::from_secs(10), "a logged write failure", || {
+        logged("Probing goes on").then_some(())
+    })
+    .await;
+    // The service goes down while the disk is full: on-call staff still hear of it.
+    api.set(Mode::Status(503));
+    let mails = smtp.wait_for(1, Duration::from_secs(15)).await;
+    assert!(
+        mails[0].subject().contains("DOWN: api"),
+        "{}",
+        mails[0].subject()
+    );
+    assert!(logged("sending them directly"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stored_during = Db::open(&db_path)
+        .outcomes("web")
+        .iter()
+        .filter(|o| o.at_ms > full_from + 1_000)
+        .count();
+    assert_eq!(
+        stored_during, 0,
+        "the disk was full, yet outcomes were written"
+    );
+    assert_eq!((file_len(&db_path), file_len(&wal)), sizes);
+
+    // Space returns: everything kept in memory lands.
+    limit_file_size(pid, None);
+    let refilled_at = now_ms();
+    eventually(
+        Duration::from_secs(15),
+        "the kept records and alerts written",
+        || {
+            (logged("takes writes again: wrote every record")
+                && logged("alerts kept meanwhile are in the outbox"))
+            .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the daemon exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    assert_eq!(integrity(&db_path), "ok");
+    let db = Db::open(&db_path);
+    let outcomes = db.outcomes("web");
+    assert_eq!(
+        outcomes.len(),
+        web.arrived(0, i64::MAX),
+        "every probe is stored"
+    );
+    let during = outcomes
+        .iter()
+        .filter(|o| full_from < o.at_ms && o.at_ms < refilled_at)
+        .count();
+    assert!(
+        during >= 20,
+        "only {during} outcomes from the full-disk stretch"
+    );
+    assert!(db.no_data("web").is_empty());
+    assert_eq!(db.incidents("api").len(), 1);
+    // The alert sent directly is on record as sent, and was not sent a second time.
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    let states: Vec<(String, String)> = conn
+        .prepare("SELECT subject, state FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert!(
+        states[0].0.contains("DOWN: api") && states[0].1 == "sent",
+        "{states:?}"
+    );
+    assert_eq!(smtp.received().len(), 1);
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("Writing the database failed")
+            || log.contains("disk holding the database is full"),
+        "{log}"
+    );
+}
