@@ -265,6 +265,24 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         services = config.services.len(),
         "Store open."
     );
+    // A wall clock set back while the daemon was stopped must not stamp outcomes before the
+    // stored ones.
+    let latest_stored = opened
+        .services
+        .values()
+        .filter_map(|(_, resume)| resume.recent.last().map(|(at_ms, _)| *at_ms))
+        .max();
+    if let Some(latest) = latest_stored {
+        let now = options.clock.now_ms();
+        if latest > now {
+            warn!(
+                behind_ms = latest - now,
+                "The wall clock is behind the latest stored outcome: stamps hold at that \
+                 outcome's time until the clock passes it."
+            );
+            options.clock.not_before(latest);
+        }
+    }
 
     let config = Arc::new(config);
     let (live, live_rx) = LiveConfig::new(config.clone());

@@ -424,3 +424,80 @@ async fn a_full_disk_keeps_probing_and_alerting_and_loses_nothing_once_space_ret
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
+    use slaprobe::clock::Clock;
+    use slaprobe::daemon::{self, Options};
+
+    let target = CountingTarget::start().await;
+    let ws = Workspace::new();
+    let config = ws.config(&format!(
+        "[[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
+         timeout = \"80ms\"\n",
+        target.addr
+    ));
+    let clock = Clock::following_tokio(now_ms());
+    let options = Options {
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let running = daemon::start(config, options).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let before_back = clock.now_ms();
+    // NTP (or an operator) sets the clock back ten minutes, then, later, an hour forward.
+    clock.step(-600_000);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let before_forward = clock.now_ms();
+    clock.step(3_600_000);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    running.stop().await.unwrap();
+
+    // The schedule runs on the monotonic clock: probes kept their pace through both steps.
+    let arrivals = target.arrivals.lock().unwrap().clone();
+    let longest = arrivals.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(arrivals.len() >= 25, "{} probes in 3.5 s", arrivals.len());
+    assert!(longest < 400, "a {longest} ms pause between probes");
+
+    let db = Db::open(&ws.db());
+    let outcomes = db.outcomes("web");
+    assert_eq!(outcomes.len(), arrivals.len(), "every probe stored once");
+    // Stamps never go back: no negative interval, and the ten minutes set back are not
+    // counted again (the stamps hold, then move on from where they were).
+    assert!(outcomes.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    let held = outcomes
+        .iter()
+        .filter(|o| o.at_ms >= before_back && o.at_ms <= before_forward)
+        .count();
+    assert!(held >= 10, "{held} outcomes stamped during the step back");
+    // The stretch skipped forward is one stretch of no data, not time up: the hour forward
+    // less the ten minutes the stamps held for, plus the 1.5 s spent holding.
+    let gaps = db.no_data("web");
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let skipped = gaps[0].1 - gaps[0].0;
+    assert!(
+        (3_000_000 + 1_000..=3_000_000 + 2_500).contains(&skipped),
+        "no-data of {skipped} ms"
+    );
+    assert!(db.incidents("web").is_empty() && db.blips("web").is_empty());
+
+    // Restarted with the clock two hours behind what is stored: stamps start from the latest
+    // stored outcome, never before it.
+    let latest = outcomes.last().unwrap().at_ms;
+    let options = Options {
+        clock: Clock::following_tokio(now_ms() - 7_200_000),
+        ..Options::default()
+    };
+    let config = ws.config(&format!(
+        "[[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
+         timeout = \"80ms\"\n",
+        target.addr
+    ));
+    let running = daemon::start(config, options).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop().await.unwrap();
+    let after = Db::open(&ws.db()).outcomes("web");
+    assert!(after.len() > outcomes.len());
+    assert!(after.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    assert!(after[outcomes.len()..].iter().all(|o| o.at_ms >= latest));
+}
