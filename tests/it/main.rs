@@ -5,6 +5,7 @@ mod cli;
 mod config_errors;
 mod daemon;
 mod faults;
+mod fuzz;
 mod hostile;
 mod import;
 mod mail;
