@@ -108,6 +108,8 @@ pub struct DaemonReport {
     pub services: usize,
     pub probes: u64,
     pub probes_failed: u64,
+    /// Probes that started more than their interval late (a schedule point missed).
+    pub probes_late: u64,
     pub in_flight: i64,
     pub lateness: DurationSummary,
     pub store: StoreReport,
@@ -131,6 +133,7 @@ async fn daemon(Extract(state): Extract<State>) -> Json<DaemonReport> {
         services: state.config.current().services.len(),
         probes: m.probes.load(Ordering::Relaxed),
         probes_failed: m.probes_failed.load(Ordering::Relaxed),
+        probes_late: m.probes_late.load(Ordering::Relaxed),
         in_flight: m.in_flight.load(Ordering::Relaxed),
         lateness: m.lateness.summary(),
         store: StoreReport {

@@ -67,6 +67,7 @@ pub struct Exposition {
     store_commit_max: FloatGauge,
     store_write_errors: Counter,
     store_shed: Counter,
+    probes_late: Counter,
     outbox_pending: Gauge,
     daemon: Arc<DaemonMetrics>,
     store: Arc<StoreStats>,
@@ -159,6 +160,12 @@ impl Exposition {
             "Commits the database refused (disk full, locked); the records are kept and retried",
             store_write_errors.clone(),
         );
+        let probes_late = Counter::default();
+        registry.register(
+            "probes_late",
+            "Probes that started more than their interval late (overload: a schedule point missed)",
+            probes_late.clone(),
+        );
         let store_shed = Counter::default();
         registry.register(
             "store_shed_records",
@@ -186,6 +193,7 @@ impl Exposition {
             store_commit_max,
             store_write_errors,
             store_shed,
+            probes_late,
             outbox_pending,
             daemon,
             store,
@@ -260,6 +268,7 @@ impl Exposition {
         for (counter, total) in [
             (&self.store_write_errors, &self.store.write_errors),
             (&self.store_shed, &self.store.shed_records),
+            (&self.probes_late, &self.daemon.probes_late),
         ] {
             let total = total.load(Ordering::Relaxed);
             counter.inc_by(total.saturating_sub(counter.get()));

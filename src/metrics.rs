@@ -105,11 +105,43 @@ pub struct DaemonMetrics {
     pub in_flight: AtomicI64,
     /// How late probes started against their schedule (waiting for a slot included).
     pub lateness: DurationRecorder,
+    /// Probes that started more than their interval late: a schedule point was missed.
+    pub probes_late: AtomicU64,
+    /// Unix ms of the last "running late" warning (they are logged at most once a minute).
+    late_warned_ms: AtomicI64,
+}
+
+/// Running late is logged at most this often.
+const LATE_WARNING_EVERY_MS: i64 = 60_000;
+
+impl DaemonMetrics {
+    /// Counts a probe that started `late` after it was due, more than its interval; returns
+    /// the probes late so far when a warning is due (at most once a minute).
+    pub fn note_late(&self, now_ms: i64) -> Option<u64> {
+        let late = self.probes_late.fetch_add(1, Ordering::Relaxed) + 1;
+        let warned = self.late_warned_ms.load(Ordering::Relaxed);
+        let due = warned == 0 || now_ms - warned >= LATE_WARNING_EVERY_MS;
+        (due && self
+            .late_warned_ms
+            .compare_exchange(warned, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok())
+        .then_some(late)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_late_warns_once_a_minute() {
+        let m = DaemonMetrics::default();
+        assert_eq!(m.note_late(1_000), Some(1));
+        assert_eq!(m.note_late(2_000), None);
+        assert_eq!(m.note_late(60_999), None);
+        assert_eq!(m.note_late(61_000), Some(4));
+        assert_eq!(m.probes_late.load(Ordering::Relaxed), 4);
+    }
 
     #[test]
     fn buckets_cover_values_with_small_error() {

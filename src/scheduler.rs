@@ -117,10 +117,19 @@ impl ServiceTask {
                 }
             };
             let started = Instant::now();
-            shared
-                .metrics
-                .lateness
-                .record(started.saturating_duration_since(due));
+            let late = started.saturating_duration_since(due);
+            shared.metrics.lateness.record(late);
+            if late > self.service.interval
+                && let Some(total) = shared.metrics.note_late(shared.clock.now_ms())
+            {
+                warn!(
+                    service = %id,
+                    late = %humantime::format_duration(std::time::Duration::from_millis(late.as_millis() as u64)),
+                    probes_late = total,
+                    "Probes are running late, missing schedule points (recorded as no-data): \
+                     raise `max_in_flight`, lengthen intervals or shorten timeouts."
+                );
+            }
             shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
             let at_ms = shared.clock.now_ms();
             let outcome = shared.runner.run(&self.service, at_ms).await;

@@ -501,3 +501,88 @@ async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
     assert!(after.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
     assert!(after[outcomes.len()..].iter().all(|o| o.at_ms >= latest));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_measured_never_invents_outcomes_and_leaves_no_data() {
+    use crate::support::{Mode, TestHttp};
+    use slaprobe::daemon::{self, Options};
+    use std::sync::atomic::Ordering;
+
+    // 12 services every 200 ms whose target takes 150 ms: 9 probes in flight on average,
+    // against a cap of 2 (4.5 times what the cap can serve).
+    let http = TestHttp::start().await;
+    http.set(Mode::Slow(Duration::from_millis(150)));
+    let ws = Workspace::new();
+    let services: String = (0..12)
+        .map(|i| {
+            format!(
+                "[[service]]\nid = \"s{i}\"\ncontract = \"c\"\nhttp = \"{}\"\ninterval = \"200ms\"\n\
+                 timeout = \"180ms\"\n\n",
+                http.url("/")
+            )
+        })
+        .collect();
+    let config = ws.config_text(&format!(
+        "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:0\"\nmax_in_flight = 2\n\
+         flush_interval = \"50ms\"\n\n\
+         [[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"\n\n{services}"
+    ));
+    let running = daemon::start(config, Options::default()).await.unwrap();
+    let addr = running.endpoint_addr().unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    // The daemon answers while overloaded, and says it is late.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let report: serde_json::Value = serde_json::from_str(
+        &client
+            .get(format!("http://{addr}/api/v1/daemon"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(report["probes_late"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["lateness"]["max_us"].as_u64().unwrap() > 200_000,
+        "{report}"
+    );
+    let metrics = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("slaprobe_probes_late_total "), "{metrics}");
+    assert!(running.metrics().in_flight.load(Ordering::Relaxed) <= 2);
+    running.stop().await.unwrap();
+
+    let db = Db::open(&ws.db());
+    let stored: usize = (0..12).map(|i| db.outcomes(&format!("s{i}")).len()).sum();
+    // Only what was probed is stored: two at a time for 2.5 s is at most ~35, not the 150 the
+    // schedule asked for.
+    assert_eq!(
+        stored as u64,
+        http.requests(),
+        "outcomes match requests one to one"
+    );
+    assert!(stored < 60, "{stored} outcomes from a cap of 2 over 2.5 s");
+    // The schedule points that were missed are no-data, not time up.
+    let gaps: usize = (0..12).map(|i| db.no_data(&format!("s{i}")).len()).sum();
+    assert!(gaps > 0, "no no-data recorded under overload");
+    let incidents: usize = (0..12).map(|i| db.incidents(&format!("s{i}")).len()).sum();
+    assert_eq!(incidents, 0, "lateness is not downtime");
+}
