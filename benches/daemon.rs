@@ -3,6 +3,8 @@
 //!     cargo bench --bench daemon                          # 1,000 and 10,000 services, 10 s
 //!     cargo bench --bench daemon -- --services 10000 --interval 10s --duration 120s --kind mixed
 //!     cargo bench --bench daemon -- --services 10000 --duration 20s --skip-storage --reload
+//!     cargo bench --bench daemon -- --services 1000 --duration 60s --skip-storage \
+//!         --target-delay 500ms --max-in-flight 10                # 5x overload for a minute
 //!
 //! The targets run in this process on loopback addresses 127.0.0.2–127.0.0.9 (several ports
 //! each, so that 1,000 new connections a second do not exhaust ephemeral ports); the daemon is
@@ -11,8 +13,11 @@
 //! lateness p50/p99/max (from the daemon's `/api/v1/daemon`) and database bytes per
 //! service-day. With `--reload` it then rewrites the config (5% of services changed, 5% removed,
 //! 10% added), sends SIGHUP and reports how long the reload took to apply and, from the stored
-//! outcomes, the longest gap between probes of the unchanged services around it. Nothing is
-//! asserted: the figures go in the README.
+//! outcomes, the longest gap between probes of the unchanged services around it. With
+//! `--target-delay` (targets answer that late) and `--max-in-flight` it reports overload: the
+//! demand against the cap, probes late, outcomes stored against requests the targets saw, and
+//! the no-data written for missed schedule points. Nothing is asserted: the figures go in the
+//! README.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::Path;
@@ -34,6 +39,8 @@ struct Scenario {
     kind: String,
     worker_threads: Option<usize>,
     reload: bool,
+    max_in_flight: usize,
+    target_delay: Duration,
 }
 
 fn main() {
@@ -56,7 +63,10 @@ fn main() {
         None => vec![1_000, 10_000],
     };
 
-    let targets = Targets::start();
+    let max_in_flight: usize = value("--max-in-flight").map_or(1024, |v| v.parse().unwrap());
+    let target_delay =
+        value("--target-delay").map_or(Duration::ZERO, |v| humantime::parse_duration(&v).unwrap());
+    let targets = Targets::start(target_delay);
     println!(
         "slaprobe daemon benchmark: {} target endpoints on 127.0.0.2-127.0.0.{}, {} cores",
         targets.addrs.len(),
@@ -86,6 +96,8 @@ fn main() {
             kind: kind.clone(),
             worker_threads,
             reload: args.iter().any(|a| a == "--reload"),
+            max_in_flight,
+            target_delay,
         };
         let r = run(&scenario, &targets);
         println!(
@@ -120,6 +132,29 @@ fn main() {
             r.page_ms_max,
             r.page_bytes as f64 / 1e6
         );
+        if let Some(o) = &r.overload {
+            let demand = services as f64 / interval.as_secs_f64();
+            let concurrent = demand * target_delay.as_secs_f64();
+            println!(
+                "         overload: {demand:.0} probes/s due, each {} long = {concurrent:.0} in \
+                 flight needed against max_in_flight {max_in_flight} ({:.1}x)",
+                humantime::format_duration(target_delay),
+                concurrent / max_in_flight as f64
+            );
+            println!(
+                "           achieved {:.1} probes/s; {} probes started over an interval late; \
+                 /healthz {:.1} ms median, {:.1} ms max of 5 during the overload",
+                r.probes_per_s, o.probes_late, o.healthz_ms_median, o.healthz_ms_max
+            );
+            println!(
+                "           outcomes stored {} = requests the targets saw {} (none invented); \
+                 {} no-data stretches covering {:.0}% of service time",
+                o.stored,
+                r.target_hits,
+                o.no_data,
+                o.no_data_share * 100.0
+            );
+        }
         if let Some(reload) = &r.reload {
             println!(
                 "         reload (SIGHUP; {} changed, {} removed, {} added, {} unchanged): \
@@ -165,6 +200,17 @@ struct Results {
     page_ms_max: f64,
     page_bytes: usize,
     reload: Option<ReloadResults>,
+    overload: Option<OverloadResults>,
+}
+
+struct OverloadResults {
+    probes_late: u64,
+    healthz_ms_median: f64,
+    healthz_ms_max: f64,
+    stored: u64,
+    no_data: i64,
+    /// No-data time over the service time the run covered.
+    no_data_share: f64,
 }
 
 struct ReloadResults {
@@ -225,6 +271,15 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         page_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     page_ms.sort_by(f64::total_cmp);
+    let healthz_url = format!("http://127.0.0.1:{listen}/healthz");
+    let mut healthz_ms = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        http_get(&healthz_url);
+        healthz_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    healthz_ms.sort_by(f64::total_cmp);
+    let daemon_started_ms = wall_ms() - (started.elapsed() + s.interval).as_millis() as i64;
     let reload = s
         .reload
         .then(|| reload(s, targets, &config, listen, &child));
@@ -233,6 +288,30 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         reload_results(s, &dir.path().join("slaprobe.db"), sent_ms, applied_ms)
     });
 
+    let overload = (!s.target_delay.is_zero()).then(|| {
+        let conn = rusqlite::Connection::open(dir.path().join("slaprobe.db")).unwrap();
+        let stored: i64 = conn
+            .query_row("SELECT coalesce(sum(n), 0) FROM outcome_chunk", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let (no_data, no_data_ms): (i64, i64) = conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(end_ms - start_ms), 0) FROM no_data",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let span_ms = (wall_ms() - daemon_started_ms) as f64 * s.services as f64;
+        OverloadResults {
+            probes_late: end_report["probes_late"].as_u64().unwrap(),
+            healthz_ms_median: healthz_ms[2],
+            healthz_ms_max: healthz_ms[4],
+            stored: stored as u64,
+            no_data,
+            no_data_share: no_data_ms as f64 / span_ms,
+        }
+    });
     let probes = end_report["probes"].as_u64().unwrap() - start_report["probes"].as_u64().unwrap();
     let lateness = &end_report["lateness"];
     Results {
@@ -251,6 +330,7 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         page_bytes,
         target_hits: targets.hits.load(Ordering::Relaxed) - hits_before,
         reload,
+        overload,
     }
 }
 
@@ -314,9 +394,10 @@ fn config_text(s: &Scenario, targets: &Targets, listen: u16) -> String {
         .map(|n| format!("worker_threads = {n}\n"))
         .unwrap_or_default();
     let mut text = format!(
-        "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:{listen}\"\nmax_in_flight = 1024\n{workers}\n\
+        "[daemon]\ndatabase = \"slaprobe.db\"\nlisten = \"127.0.0.1:{listen}\"\nmax_in_flight = {}\n{workers}\n\
          [defaults]\ninterval = \"{interval}\"\ntimeout = \"2s\"\n\n\
-         [[contract]]\nid = \"bench\"\nclient = \"Bench\"\ntarget = \"99.9%\"\n\n"
+         [[contract]]\nid = \"bench\"\nclient = \"Bench\"\ntarget = \"99.9%\"\n\n",
+        s.max_in_flight
     );
     for i in 0..s.services {
         let addr = targets.addrs[i % targets.addrs.len()];
@@ -345,7 +426,8 @@ struct Targets {
 }
 
 impl Targets {
-    fn start() -> Targets {
+    /// Targets that answer `delay` after reading the request.
+    fn start(delay: Duration) -> Targets {
         let hits = Arc::new(AtomicU64::new(0));
         let mut listeners = Vec::new();
         for a in 0..TARGET_ADDRESSES {
@@ -386,6 +468,9 @@ impl Targets {
                                     }
                                 }
                                 hits.fetch_add(1, Ordering::Relaxed);
+                                if !delay.is_zero() {
+                                    tokio::time::sleep(delay).await;
+                                }
                                 let _ = stream
                                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
                                     .await;

@@ -382,3 +382,41 @@ async fn the_endpoint_is_read_only_public_only_and_escaped() {
     }
     running.stop().await.unwrap();
 }
+
+/// The unit's exposure score from `systemd-analyze security --offline=true` stays under 2.0
+/// (0 is best, 10 worst). Skipped without systemd-analyze unless SLAPROBE_REQUIRE_SYSTEMD_ANALYZE
+/// is set (as in CI, which installs it).
+#[test]
+fn the_systemd_unit_exposure_score_is_under_two() {
+    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/slaprobe.service");
+    let output = match std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager", unit])
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            assert!(
+                std::env::var_os("SLAPROBE_REQUIRE_SYSTEMD_ANALYZE").is_none(),
+                "systemd-analyze is required but cannot run: {e}"
+            );
+            eprintln!("skipped: no systemd-analyze ({e})");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for slaprobe.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no score in:\n{text}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert!(score < 2.0, "exposure {score}:\n{text}");
+}
