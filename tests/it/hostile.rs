@@ -388,3 +388,70 @@ async fn a_flood_of_body_costs_bounded_memory() {
         assert!(peak < 48 * 1024, "{id}: peak RSS {peak} KiB");
     }
 }
+
+/// Runs `slaprobe probe s` on `service_toml` trusting only `ca` (SSL_CERT_FILE); returns its
+/// exit code and output.
+async fn probe_trusting(ca: &crate::support::TestCa, service_toml: &str) -> (i32, String) {
+    let ws = Workspace::new();
+    ws.config(&format!(
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ninterval = \"10s\"\ntimeout = \"2s\"\n{service_toml}"
+    ));
+    let ca_file = ws.path("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(["probe", "s", "--config"])
+        .arg(ws.path("probes.toml"))
+        .env("SSL_CERT_FILE", &ca_file)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_expired_self_signed_or_for_another_name_fail_as_tls() {
+    use crate::support::{TestCa, TestHttps};
+    let ca = TestCa::new();
+    let today = jiff::Zoned::now().date();
+    let next_year = today.checked_add(jiff::Span::new().days(365)).unwrap();
+    let url = |https: &TestHttps| format!("http = \"{}\"", https.url());
+
+    // The control: a certificate from the trusted CA for the name probed is fine.
+    let (cert, key) = ca.leaf(&["localhost"], next_year);
+    let good = TestHttps::start_with(cert, key).await;
+    let (code, out) = probe_trusting(&ca, &url(&good)).await;
+    assert_eq!(code, 0, "{out}");
+
+    // For another name.
+    let (cert, key) = ca.leaf(&["other.example"], next_year);
+    let wrong_name = TestHttps::start_with(cert, key).await;
+    let (code, out) = probe_trusting(&ca, &url(&wrong_name)).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tls") && out.contains("not valid for name"),
+        "{out}"
+    );
+
+    // Expired (yesterday).
+    let yesterday = today.checked_sub(jiff::Span::new().days(1)).unwrap();
+    let (cert, key) = ca.leaf(&["localhost"], yesterday);
+    let expired = TestHttps::start_with(cert, key).await;
+    let (code, out) = probe_trusting(&ca, &url(&expired)).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("tls") && out.contains("expired"), "{out}");
+
+    // Self-signed, not from the trusted CA.
+    let self_signed = TestHttps::start(next_year).await;
+    let (code, out) = probe_trusting(&ca, &url(&self_signed)).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tls") && out.contains("UnknownIssuer"),
+        "{out}"
+    );
+}
