@@ -70,7 +70,7 @@ pub async fn deliver(
         };
         if let Some(message) = claimed {
             // Never cancelled half-way: the server may already have taken the message, and
-            // dropping the answer would send it twice. The SMTP timeout bounds the wait.
+            // dropping the answer would send it twice. `Mailer::send` bounds the whole conversation.
             let result = mailer
                 .send(&message.sender, &message.recipients, &message.message)
                 .await;

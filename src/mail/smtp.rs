@@ -109,11 +109,21 @@ impl Mailer {
             permanent: true,
             message: e.to_string(),
         })?;
-        match self.transport.send_raw(&envelope, bytes).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(SendError {
+        // lettre's own timeout covers connecting only: a server that accepts and then stays
+        // silent would hold the delivery for ever. (If it hangs after taking the message, the
+        // retry sends it twice: SMTP cannot tell.)
+        match tokio::time::timeout(SMTP_TIMEOUT, self.transport.send_raw(&envelope, bytes)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(SendError {
                 permanent: e.is_permanent(),
                 message: describe(&e),
+            }),
+            Err(_) => Err(SendError {
+                permanent: false,
+                message: format!(
+                    "the SMTP server did not finish the conversation within {}",
+                    humantime::format_duration(SMTP_TIMEOUT)
+                ),
             }),
         }
     }

@@ -196,6 +196,33 @@ async fn an_smtp_outage_delays_mail_and_loses_none() {
     }
 }
 
+/// A server that accepts and never answers holds a delivery for the SMTP timeout (30 s), no
+/// longer; the message stays pending and goes out, once, when the server answers again.
+#[tokio::test]
+async fn a_hung_smtp_server_delays_mail_by_the_timeout_and_loses_none() {
+    let server = TestSmtp::start().await;
+    server.set(SmtpMode::Stall);
+    let ws = Workspace::new();
+    let mut delivery = Delivery::open(&ws, &smtp_config(&server));
+    delivery.start();
+    delivery.enqueue(&alert("[slaprobe] DOWN: hung (c)"));
+    eventually(
+        Duration::from_secs(5),
+        "a connection to the hung server",
+        || (server.refused() >= 1).then_some(()),
+    )
+    .await;
+    server.set(SmtpMode::Accept);
+    let got = server.wait_for(1, Duration::from_secs(45)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    delivery.stop().await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(server.received().len(), 1, "sent once");
+    let states = delivery.states();
+    assert_eq!(states[0].1, "sent");
+    assert!(states[0].2 >= 2, "the hung attempt counted: {states:?}");
+}
+
 #[tokio::test]
 async fn a_permanent_rejection_is_kept_as_failed_and_not_retried() {
     let server = TestSmtp::start().await;

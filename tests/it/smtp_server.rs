@@ -17,6 +17,8 @@ pub enum SmtpMode {
     Unavailable,
     /// 550 to every RCPT: a permanent rejection.
     Reject,
+    /// Accepts the connection and never says a word (a hung server).
+    Stall,
 }
 
 /// One accepted message.
@@ -126,6 +128,11 @@ async fn session(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let mode = state.lock().unwrap().mode;
+    if mode == SmtpMode::Stall {
+        state.lock().unwrap().refused += 1;
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        return Ok(());
+    }
     if mode == SmtpMode::Unavailable {
         state.lock().unwrap().refused += 1;
         write
