@@ -286,3 +286,36 @@ fn defaults_apply_and_services_override_them() {
     assert_eq!(b.timeout, std::time::Duration::from_secs(5));
     assert_eq!(b.confirm_down, 1);
 }
+
+/// `slaprobe run` on each broken config exits with 64 (EX_USAGE, as `check`), names the position,
+/// and creates no database.
+#[test]
+fn the_daemon_refuses_each_broken_config_and_writes_nothing() {
+    for (what, text, line, column, _) in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probes.toml");
+        std::fs::write(
+            &path,
+            format!("[daemon]\ndatabase = \"slaprobe.db\"\n{BASE}{text}"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{what}: {stderr}");
+        // Two lines of [daemon] come first here.
+        assert!(
+            stderr.contains(&format!("probes.toml:{}:{column}: ", line + 2)),
+            "{what}: {stderr}"
+        );
+        let written: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "probes.toml")
+            .collect();
+        assert!(written.is_empty(), "{what}: wrote {written:?}");
+    }
+}

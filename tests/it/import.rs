@@ -283,3 +283,66 @@ async fn minute_granularity_counts_only_minutes_where_every_probe_failed() {
     // The blip minute (a failure and a success) is not down.
     assert_eq!(r["measured_s"], 2_674_830.0);
 }
+
+/// (what is wrong, the third line, text the error must carry)
+const BAD_LINES: &[(&str, &str, &str)] = &[
+    ("not JSON", "{\"ts\":", "write {\"ts\""),
+    ("not an object", "[1, 2, 3]", "write {\"ts\""),
+    (
+        "a bad instant",
+        "{\"ts\":\"2026-10-01 00:01:00\",\"ok\":true,\"latency_ms\":5}",
+        "is not an RFC 3339 instant",
+    ),
+    (
+        "a negative latency",
+        "{\"ts\":\"2026-10-01T00:01:00Z\",\"ok\":true,\"latency_ms\":-1}",
+        "must be a number of milliseconds",
+    ),
+    (
+        "an ok outcome with a reason",
+        "{\"ts\":\"2026-10-01T00:01:00Z\",\"ok\":true,\"latency_ms\":5,\"reason\":\"status\"}",
+        "an ok outcome has no `reason`",
+    ),
+    (
+        "a failure without a reason",
+        "{\"ts\":\"2026-10-01T00:01:00Z\",\"ok\":false,\"latency_ms\":5}",
+        "a failed outcome needs a `reason`",
+    ),
+    (
+        "an unknown reason",
+        "{\"ts\":\"2026-10-01T00:01:00Z\",\"ok\":false,\"latency_ms\":5,\"reason\":\"gremlins\"}",
+        "`reason` `gremlins` is not one of",
+    ),
+    (
+        "time going back",
+        "{\"ts\":\"2026-09-30T23:00:00Z\",\"ok\":true,\"latency_ms\":5}",
+        "timestamps must increase",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_malformed_import_line_is_named_and_nothing_is_written() {
+    for (what, bad, needle) in BAD_LINES {
+        let history = format!(
+            "{{\"ts\":\"2026-10-01T00:00:00Z\",\"ok\":true,\"latency_ms\":5}}\n\
+             {{\"ts\":\"2026-10-01T00:00:30Z\",\"ok\":true,\"latency_ms\":5}}\n\
+             {bad}\n\
+             {{\"ts\":\"2026-10-01T00:01:30Z\",\"ok\":true,\"latency_ms\":5}}\n"
+        );
+        let (ws, out) = imported(CONFIG, &history).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{what}: {stderr}");
+        assert!(
+            stderr.contains("history.jsonl:3: ") && stderr.contains(needle),
+            "{what}: {stderr}"
+        );
+        assert!(stderr.contains("nothing was imported"), "{what}: {stderr}");
+        if ws.db().exists() {
+            let conn = rusqlite::Connection::open(ws.db()).unwrap();
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM outcome_chunk", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{what}: outcomes were written");
+        }
+    }
+}
