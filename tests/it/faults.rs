@@ -586,3 +586,61 @@ async fn overload_is_measured_never_invents_outcomes_and_leaves_no_data() {
     let incidents: usize = (0..12).map(|i| db.incidents(&format!("s{i}")).len()).sum();
     assert_eq!(incidents, 0, "lateness is not downtime");
 }
+
+/// The log on the full disk too (stderr sent to a file): log lines that cannot be written are
+/// dropped, and the store writer, which logs the failure, keeps going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_file_on_the_full_disk_does_not_stop_the_store() {
+    let web = CountingTarget::start().await;
+    let ws = Workspace::new();
+    ws.config(&format!(
+        "[[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
+         timeout = \"80ms\"\n",
+        web.addr
+    ));
+    let log = ws.path("daemon.log");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"));
+    command
+        .args(["run", "--config"])
+        .arg(ws.path("probes.toml"))
+        .env("SLAPROBE_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let db_path = ws.db();
+    crate::support::eventually(Duration::from_secs(10), "stored outcomes", || {
+        let started = std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("Store open.");
+        (started && !Db::open(&db_path).outcomes("web").is_empty()).then_some(())
+    })
+    .await;
+    limit_file_size(pid, Some(0));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    limit_file_size(pid, None);
+    let stored = Db::open(&db_path).outcomes("web").len();
+    crate::support::eventually(Duration::from_secs(15), "writing again", || {
+        (Db::open(&db_path).outcomes("web").len() > stored + 10).then_some(())
+    })
+    .await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the daemon exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let db = Db::open(&db_path);
+    assert_eq!(db.outcomes("web").len(), web.arrived(0, i64::MAX));
+    assert!(db.no_data("web").is_empty());
+}
