@@ -63,6 +63,30 @@ fn spawn_daemon(config: &Path) -> tokio::process::Child {
         .unwrap()
 }
 
+/// Stops the daemon with SIGTERM and checks that it exits cleanly within ten seconds.
+async fn stop_cleanly(child: &mut tokio::process::Child) {
+    let pid = libc::pid_t::try_from(child.id().expect("the daemon is running")).unwrap();
+    // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the daemon exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// A write past a file-size limit raises SIGXFSZ, which would kill the process: the child
+/// ignores it, so the write fails with EFBIG instead, as a full disk fails with ENOSPC.
+fn survive_file_size_limit(command: &mut tokio::process::Command) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
 /// Up to a flush interval of outcomes may be lost on SIGKILL; the commit that was under way
 /// when the kill came is allowed this much more on a loaded machine.
 const COMMIT_SLACK_MS: i64 = 1_000;
@@ -151,17 +175,7 @@ async fn sigkill_during_heavy_writing_loses_at_most_the_last_batch() {
     // A last run, stopped cleanly, writes the stretch of the last kill.
     let mut child = spawn_daemon(&config);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let pid = child.id().unwrap().to_string();
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("the daemon exits after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop_cleanly(&mut child).await;
     assert_eq!(integrity(&db_path), "ok");
 
     let db = Db::open(&db_path);
@@ -296,15 +310,7 @@ async fn a_full_disk_keeps_probing_and_alerting_and_loses_nothing_once_space_ret
         // A pipe: the file-size limit below applies to files only, so the log stays readable.
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    // A write past the limit raises SIGXFSZ, which would kill the process: ignore it, so the
-    // write fails with EFBIG instead, as a full disk fails with ENOSPC.
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        child.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    survive_file_size_limit(&mut child);
     let mut child = child.spawn().unwrap();
     let pid = child.id().unwrap();
     let log = Arc::new(Mutex::new(String::new()));
@@ -374,15 +380,7 @@ async fn a_full_disk_keeps_probing_and_alerting_and_loses_nothing_once_space_ret
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("the daemon exits after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop_cleanly(&mut child).await;
 
     assert_eq!(integrity(&db_path), "ok");
     let db = Db::open(&db_path);
@@ -606,13 +604,7 @@ async fn a_log_file_on_the_full_disk_does_not_stop_the_store() {
         .env("SLAPROBE_LOG", "info")
         .stderr(std::fs::File::create(&log).unwrap())
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    survive_file_size_limit(&mut command);
     let mut child = command.spawn().unwrap();
     let pid = child.id().unwrap();
     let db_path = ws.db();
@@ -631,15 +623,7 @@ async fn a_log_file_on_the_full_disk_does_not_stop_the_store() {
         (Db::open(&db_path).outcomes("web").len() > stored + 10).then_some(())
     })
     .await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("the daemon exits after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop_cleanly(&mut child).await;
     let db = Db::open(&db_path);
     assert_eq!(db.outcomes("web").len(), web.arrived(0, i64::MAX));
     assert!(db.no_data("web").is_empty());

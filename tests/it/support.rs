@@ -165,17 +165,22 @@ pub struct TestHttps {
     server: JoinHandle<()>,
 }
 
+/// Makes a certificate valid from 2020 until `not_after`, at midnight UTC.
+fn set_validity(params: &mut rcgen::CertificateParams, not_after: jiff::civil::Date) {
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(
+        i32::from(not_after.year()),
+        not_after.month() as u8,
+        not_after.day() as u8,
+    );
+}
+
 impl TestHttps {
     pub async fn start(not_after: jiff::civil::Date) -> TestHttps {
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
                 .unwrap();
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(
-            i32::from(not_after.year()),
-            not_after.month() as u8,
-            not_after.day() as u8,
-        );
+        set_validity(&mut params, not_after);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         TestHttps::start_with(
@@ -277,12 +282,7 @@ impl TestCa {
     ) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = rcgen::CertificateParams::new(names).unwrap();
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(
-            i32::from(not_after.year()),
-            not_after.month() as u8,
-            not_after.day() as u8,
-        );
+        set_validity(&mut params, not_after);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (
