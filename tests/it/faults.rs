@@ -35,6 +35,15 @@ impl CountingTarget {
         CountingTarget { addr, arrivals }
     }
 
+    /// A TCP service on this target, probed every 100 ms.
+    fn service(&self, id: &str) -> String {
+        format!(
+            "[[service]]\nid = \"{id}\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
+             timeout = \"80ms\"\n\n",
+            self.addr
+        )
+    }
+
     fn arrived(&self, from_ms: i64, until_ms: i64) -> usize {
         self.arrivals
             .lock()
@@ -104,11 +113,7 @@ async fn sigkill_during_heavy_writing_loses_at_most_the_last_batch() {
     );
     for i in 0..SERVICES {
         let target = CountingTarget::start().await;
-        text.push_str(&format!(
-            "[[service]]\nid = \"s{i}\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
-             timeout = \"80ms\"\n\n",
-            target.addr
-        ));
+        text.push_str(&target.service(&format!("s{i}")));
         targets.push(target);
     }
     // One service is down throughout: its incident must survive every kill, once.
@@ -215,11 +220,7 @@ async fn a_database_locked_by_another_process_delays_writes_and_loses_nothing() 
 
     let target = CountingTarget::start().await;
     let ws = Workspace::new();
-    let config = ws.config(&format!(
-        "[[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
-         timeout = \"80ms\"\n",
-        target.addr
-    ));
+    let config = ws.config(&target.service("web"));
     let running = daemon::start(config, Options::default()).await.unwrap();
     let db_path = ws.db();
     crate::support::eventually(Duration::from_secs(5), "a stored outcome", || {
@@ -430,11 +431,7 @@ async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
 
     let target = CountingTarget::start().await;
     let ws = Workspace::new();
-    let config = ws.config(&format!(
-        "[[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
-         timeout = \"80ms\"\n",
-        target.addr
-    ));
+    let config = ws.config(&target.service("web"));
     let clock = Clock::following_tokio(now_ms());
     let options = Options {
         clock: clock.clone(),
@@ -486,11 +483,7 @@ async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
         clock: Clock::following_tokio(now_ms() - 7_200_000),
         ..Options::default()
     };
-    let config = ws.config(&format!(
-        "[[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
-         timeout = \"80ms\"\n",
-        target.addr
-    ));
+    let config = ws.config(&target.service("web"));
     let running = daemon::start(config, options).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     running.stop().await.unwrap();
@@ -502,7 +495,7 @@ async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_measured_never_invents_outcomes_and_leaves_no_data() {
-    use crate::support::{Mode, TestHttp};
+    use crate::support::{Mode, TestHttp, get_text};
     use slaprobe::daemon::{self, Options};
     use std::sync::atomic::Ordering;
 
@@ -540,30 +533,15 @@ async fn overload_is_measured_never_invents_outcomes_and_leaves_no_data() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let report: serde_json::Value = serde_json::from_str(
-        &client
-            .get(format!("http://{addr}/api/v1/daemon"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&get_text(&client, &format!("http://{addr}/api/v1/daemon")).await)
+            .unwrap();
     assert!(report["probes_late"].as_u64().unwrap() > 0, "{report}");
     assert!(
         report["lateness"]["max_us"].as_u64().unwrap() > 200_000,
         "{report}"
     );
-    let metrics = client
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client, &format!("http://{addr}/metrics")).await;
     assert!(metrics.contains("slaprobe_probes_late_total "), "{metrics}");
     assert!(running.metrics().in_flight.load(Ordering::Relaxed) <= 2);
     running.stop().await.unwrap();
@@ -591,11 +569,7 @@ async fn overload_is_measured_never_invents_outcomes_and_leaves_no_data() {
 async fn a_log_file_on_the_full_disk_does_not_stop_the_store() {
     let web = CountingTarget::start().await;
     let ws = Workspace::new();
-    ws.config(&format!(
-        "[[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"100ms\"\n\
-         timeout = \"80ms\"\n",
-        web.addr
-    ));
+    ws.config(&web.service("web"));
     let log = ws.path("daemon.log");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"));
     command

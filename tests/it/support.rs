@@ -596,6 +596,17 @@ impl Db {
     }
 }
 
+/// The body of a GET that must succeed.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    let response = client.get(url).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.text().await.unwrap()
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `limit` with `what`.
 pub async fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + limit;
