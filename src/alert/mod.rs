@@ -18,12 +18,13 @@ use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{Alert, Config, Service};
-use crate::mail::delivery::{SharedConnection, with_db};
-use crate::mail::outbox::{self, Kind as MailKind};
+use crate::notify::delivery::{SharedConnection, with_db};
+use crate::notify::outbox::{self, Kind as MailKind};
 use crate::probe::Failure;
-use crate::report::{self, Period, human_duration};
+use crate::report::{self, Period};
 use crate::sla::burn::{self, Severity};
-use crate::tracker::OpenIncident;
+use crate::sla::tracker::OpenIncident;
+use crate::text::human_duration;
 use policy::{MaintenanceCalendar, Notice, Policy, RouteRules, Told, Watched, What};
 use render::ServiceFacts;
 
@@ -87,7 +88,7 @@ pub struct MailOut {
     pub from: Mailbox,
     pub wake: Arc<Notify>,
     /// For alerts the outbox cannot take (database full or locked): sent directly.
-    pub mailer: Arc<crate::mail::Mailer>,
+    pub mailer: Arc<crate::notify::Mailer>,
 }
 
 /// How often alerts kept in memory are written to the outbox again.
@@ -98,7 +99,7 @@ const UNWRITTEN_RETRY: Duration = Duration::from_secs(5);
 /// it told once the database takes writes again.
 struct Unwritten {
     notice: Notice,
-    composed: Option<crate::mail::Composed>,
+    composed: Option<crate::notify::Composed>,
     sent: bool,
 }
 
@@ -383,7 +384,7 @@ impl AlertTask {
                 let facts = |id: &str| facts(conn, &config, id, &notice, now);
                 let email = render::email(&notice, &facts, now);
                 let composed = match &from {
-                    Some(from) => match crate::mail::compose(from, &email) {
+                    Some(from) => match crate::notify::compose(from, &email) {
                         Ok(composed) => Some(composed),
                         Err(e) => {
                             error!(subject = %email.subject, error = %e, "Cannot compose an alert.");
@@ -451,7 +452,7 @@ impl AlertTask {
 }
 
 /// Sends alerts the outbox could not take, straight to the SMTP server; each one once.
-async fn send_directly(mailer: &crate::mail::Mailer, items: &mut [Unwritten]) {
+async fn send_directly(mailer: &crate::notify::Mailer, items: &mut [Unwritten]) {
     for item in items.iter_mut().filter(|i| !i.sent) {
         let Some(composed) = &item.composed else {
             continue;

@@ -4,9 +4,9 @@
 use std::fmt::Write;
 
 use super::policy::{Note, Notice, What};
-use crate::mail::Email;
-use crate::report::human_duration;
+use crate::notify::Email;
 use crate::sla::budget::Budget;
+use crate::text::human_duration;
 
 /// What the body says about a service besides the policy's item.
 #[derive(Debug, Clone)]

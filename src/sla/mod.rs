@@ -10,5 +10,6 @@ pub mod calendar;
 pub mod credit;
 pub mod interval;
 pub mod maintenance;
+pub mod tracker;
 
 pub use interval::Intervals;

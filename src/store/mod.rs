@@ -22,7 +22,7 @@ pub use chunk::{HOUR_MS, RawOutcome, hour_of};
 pub use rollup::{Histogram, HourRollup, latency_threshold_is_exact};
 
 use crate::probe::Outcome;
-use crate::tracker::{Event, Resume};
+use crate::sla::tracker::{Event, Resume};
 
 /// A service's number in the database (stable across restarts and renames of nothing else).
 pub type ServiceNum = i64;
@@ -273,7 +273,7 @@ pub fn append_history(
     {
         return Err(StoreError::Overlap {
             service: service_id.to_string(),
-            last_stored: crate::report::timestamp(last),
+            last_stored: crate::text::timestamp(last),
         });
     }
     for record in &mut records {

@@ -13,7 +13,7 @@ use super::{ServiceNum, StoreError};
 use crate::probe::{Failure, Reason};
 use crate::sla::Intervals;
 use crate::sla::availability::Timeline;
-use crate::tracker::{OpenIncident, Resume};
+use crate::sla::tracker::{OpenIncident, Resume};
 
 /// Opens the database read-only; it must exist (the daemon creates it).
 pub fn open(path: &Path) -> Result<Connection, StoreError> {

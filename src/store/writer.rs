@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use super::chunk::{self, HOUR_MS, RawOutcome};
 use super::rollup::HourRollup;
 use super::{Command, Record, StoreSettings, StoreStats};
-use crate::tracker::Event;
+use crate::sla::tracker::Event;
 
 /// Hours are rolled up once they ended this long ago (late outcomes have landed by then).
 const ROLLUP_GRACE_MS: i64 = 5 * 60_000;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use slaprobe::daemon::{self, Options};
+use slaprobe::runtime::{self, Options};
 
 use crate::smtp_server::{Received, TestSmtp};
 use crate::support::{Db, Mode, TestHttp, Workspace, eventually};
@@ -42,7 +42,7 @@ async fn an_outage_sends_one_down_and_one_recovered() {
         "group_window = \"200ms\"",
         &service("web", &http.url("/")),
     ));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let db = ws.db();
     eventually(Duration::from_secs(5), "a healthy outcome", || {
         (!Db::open(&db).outcomes("web").is_empty()).then_some(())
@@ -95,7 +95,7 @@ async fn two_hundred_services_down_at_once_are_one_message() {
         .collect();
     let config = ws.config_text(&config_text(&smtp, "group_window = \"3s\"", &services));
     http.set(Mode::Status(503));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let got = smtp.wait_for(1, Duration::from_secs(20)).await;
     // Everything confirmed within the first window went out together.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -130,7 +130,7 @@ async fn a_long_outage_escalates_and_reminds() {
                  [\"lead@provider.example\"]\nrepeat = \"2s\"";
     let config = ws.config_text(&config_text(&smtp, route, &service("web", &http.url("/"))));
     http.set(Mode::Status(500));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let got = smtp.wait_for(3, Duration::from_secs(15)).await;
     running.stop().await.unwrap();
     let got = &got[..3];
@@ -164,7 +164,7 @@ async fn an_outage_inside_maintenance_sends_nothing() {
         &format!("{}{maintenance}", service("web", &http.url("/"))),
     ));
     http.set(Mode::Status(503));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let db = ws.db();
     eventually(Duration::from_secs(10), "the incident", || {
         (!Db::open(&db).incidents("web").is_empty()).then_some(())
@@ -191,14 +191,14 @@ async fn a_restart_during_an_outage_neither_repeats_nor_forgets() {
         &service("web", &http.url("/")),
     );
     http.set(Mode::Status(503));
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     smtp.wait_for(1, Duration::from_secs(10)).await;
     running.stop().await.unwrap();
 
     // Started again while still down: no second DOWN; the recovery is announced.
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -225,7 +225,7 @@ async fn a_fast_burn_and_a_low_budget_send_one_sla_at_risk() {
         "alert = \"oncall\"",
         "alert = \"oncall\"\nat_risk_below = \"100%\"",
     );
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     // Monitored for longer than the 2 s window first.
@@ -267,7 +267,7 @@ async fn a_message_still_gathering_at_shutdown_is_kept() {
         &service("web", &http.url("/")),
     ));
     http.set(Mode::Status(503));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let db = ws.db();
     eventually(Duration::from_secs(10), "the incident", || {
         (!Db::open(&db).incidents("web").is_empty()).then_some(())

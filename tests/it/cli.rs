@@ -96,7 +96,7 @@ async fn status_shows_state_since_and_last_outcome() {
         service("up", up.url("/")),
         service("down", down.url("/"))
     ));
-    let running = slaprobe::daemon::start(config, slaprobe::daemon::Options::default())
+    let running = slaprobe::runtime::start(config, slaprobe::runtime::Options::default())
         .await
         .unwrap();
     let db = ws.db();

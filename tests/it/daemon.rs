@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use slaprobe::daemon::{self, Options};
+use slaprobe::runtime::{self, Options};
 
 use crate::support::{Db, Mode, TestHttp, Workspace, eventually};
 
@@ -21,7 +21,7 @@ async fn outage_becomes_one_backdated_incident_and_recovers() {
     let http = TestHttp::start().await;
     let ws = Workspace::new();
     let config = ws.config(&fast_service("web", &http.url("/")));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
 
     let db_path = ws.db();
     eventually(Duration::from_secs(5), "two healthy outcomes", || {
@@ -65,7 +65,7 @@ async fn a_single_failure_is_a_blip_not_an_incident() {
     let http = TestHttp::start().await;
     let ws = Workspace::new();
     let config = ws.config(&fast_service("web", &http.url("/")));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let db_path = ws.db();
     eventually(Duration::from_secs(5), "a healthy outcome", || {
         (!Db::open(&db_path).outcomes("web").is_empty()).then_some(())
@@ -92,7 +92,7 @@ async fn restart_records_no_data_and_resumes_the_open_incident() {
     let db_path = ws.db();
 
     http.set(Mode::Status(503));
-    let running = daemon::start(ws.config(&service), Options::default())
+    let running = runtime::start(ws.config(&service), Options::default())
         .await
         .unwrap();
     eventually(Duration::from_secs(5), "an open incident", || {
@@ -105,7 +105,7 @@ async fn restart_records_no_data_and_resumes_the_open_incident() {
 
     // Stopped for longer than the max gap (2 × 300ms + 200ms).
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let running = daemon::start(ws.config(&service), Options::default())
+    let running = runtime::start(ws.config(&service), Options::default())
         .await
         .unwrap();
     eventually(
@@ -148,7 +148,7 @@ async fn endpoint_reports_health_and_counters() {
          [[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99%\"\n\n{}",
         fast_service("web", &http.url("/"))
     );
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     let addr = running.endpoint_addr().unwrap();

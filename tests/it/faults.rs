@@ -215,13 +215,13 @@ async fn sigkill_during_heavy_writing_loses_at_most_the_last_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_locked_by_another_process_delays_writes_and_loses_nothing() {
-    use slaprobe::daemon::{self, Options};
+    use slaprobe::runtime::{self, Options};
     use std::sync::atomic::Ordering;
 
     let target = CountingTarget::start().await;
     let ws = Workspace::new();
     let config = ws.config(&target.service("web"));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let db_path = ws.db();
     crate::support::eventually(Duration::from_secs(5), "a stored outcome", || {
         (!Db::open(&db_path).outcomes("web").is_empty()).then_some(())
@@ -427,7 +427,7 @@ async fn a_full_disk_keeps_probing_and_alerting_and_loses_nothing_once_space_ret
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
     use slaprobe::clock::Clock;
-    use slaprobe::daemon::{self, Options};
+    use slaprobe::runtime::{self, Options};
 
     let target = CountingTarget::start().await;
     let ws = Workspace::new();
@@ -437,7 +437,7 @@ async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
         clock: clock.clone(),
         ..Options::default()
     };
-    let running = daemon::start(config, options).await.unwrap();
+    let running = runtime::start(config, options).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let before_back = clock.now_ms();
     // NTP (or an operator) sets the clock back ten minutes, then, later, an hour forward.
@@ -484,7 +484,7 @@ async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
         ..Options::default()
     };
     let config = ws.config(&target.service("web"));
-    let running = daemon::start(config, options).await.unwrap();
+    let running = runtime::start(config, options).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     running.stop().await.unwrap();
     let after = Db::open(&ws.db()).outcomes("web");
@@ -496,7 +496,7 @@ async fn wall_clock_steps_neither_break_the_schedule_nor_count_time_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_measured_never_invents_outcomes_and_leaves_no_data() {
     use crate::support::{Mode, TestHttp, get_text};
-    use slaprobe::daemon::{self, Options};
+    use slaprobe::runtime::{self, Options};
     use std::sync::atomic::Ordering;
 
     // 12 services every 200 ms whose target takes 150 ms: 9 probes in flight on average,
@@ -518,7 +518,7 @@ async fn overload_is_measured_never_invents_outcomes_and_leaves_no_data() {
          flush_interval = \"50ms\"\n\n\
          [[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"\n\n{services}"
     ));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let addr = running.endpoint_addr().unwrap();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
 

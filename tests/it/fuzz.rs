@@ -107,12 +107,12 @@ const HISTORY: &str = "{\"ts\":\"2026-10-01T00:00:00Z\",\"ok\":true,\"latency_ms
 {\"ts\":\"2026-10-01T00:01:00Z\",\"ok\":true,\"latency_ms\":9.5}\n";
 
 fn check_import_errors(text: &str) {
-    match slaprobe::import::parse(text, "h.jsonl") {
+    match slaprobe::cli::import::parse(text, "h.jsonl") {
         Ok(outcomes) => {
             // What parses is ordered, as the importer promises.
             assert!(outcomes.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
         }
-        Err(slaprobe::import::ImportError::BadLines(lines)) => {
+        Err(slaprobe::cli::import::ImportError::BadLines(lines)) => {
             let count = text.lines().count().max(1);
             assert!(!lines.is_empty());
             for line in lines {
@@ -124,7 +124,7 @@ fn check_import_errors(text: &str) {
                 assert!((1..=count).contains(&number), "`{line}` of {count} lines");
             }
         }
-        Err(slaprobe::import::ImportError::Empty(_)) => {}
+        Err(slaprobe::cli::import::ImportError::Empty(_)) => {}
         Err(other) => panic!("unexpected error: {other}"),
     }
 }

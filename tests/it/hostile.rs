@@ -314,7 +314,7 @@ async fn hostile_targets_never_stall_other_probes() {
         ));
     }
     let running =
-        slaprobe::daemon::start(ws.config(&services), slaprobe::daemon::Options::default())
+        slaprobe::runtime::start(ws.config(&services), slaprobe::runtime::Options::default())
             .await
             .unwrap();
     let db = ws.db();

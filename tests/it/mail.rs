@@ -6,8 +6,8 @@ use std::time::Duration;
 use mail_parser::MimeHeaders;
 use slaprobe::clock::Clock;
 use slaprobe::config::{SecretSource, Smtp};
-use slaprobe::mail::outbox::{self, Kind};
-use slaprobe::mail::{self, Attachment, Backoff, DeliveryStats, Email, Mailer};
+use slaprobe::notify::outbox::{self, Kind};
+use slaprobe::notify::{self, Attachment, Backoff, DeliveryStats, Email, Mailer};
 use tokio::sync::{Notify, watch};
 
 use crate::smtp_server::{SmtpMode, TestSmtp};
@@ -34,7 +34,7 @@ fn alert(subject: &str) -> Email {
 
 /// A database with the outbox, and a delivery task over it.
 struct Delivery {
-    db: mail::delivery::SharedConnection,
+    db: notify::delivery::SharedConnection,
     stats: Arc<DeliveryStats>,
     wake: Arc<Notify>,
     stop: Option<watch::Sender<bool>>,
@@ -56,7 +56,7 @@ impl Delivery {
     }
 
     fn enqueue(&self, email: &Email) -> i64 {
-        let composed = mail::compose(&self.mailer.from, email).unwrap();
+        let composed = notify::compose(&self.mailer.from, email).unwrap();
         let mut conn = self.db.lock().unwrap();
         let tx = conn.transaction().unwrap();
         let id = outbox::enqueue(&tx, Clock::system().now_ms(), Kind::Alert, &composed).unwrap();
@@ -71,7 +71,7 @@ impl Delivery {
             first_ms: 50,
             max_ms: 200,
         };
-        self.task = Some(tokio::spawn(mail::deliver(
+        self.task = Some(tokio::spawn(notify::deliver(
             self.db.clone(),
             self.mailer.clone(),
             Clock::system(),

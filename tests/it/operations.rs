@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use slaprobe::daemon::{self, Options};
+use slaprobe::runtime::{self, Options};
 
 use crate::support::{Db, TestHttp, Workspace, eventually};
 
@@ -19,7 +19,7 @@ async fn a_backup_taken_during_heavy_writes_is_consistent() {
             )
         })
         .collect();
-    let running = daemon::start(ws.config(&services), Options::default())
+    let running = runtime::start(ws.config(&services), Options::default())
         .await
         .unwrap();
     let db = ws.db();
@@ -222,7 +222,7 @@ async fn metrics_are_prometheus_text_with_per_service_series() {
     down.set(crate::support::Mode::Status(503));
     let ws = Workspace::new();
     let text = endpoint_config("C", &up.url("/"), &down.url("/"));
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     let url = format!("http://{}/metrics", running.endpoint_addr().unwrap());
@@ -324,7 +324,7 @@ async fn the_api_answers_with_the_cli_numbers() {
     let ws = Workspace::new();
     let text = endpoint_config("Client <C>", &up.url("/"), &down.url("/"));
     let from = jiff::Timestamp::now();
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     let db = ws.db();
@@ -504,14 +504,14 @@ async fn the_status_page_renders_in_chromium() {
         t += 60_000;
     }
     std::fs::write(ws.path("web.jsonl"), lines).unwrap();
-    slaprobe::import::import(
+    slaprobe::cli::import::import(
         &config.daemon.database,
         config.service("web").unwrap(),
         &ws.path("web.jsonl"),
     )
     .unwrap();
 
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let url = format!("http://{}/", running.endpoint_addr().unwrap());
     let client = reqwest::Client::new();
     eventually(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use slaprobe::daemon::{self, Options};
+use slaprobe::runtime::{self, Options};
 
 use crate::support::{Db, Mode, TestHttp, Workspace, eventually};
 
@@ -42,7 +42,7 @@ async fn a_reload_starts_stops_and_changes_services_without_a_gap_for_the_others
         service("gone", &url, "200ms", ""),
         service("moved", &failing.url("/"), "600ms", "confirm_down = 2"),
     ]);
-    let mut running = daemon::start(ws.config_text(&before), Options::default())
+    let mut running = runtime::start(ws.config_text(&before), Options::default())
         .await
         .unwrap();
     let db = ws.db();
@@ -166,7 +166,7 @@ async fn a_removed_service_added_back_resumes_its_history() {
         service("flaky", &failing.url("/"), "200ms", ""),
     ]);
     let only_keep = config_text(&[service("keep", &http.url("/"), "200ms", "")]);
-    let mut running = daemon::start(ws.config_text(&both), Options::default())
+    let mut running = runtime::start(ws.config_text(&both), Options::default())
         .await
         .unwrap();
     let db = ws.db();

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use slaprobe::daemon::{self, Options};
-use slaprobe::report::timestamp;
+use slaprobe::runtime::{self, Options};
+use slaprobe::text::timestamp;
 
 use crate::support::{Db, Mode, TestHttp, Workspace, eventually};
 
@@ -16,7 +16,7 @@ async fn report_json_matches_the_recorded_incident_to_the_millisecond() {
          timeout = \"200ms\"\nretry_interval = \"100ms\"\n",
         http.url("/")
     ));
-    let running = daemon::start(config, Options::default()).await.unwrap();
+    let running = runtime::start(config, Options::default()).await.unwrap();
     let db_path = ws.db();
     eventually(Duration::from_secs(5), "two outcomes", || {
         (Db::open(&db_path).outcomes("web").len() >= 2).then_some(())

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use slaprobe::clock::Clock;
 use slaprobe::config::Service;
-use slaprobe::daemon::{self, Options};
 use slaprobe::probe::{Failure, Outcome, Reason};
-use slaprobe::scheduler::ProbeRunner;
+use slaprobe::runtime::service_task::ProbeRunner;
+use slaprobe::runtime::{self, Options};
 use tokio::time::Instant;
 
 use crate::support::{Db, Workspace};
@@ -80,8 +80,8 @@ impl ProbeRunner for Recorder {
 }
 
 /// Starts the daemon with `recorder` as its prober and a wall clock that follows tokio's.
-async fn start(config: slaprobe::config::Config, recorder: &Arc<Recorder>) -> daemon::Running {
-    daemon::start(
+async fn start(config: slaprobe::config::Config, recorder: &Arc<Recorder>) -> runtime::Running {
+    runtime::start(
         config,
         Options {
             clock: Clock::following_tokio(1_800_000_000_000),

@@ -291,7 +291,7 @@ async fn the_endpoint_is_read_only_public_only_and_escaped() {
         up.url("/")
     );
     let running =
-        slaprobe::daemon::start(ws.config_text(&text), slaprobe::daemon::Options::default())
+        slaprobe::runtime::start(ws.config_text(&text), slaprobe::runtime::Options::default())
             .await
             .unwrap();
     let base = format!("http://{}", running.endpoint_addr().unwrap());

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use mail_parser::MimeHeaders;
-use slaprobe::daemon::{self, Options};
-use slaprobe::monthly;
+use slaprobe::report::monthly;
+use slaprobe::runtime::{self, Options};
 
 use crate::smtp_server::{SmtpMode, TestSmtp};
 use crate::support::{TestTcp, Workspace, eventually};
@@ -70,7 +70,7 @@ fn import_due_month(ws: &Workspace, down_minutes: i64) -> monthly::Month {
     }
     let file = ws.path("history.jsonl");
     std::fs::write(&file, lines).unwrap();
-    slaprobe::import::import(&config.daemon.database, &config.services[0], &file).unwrap();
+    slaprobe::cli::import::import(&config.daemon.database, &config.services[0], &file).unwrap();
     month
 }
 
@@ -108,7 +108,7 @@ async fn a_closed_month_goes_out_once_across_an_smtp_outage_and_restarts() {
 
     // The mail server is down the morning the month closes.
     smtp.set(SmtpMode::Unavailable);
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     eventually(Duration::from_secs(10), "a failed attempt", || {
@@ -145,13 +145,13 @@ async fn a_closed_month_goes_out_once_across_an_smtp_outage_and_restarts() {
 
     // Restarted with the server back: delivered, once.
     smtp.set(SmtpMode::Accept);
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     let got = smtp.wait_for(1, Duration::from_secs(15)).await;
     running.stop().await.unwrap();
     // And once more: nothing new.
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -203,7 +203,7 @@ async fn on_breach_records_a_met_month_without_sending_and_send_resends() {
     let text = config_text(&smtp, &tcp, "on_breach");
     ws.config_text(&text);
     let month = import_due_month(&ws, 0);
-    let running = daemon::start(ws.config_text(&text), Options::default())
+    let running = runtime::start(ws.config_text(&text), Options::default())
         .await
         .unwrap();
     eventually(Duration::from_secs(10), "the statement recorded", || {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use slaprobe::probe::{Failure, Outcome, Reason};
+use slaprobe::sla::tracker::Event;
 use slaprobe::store::{self, Histogram, Record, Store, StoreSettings, read};
-use slaprobe::tracker::Event;
 
 use crate::support::Workspace;
 
@@ -227,7 +227,7 @@ async fn retention_shrinks_the_file_and_keeps_old_reports_unchanged() {
     }
     let file = ws.path("history.jsonl");
     std::fs::write(&file, lines).unwrap();
-    slaprobe::import::import(&config.daemon.database, &config.services[0], &file).unwrap();
+    slaprobe::cli::import::import(&config.daemon.database, &config.services[0], &file).unwrap();
 
     let db = ws.db();
     let report = || {

@@ -1,6 +1,10 @@
 //! Reports: the SLA numbers of a service or contract over a period, read from the store and
 //! computed by `sla`, rendered as text, JSON (DESIGN.md §3 fields) or CSV.
 
+pub mod monthly;
+pub mod statement;
+pub mod status;
+
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -10,6 +14,7 @@ use crate::sla::availability::{self, Availability, Exclusions};
 use crate::sla::credit::{self, Credit, Terms};
 use crate::sla::{calendar, maintenance};
 use crate::store::read;
+use crate::text::{human_duration, percent, timestamp};
 
 /// `[from, to)` in UTC milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -484,12 +489,6 @@ fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-pub fn timestamp(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
-
 impl ServiceReport {
     pub fn to_json(&self) -> ReportJson {
         let n = &self.numbers;
@@ -592,31 +591,6 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// `part / whole` for people, truncated (never rounded up past a target) and computed on
-/// integers: 99.89997% shows as 99.8999%, exactly 99.9% as 99.9000%.
-pub fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        return "n/a".to_string();
-    }
-    let millionths = (part as u128) * 1_000_000 / (whole as u128);
-    format!("{}.{:04}%", millionths / 10_000, millionths % 10_000)
-}
-
-/// A duration for people: "1 h 02 m 03 s", "45 s".
-pub fn human_duration(ms: i64) -> String {
-    if ms < 0 {
-        return format!("-{}", human_duration(-ms));
-    }
-    let s = ms / 1000;
-    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{sec} s"),
-        (0, 0, _) => format!("{m} m {sec:02} s"),
-        (0, _, _) => format!("{h} h {m:02} m {sec:02} s"),
-        _ => format!("{d} d {h:02} h {m:02} m"),
-    }
-}
-
 /// The text form: one block per service.
 pub fn to_text(reports: &[ServiceReport]) -> String {
     let mut out = String::new();
@@ -708,26 +682,4 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
         out.push('\n');
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentages_truncate_on_integers() {
-        assert_eq!(percent(9_989_997, 10_000_000), "99.8999%");
-        assert_eq!(percent(999, 1000), "99.9000%");
-        assert_eq!(percent(1, 1), "100.0000%");
-        assert_eq!(percent(0, 5), "0.0000%");
-        assert_eq!(percent(0, 0), "n/a");
-    }
-
-    #[test]
-    fn durations_for_people() {
-        assert_eq!(human_duration(45_000), "45 s");
-        assert_eq!(human_duration(3_723_000), "1 h 02 m 03 s");
-        assert_eq!(human_duration(-18_000), "-18 s");
-        assert_eq!(human_duration(90_061_000), "1 d 01 h 01 m");
-    }
 }

@@ -12,9 +12,10 @@ use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::config::{Config, Contract, LiveConfig, MaintenanceScope};
-use crate::exposition::{Exposition, ServiceLabels};
-use crate::report::{self, DayBar, human_duration};
+use crate::http::exposition::{Exposition, ServiceLabels};
+use crate::report::{self, DayBar};
 use crate::store::read;
+use crate::text::human_duration;
 
 /// Days shown per bar.
 pub const DAYS: i32 = 90;

@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::metrics::{DaemonMetrics, DurationSummary};
+use crate::http::metrics::{DaemonMetrics, DurationSummary};
 use crate::store::StoreStats;
 
 /// The writer must have turned its loop this recently for `/healthz` to say ok.
@@ -20,8 +20,8 @@ const WRITER_STALE_MS: u64 = 30_000;
 #[derive(Clone)]
 pub struct State {
     pub config: crate::config::LiveConfig,
-    pub page: Arc<crate::status_page::StatusPage>,
-    pub exposition: Arc<crate::exposition::Exposition>,
+    pub page: Arc<crate::http::status_page::StatusPage>,
+    pub exposition: Arc<crate::http::exposition::Exposition>,
     pub metrics: Arc<DaemonMetrics>,
     pub store: Arc<StoreStats>,
 }
@@ -38,12 +38,12 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/api/v1/daemon", get(daemon))
         .route("/metrics", get(metrics))
-        .route("/api/v1/services", get(crate::api::services))
-        .route("/api/v1/services/{id}", get(crate::api::service))
-        .route("/api/v1/report", get(crate::api::report))
+        .route("/api/v1/services", get(crate::http::api::services))
+        .route("/api/v1/services/{id}", get(crate::http::api::service))
+        .route("/api/v1/report", get(crate::http::api::report))
         .route(
             "/api/v1/contracts/{id}/statements/{month}",
-            get(crate::api::statement),
+            get(crate::http::api::statement),
         )
         .with_state(state);
     let shutdown = async move {
@@ -80,7 +80,7 @@ async fn metrics(Extract(state): Extract<State>) -> impl axum::response::IntoRes
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            crate::exposition::CONTENT_TYPE,
+            crate::http::exposition::CONTENT_TYPE,
         )],
         body,
     )

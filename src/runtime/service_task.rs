@@ -14,12 +14,12 @@ use tracing::{debug, error, info, warn};
 use crate::alert::{AlertSender, Transition};
 use crate::clock::Clock;
 use crate::config::Service;
-use crate::exposition::{ServiceLabels, ServiceSeries};
-use crate::metrics::DaemonMetrics;
+use crate::http::exposition::{ServiceLabels, ServiceSeries};
+use crate::http::metrics::DaemonMetrics;
 use crate::probe::{Outcome, Prober};
-use crate::schedule::Schedule;
+use crate::runtime::schedule::Schedule;
+use crate::sla::tracker::{Event, Health, Rules, Tracker};
 use crate::store::{Record, ServiceNum, Store};
-use crate::tracker::{Event, Health, Rules, Tracker};
 
 /// Runs one probe of a service. The daemon uses `Prober`; scheduler tests use a stand-in that
 /// answers at once, so timing can be checked on tokio's paused clock.

@@ -17,8 +17,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::config::LiveConfig;
-use crate::mail::DeliveryStats;
-use crate::metrics::DaemonMetrics;
+use crate::http::metrics::DaemonMetrics;
+use crate::notify::DeliveryStats;
 use crate::probe::Outcome;
 use crate::store::StoreStats;
 

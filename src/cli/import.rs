@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::config::Service;
 use crate::probe::{Failure, Outcome, Reason};
+use crate::sla::tracker::{Event, Rules, Tracker};
 use crate::store::{self, Record, StoreError};
-use crate::tracker::{Event, Rules, Tracker};
 
 /// One line: `{"ts":"2026-10-01T00:00:30Z","ok":false,"latency_ms":12.5,"reason":"timeout"}`.
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,7 @@
 //! The command line: `run`, `check`, `probe`, `status` (DESIGN.md §3).
 
+pub mod import;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, Config};
 use crate::probe::Prober;
 use crate::store::read;
+use crate::text::timestamp_to_second;
 
 /// sysexits.h: a usage or config error.
 pub const EXIT_USAGE: u8 = 64;
@@ -196,8 +199,10 @@ fn runtime(worker_threads: Option<usize>) -> tokio::runtime::Runtime {
 
 fn run(config: Config, log_format: LogFormat) -> ExitCode {
     init_logging(log_format);
-    let result = runtime(config.daemon.worker_threads)
-        .block_on(crate::daemon::run(config, crate::daemon::shutdown_signal()));
+    let result = runtime(config.daemon.worker_threads).block_on(crate::runtime::run(
+        config,
+        crate::runtime::shutdown_signal(),
+    ));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -290,7 +295,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let mut lines = Vec::new();
     for service in &config.services {
-        match crate::status::line(&conn, config, service, now_ms) {
+        match crate::report::status::line(&conn, config, service, now_ms) {
             Ok(line) => lines.push(line),
             Err(e) => {
                 eprintln!("cannot read the status of {}: {e}", service.id);
@@ -299,7 +304,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
         }
     }
     // Mail still to send and permanent failures of the last 30 days.
-    let mail = match crate::mail::outbox::summary(&conn, now_ms - 30 * 86_400_000) {
+    let mail = match crate::notify::outbox::summary(&conn, now_ms - 30 * 86_400_000) {
         Ok(mail) => mail,
         Err(e) => {
             eprintln!("cannot read the outbox: {e}");
@@ -316,7 +321,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_mail(mail: &crate::mail::MailSummary) {
+fn print_mail(mail: &crate::notify::MailSummary) {
     println!(
         "\nMAIL: {} pending, {} failed in the last 30 days, {} sent",
         mail.pending.len(),
@@ -328,7 +333,7 @@ fn print_mail(mail: &crate::mail::MailSummary) {
             println!(
                 "  {word:7}  #{}  {}  {}  to {}  ({} attempt{}{})",
                 m.id,
-                format_ms(m.created_ms),
+                timestamp_to_second(m.created_ms),
                 m.subject,
                 m.recipients.join(", "),
                 m.attempts,
@@ -342,8 +347,8 @@ fn print_mail(mail: &crate::mail::MailSummary) {
     }
 }
 
-fn print_status_table(lines: &[crate::status::StatusLine]) {
-    let width = |f: &dyn Fn(&crate::status::StatusLine) -> usize, title: &str| {
+fn print_status_table(lines: &[crate::report::status::StatusLine]) {
+    let width = |f: &dyn Fn(&crate::report::status::StatusLine) -> usize, title: &str| {
         lines.iter().map(f).max().unwrap_or(0).max(title.len())
     };
     let w_service = width(&|l| l.service.len(), "SERVICE");
@@ -370,7 +375,7 @@ fn print_status_table(lines: &[crate::status::StatusLine]) {
                 if m.budget_s > 0.0 {
                     format!(
                         "{} ({:.0}%)",
-                        crate::report::human_duration((m.budget_remaining_s * 1000.0) as i64),
+                        crate::text::human_duration((m.budget_remaining_s * 1000.0) as i64),
                         100.0 * m.budget_remaining_s / m.budget_s
                     )
                 } else {
@@ -388,8 +393,6 @@ fn print_status_table(lines: &[crate::status::StatusLine]) {
         );
     }
 }
-
-use crate::status::format_ms;
 
 fn usage_error(message: String) -> ExitCode {
     eprintln!("{message}");
@@ -445,7 +448,7 @@ fn import(config: &Config, id: &str, file: &std::path::Path) -> ExitCode {
     let Some(service) = config.service(id) else {
         return usage_error(format!("{}: no service `{id}`", config.path.display()));
     };
-    match crate::import::import(&config.daemon.database, service, file) {
+    match crate::cli::import::import(&config.daemon.database, service, file) {
         Ok(s) => {
             println!(
                 "{id}: imported {} outcomes ({} incidents opened, {} closed, {} blips, {} \
@@ -455,7 +458,8 @@ fn import(config: &Config, id: &str, file: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(
-            e @ (crate::import::ImportError::BadLines(_) | crate::import::ImportError::Empty(_)),
+            e @ (crate::cli::import::ImportError::BadLines(_)
+            | crate::cli::import::ImportError::Empty(_)),
         ) => {
             eprintln!("{e}");
             eprintln!("nothing was imported");
@@ -487,12 +491,12 @@ fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) ->
         Ok(reports) => reports,
         Err(code) => return code,
     };
-    let st = crate::statement::Statement::new(contract, month, reports);
+    let st = crate::report::statement::Statement::new(contract, month, reports);
     let output = match format {
-        StatementFormat::Text => crate::statement::to_text(&st),
-        StatementFormat::Html => crate::statement::to_html(&st),
-        StatementFormat::Json => crate::statement::to_json(&st),
-        StatementFormat::Csv => crate::statement::to_csv(&st),
+        StatementFormat::Text => crate::report::statement::to_text(&st),
+        StatementFormat::Html => crate::report::statement::to_html(&st),
+        StatementFormat::Json => crate::report::statement::to_json(&st),
+        StatementFormat::Csv => crate::report::statement::to_csv(&st),
     };
     print!("{output}");
     ExitCode::SUCCESS
@@ -521,8 +525,8 @@ fn backup(config: &Config, file: &Path) -> ExitCode {
 /// `statement --send`: records and queues the statement, then delivers it at once (a running
 /// daemon retries it if the server does not take it now).
 fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
-    use crate::mail::delivery::{self, SharedConnection};
-    use crate::monthly::{self, Month, Queued};
+    use crate::notify::delivery::{self, SharedConnection};
+    use crate::report::monthly::{self, Month, Queued};
     let Some(contract) = config.contract(id) else {
         return usage_error(format!("{}: no contract `{id}`", config.path.display()));
     };
@@ -550,7 +554,7 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
         ));
     }
     let result = runtime(Some(1)).block_on(async {
-        let mailer = crate::mail::Mailer::new(smtp)?;
+        let mailer = crate::notify::Mailer::new(smtp)?;
         let mut conn = crate::store::open_writer_connection(&config.daemon.database)?;
         let queued = monthly::queue(&mut conn, config, contract, &month, &mailer.from, now, true)?;
         let Queued::Queued {
@@ -560,7 +564,7 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
         else {
             anyhow::bail!("nothing was queued: {queued:?}");
         };
-        let claimed = crate::mail::outbox::claim_id(&mut conn, message, now)?;
+        let claimed = crate::notify::outbox::claim_id(&mut conn, message, now)?;
         let db: SharedConnection = std::sync::Arc::new(std::sync::Mutex::new(conn));
         let Some(claimed) = claimed else {
             return Ok((message, sha256, None));

@@ -13,12 +13,12 @@ use tracing::{error, info, warn};
 use crate::alert::MailOut;
 use crate::clock::Clock;
 use crate::config::{Config, Contract, LiveConfig, StatementPolicy};
-use crate::mail::delivery::{SharedConnection, with_db};
-use crate::mail::outbox::{self, Kind};
-use crate::mail::{Attachment, Email};
+use crate::notify::delivery::{SharedConnection, with_db};
+use crate::notify::outbox::{self, Kind};
+use crate::notify::{Attachment, Email};
+use crate::report::statement::{self, Statement};
 use crate::report::{self, PeriodSpec};
 use crate::sla::calendar;
-use crate::statement::{self, Statement};
 
 /// How often the daemon looks for statements to send.
 const CHECK_EVERY: Duration = Duration::from_secs(300);
@@ -192,7 +192,7 @@ pub fn queue(
             StatementPolicy::Never => false,
         };
     let id = if send && !contract.statement_to.is_empty() {
-        match crate::mail::compose(from, &email(contract, &st)) {
+        match crate::notify::compose(from, &email(contract, &st)) {
             Ok(composed) => Some(outbox::enqueue(&tx, now_ms, Kind::Statement, &composed)?),
             Err(e) => {
                 error!(contract = %contract.id, error = %e, "Cannot compose the statement.");

@@ -2,6 +2,11 @@
 //! systemd it is ready, applies reloaded configs (SIGHUP) without stopping unchanged services,
 //! and on shutdown lets in-flight probes finish and flushes the store.
 
+pub mod reload;
+pub mod schedule;
+pub mod service_task;
+pub mod systemd;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,19 +18,18 @@ use tracing::{error, info, warn};
 use crate::alert::{AlertSender, AlertStats, AlertTask, MailOut};
 use crate::clock::Clock;
 use crate::config::{Config, LiveConfig, Service};
-use crate::endpoint;
-use crate::exposition::{Exposition, ServiceLabels};
-use crate::mail::delivery::SharedConnection;
-use crate::mail::{Backoff, DeliveryStats, Mailer};
-use crate::metrics::DaemonMetrics;
+use crate::http::endpoint;
+use crate::http::exposition::{Exposition, ServiceLabels};
+use crate::http::metrics::DaemonMetrics;
+use crate::http::status_page::StatusPage;
+use crate::notify::delivery::SharedConnection;
+use crate::notify::{Backoff, DeliveryStats, Mailer};
 use crate::probe::{Prober, ProberError};
-use crate::reload::Plan;
-use crate::schedule::Schedule;
-use crate::scheduler::{ProbeRunner, ServiceTask, Shared};
-use crate::status_page::StatusPage;
+use crate::runtime::reload::Plan;
+use crate::runtime::schedule::Schedule;
+use crate::runtime::service_task::{ProbeRunner, ServiceTask, Shared};
+use crate::sla::tracker::{OpenIncident, Rules, Tracker};
 use crate::store::{Store, StoreError, StoreSettings};
-use crate::systemd;
-use crate::tracker::{OpenIncident, Rules, Tracker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -42,7 +46,7 @@ pub enum DaemonError {
     #[error("the store writer thread panicked")]
     WriterPanicked,
     #[error(transparent)]
-    Mailer(#[from] crate::mail::smtp::MailerError),
+    Mailer(#[from] crate::notify::smtp::MailerError),
     #[error("cannot set up alerting")]
     Alerting(#[source] rusqlite::Error),
     #[error("the store could not register the added services")]
@@ -120,7 +124,7 @@ impl Running {
     /// Settings that need a restart keep their running value (each is logged). Alerting,
     /// statements, the API, the status page and `/metrics` see the new config from here on.
     pub async fn reload(&mut self, new: Config) -> Result<Plan, DaemonError> {
-        let plan = crate::reload::plan(&self.config(), new);
+        let plan = crate::runtime::reload::plan(&self.config(), new);
         for key in &plan.at_restart {
             warn!(
                 setting = key,
@@ -181,7 +185,7 @@ impl Running {
         &mut self,
         service: Service,
         num: crate::store::ServiceNum,
-        resume: crate::tracker::Resume,
+        resume: crate::sla::tracker::Resume,
         start: tokio::time::Instant,
     ) {
         let tracker = Tracker::resume(Rules::of(&service), resume);
@@ -321,7 +325,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     .map_err(DaemonError::Alerting)?;
     let alert_stats = alert_task.stats();
     let alerting = tokio::spawn(alert_task.run(transitions, alert_stop_rx.clone()));
-    let statements = tokio::spawn(crate::monthly::run(
+    let statements = tokio::spawn(crate::report::monthly::run(
         live_rx.clone(),
         side_connection(&config.daemon.database)?,
         mail_out,
@@ -330,7 +334,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     ));
     let delivery_stats = Arc::new(DeliveryStats::default());
     let delivery = match mailer {
-        Some(mailer) => Some(tokio::spawn(crate::mail::deliver(
+        Some(mailer) => Some(tokio::spawn(crate::notify::deliver(
             side_connection(&config.daemon.database)?,
             mailer,
             options.clock.clone(),
@@ -368,7 +372,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
                 warn!(%bound, "The HTTP endpoint listens beyond loopback.");
             }
             let page = Arc::new(StatusPage::new(live_rx.clone(), exposition.clone()));
-            tokio::spawn(crate::status_page::refresh(
+            tokio::spawn(crate::http::status_page::refresh(
                 page.clone(),
                 options.clock.clone(),
                 stop_rx.clone(),
@@ -387,7 +391,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         None => None,
     };
 
-    tokio::spawn(crate::exposition::refresh(
+    tokio::spawn(crate::http::exposition::refresh(
         exposition.clone(),
         live_rx,
         options.clock.clone(),

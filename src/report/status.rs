@@ -79,9 +79,9 @@ fn status_only(
         ),
     };
     line.state = state;
-    line.since = Some(format_ms(since));
+    line.since = Some(crate::text::timestamp_to_second(since));
     line.last = Some(LastOutcome {
-        at: format_ms(last.at_ms),
+        at: crate::text::timestamp_to_second(last.at_ms),
         ok: last.is_ok(),
         latency_ms: f64::from(last.latency_us) / 1000.0,
         reason: last.reason.map(|r| r.to_string()),
@@ -104,10 +104,4 @@ fn month_to_date(
         budget_s: m.budget.allowed_ms as f64 / 1000.0,
         budget_remaining_s: m.budget.remaining_ms as f64 / 1000.0,
     })
-}
-
-pub fn format_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
-        .unwrap_or_else(|_| ms.to_string())
 }

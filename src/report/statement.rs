@@ -8,7 +8,8 @@ use html_escape::encode_safe as esc;
 use serde::Serialize;
 
 use crate::config::{Cents, Contract};
-use crate::report::{self, ReportJson, ServiceReport, human_duration, percent};
+use crate::report::{self, ReportJson, ServiceReport};
+use crate::text::{human_duration, percent};
 
 /// Everything a statement shows.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::report::{self, PeriodSpec};
+use crate::report::{monthly, statement, status};
 use crate::store::read;
-use crate::{monthly, statement, status};
 
 /// How many latest outcomes `/api/v1/services/{id}` lists.
 const RECENT_OUTCOMES: usize = 50;
@@ -93,7 +93,7 @@ pub async fn service(
             .rev()
             .map(|o| {
                 serde_json::json!({
-                    "at": report::timestamp(o.at_ms),
+                    "at": crate::text::timestamp(o.at_ms),
                     "ok": o.is_ok(),
                     "latency_ms": f64::from(o.latency_us) / 1000.0,
                     "reason": o.reason.map(|r| r.to_string()),
