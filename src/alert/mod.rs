@@ -3,6 +3,7 @@
 //! outbox (or, without `[smtp]`, to the log), recording what was told so a restart neither
 //! repeats nor forgets an alert.
 
+pub mod budget;
 pub mod policy;
 pub mod render;
 
@@ -11,20 +12,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use lettre::message::Mailbox;
-use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{Notify, mpsc, watch};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::{Alert, Config, Service};
-use crate::notify::delivery::{SharedConnection, with_db};
-use crate::notify::outbox::{self, Kind as MailKind};
+use crate::config::Config;
+use crate::notify::MailOut;
 use crate::probe::Failure;
 use crate::report::{self, Period};
 use crate::sla::burn::{self, Severity};
 use crate::sla::tracker::OpenIncident;
-use crate::text::human_duration;
+use crate::store::alerts::{self, QueuedAlert, ToldOf};
+use crate::store::{SharedConnection, read, with_db};
+use budget::BurnVerdict;
 use policy::{MaintenanceCalendar, Notice, Policy, RouteRules, Told, Watched, What};
 use render::ServiceFacts;
 
@@ -81,16 +82,6 @@ pub struct AlertStats {
     pub notices: AtomicU64,
 }
 
-/// Where composed alerts go: the outbox (with the sender and the delivery task to wake), or
-/// the log when there is no `[smtp]`.
-#[derive(Clone)]
-pub struct MailOut {
-    pub from: Mailbox,
-    pub wake: Arc<Notify>,
-    /// For alerts the outbox cannot take (database full or locked): sent directly.
-    pub mailer: Arc<crate::notify::Mailer>,
-}
-
 /// How often alerts kept in memory are written to the outbox again.
 const UNWRITTEN_RETRY: Duration = Duration::from_secs(5);
 
@@ -103,19 +94,6 @@ struct Unwritten {
     sent: bool,
 }
 
-/// The route a service's alerts follow, if any (`alert = false` anywhere mutes).
-pub fn route_of<'a>(config: &'a Config, service: &Service) -> Option<&'a crate::config::Route> {
-    let id = match &service.alert {
-        Alert::Muted => return None,
-        Alert::Route(id) => id,
-        Alert::Inherit => match &config.contract(&service.contract)?.alert {
-            Alert::Route(id) => id,
-            Alert::Muted | Alert::Inherit => return None,
-        },
-    };
-    config.routes.iter().find(|r| &r.id == id && !r.muted)
-}
-
 /// Maintenance windows from the config.
 pub struct ConfigCalendar(pub Arc<Config>);
 
@@ -125,7 +103,8 @@ impl MaintenanceCalendar for ConfigCalendar {
         let service = self.0.service(service)?;
         let windows = crate::sla::maintenance::windows(
             &self.0.maintenance,
-            service,
+            &service.id,
+            &service.contract,
             at_ms - 7 * DAY,
             at_ms + 2 * DAY,
         );
@@ -165,7 +144,7 @@ impl AlertTask {
         let now = clock.now_ms();
         let last_down = {
             let conn = db.lock().unwrap_or_else(|p| p.into_inner());
-            recent_downtime(&conn, now - longest_window(&config))?
+            alerts::recent_downtime(&conn, now - longest_window(&config))?
         };
         let mut task = AlertTask {
             config: config.clone(),
@@ -205,7 +184,7 @@ impl AlertTask {
             .collect();
         let conn = self.db.lock().unwrap_or_else(|p| p.into_inner());
         for service in &config.services {
-            let Some(route) = route_of(&config, service) else {
+            let Some(route) = config.route_of(service) else {
                 self.policy.unwatch(&service.id);
                 continue;
             };
@@ -216,7 +195,7 @@ impl AlertTask {
             };
             if !self.policy.rewatch(watched.clone()) {
                 let told = match self.open.get(&service.id) {
-                    Some(incident) => Some(load_told(&conn, &service.id, incident.clone())?),
+                    Some(incident) => Some(told(&conn, &service.id, incident.clone())?),
                     None => None,
                 };
                 self.policy.watch(watched, told);
@@ -355,7 +334,7 @@ impl AlertTask {
         let found = with_db(&self.db, move |conn| {
             let mut notices = Vec::new();
             for id in candidates {
-                notices.extend(budget_notices(conn, &config, &id, now)?);
+                notices.extend(budget_notice(conn, &config, &id, now)?);
             }
             Ok(notices)
         })
@@ -407,7 +386,17 @@ impl AlertTask {
                     sent: false,
                 });
             }
-            let written = persist(conn, &items, now);
+            let told: Vec<Vec<ToldOf>> = items.iter().map(|i| told_of(&i.notice)).collect();
+            let queued: Vec<QueuedAlert<'_>> = items
+                .iter()
+                .zip(&told)
+                .map(|(item, told)| QueuedAlert {
+                    message: item.composed.as_ref(),
+                    sent: item.sent,
+                    told,
+                })
+                .collect();
+            let written = alerts::queue(conn, &queued, now);
             Ok((items, written.err()))
         })
         .await;
@@ -474,21 +463,6 @@ async fn send_directly(mailer: &crate::notify::Mailer, items: &mut [Unwritten]) 
     }
 }
 
-/// Writes alerts to the outbox (those already sent directly as sent) with what they told.
-fn persist(conn: &mut Connection, items: &[Unwritten], now: i64) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    for item in items {
-        if let Some(composed) = &item.composed {
-            let id = outbox::enqueue(&tx, now, MailKind::Alert, composed)?;
-            if item.sent {
-                outbox::mark_sent(&tx, id, 1, now)?;
-            }
-        }
-        record_told(&tx, &item.notice, now)?;
-    }
-    tx.commit()
-}
-
 /// How often budgets are checked: every minute, or at half the shortest burn-rule window.
 fn budget_every(config: &Config) -> Duration {
     config
@@ -510,61 +484,38 @@ fn longest_window(config: &Config) -> i64 {
         .max(86_400_000)
 }
 
-fn load_told(conn: &Connection, service: &str, incident: OpenIncident) -> rusqlite::Result<Told> {
-    let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn
-        .query_row(
-            "SELECT down_sent_ms, escalated_ms, reminded_ms FROM alert_incident
-             WHERE service = ?1 AND start_ms = ?2",
-            params![service, incident.start_ms],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let (down_sent_ms, escalated_ms, reminded_ms) = row.unwrap_or_default();
+/// What was told of an open incident, as the policy resumes it.
+fn told(conn: &Connection, service: &str, incident: OpenIncident) -> rusqlite::Result<Told> {
+    let times = alerts::told_times(conn, service, incident.start_ms)?;
     Ok(Told {
         start_ms: incident.start_ms,
         failure: incident.first_failure,
-        down_sent_ms,
-        escalated_ms,
-        reminded_ms,
+        down_sent_ms: times.down_sent_ms,
+        escalated_ms: times.escalated_ms,
+        reminded_ms: times.reminded_ms,
     })
 }
 
-/// Services with an incident open or ended since `since_ms`, with when they were last down.
-fn recent_downtime(conn: &Connection, since_ms: i64) -> rusqlite::Result<HashMap<String, i64>> {
-    let mut s = conn.prepare(
-        "SELECT s.id, MAX(COALESCE(i.end_ms, 9223372036854775807)) FROM incident i
-         JOIN service s ON s.num = i.service
-         WHERE i.end_ms IS NULL OR i.end_ms >= ?1 GROUP BY s.id",
-    )?;
-    let rows = s.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
-}
-
-/// Records what a message told about incidents (in the transaction that queues it).
-fn record_told(tx: &rusqlite::Transaction<'_>, notice: &Notice, now: i64) -> rusqlite::Result<()> {
-    for item in &notice.items {
-        let (start_ms, column) = match &item.what {
-            What::Down { start_ms, .. } => (*start_ms, "down_sent_ms"),
-            What::Escalated { start_ms, .. } => (*start_ms, "escalated_ms"),
-            What::StillDown { start_ms, .. } => (*start_ms, "reminded_ms"),
-            What::Recovered { start_ms, .. } => {
-                tx.execute(
-                    "DELETE FROM alert_incident WHERE service = ?1 AND start_ms = ?2",
-                    params![item.service, start_ms],
-                )?;
-                continue;
-            }
-            _ => continue,
-        };
-        tx.execute(
-            &format!(
-                "INSERT INTO alert_incident (service, start_ms, {column}) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (service, start_ms) DO UPDATE SET {column} = excluded.{column}"
-            ),
-            params![item.service, start_ms, now],
-        )?;
-    }
-    Ok(())
+/// What a notice tells of incidents, as the store records it.
+fn told_of(notice: &Notice) -> Vec<ToldOf> {
+    notice
+        .items
+        .iter()
+        .filter_map(|item| {
+            let (start_ms, told) = match &item.what {
+                What::Down { start_ms, .. } => (*start_ms, alerts::Told::Down),
+                What::Escalated { start_ms, .. } => (*start_ms, alerts::Told::Escalated),
+                What::StillDown { start_ms, .. } => (*start_ms, alerts::Told::Reminded),
+                What::Recovered { start_ms, .. } => (*start_ms, alerts::Told::Recovered),
+                _ => return None,
+            };
+            Some(ToldOf {
+                service: item.service.clone(),
+                start_ms,
+                told,
+            })
+        })
+        .collect()
 }
 
 /// What a message says about a service besides the item: names, zone, target, and for DOWN
@@ -592,214 +543,71 @@ fn facts(
     })
 }
 
-/// New budget notices for a service: burn-rate rules that started firing, and the month's
-/// budget dropping below the contract's `at_risk_below`. Flags keep each to one notice.
-fn budget_notices(
+/// A new budget notice for a service, if any: burn-rate rules that started firing, and the
+/// month's budget dropping below the contract's `at_risk_below`, in one line. Flags in the
+/// store keep each to one notice.
+fn budget_notice(
     conn: &Connection,
     config: &Config,
     id: &str,
     now: i64,
-) -> rusqlite::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let (Some(service), Some(route)) = (
-        config.service(id),
-        config.service(id).and_then(|s| route_of(config, s)),
-    ) else {
-        return Ok(out);
+) -> rusqlite::Result<Option<(String, String)>> {
+    let Some(service) = config.service(id) else {
+        return Ok(None);
     };
-    let contract = config.contract(&service.contract).expect("validated");
-    let target = contract.target;
-    // A rule judges a look-back window only once monitoring covers all of it: a service probed
-    // for a minute has no meaningful burn rate over an hour.
-    let first_ms: Option<i64> = conn
-        .query_row("SELECT first_ms FROM service WHERE id = ?1", [id], |r| {
-            r.get(0)
+    let Some(route) = config.route_of(service) else {
+        return Ok(None);
+    };
+    let contract = config.contract_of(service);
+    let monitored_since = read::first_outcome_ms(conn, id)?.unwrap_or(i64::MAX);
+    let mut windows = HashMap::new();
+    let mut window_of = |length: Duration| -> burn::Window {
+        *windows.entry(length).or_insert_with(|| {
+            let period = Period {
+                from_ms: now - length.as_millis() as i64,
+                to_ms: now,
+            };
+            report::availability(conn, config, service, period, now)
+                .map(|n| burn::Window {
+                    downtime_ms: n.downtime_ms,
+                    measured_ms: n.measured_ms,
+                })
+                .unwrap_or(burn::Window {
+                    downtime_ms: 0,
+                    measured_ms: 0,
+                })
         })
-        .optional()?
-        .flatten();
-    let monitored_since = first_ms.unwrap_or(i64::MAX);
+    };
+    let mut summaries = Vec::new();
     for severity in [Severity::Page, Severity::Ticket] {
-        let rules: Vec<_> = route
-            .burn_rules
-            .iter()
-            .filter(|r| r.severity == severity)
-            .filter(|r| monitored_since <= now - r.long.as_millis() as i64)
-            .copied()
-            .collect();
-        if rules.is_empty() {
-            continue;
-        }
-        let mut windows = HashMap::new();
-        let mut window_of = |length: Duration| -> burn::Window {
-            *windows.entry(length).or_insert_with(|| {
-                let period = Period {
-                    from_ms: now - length.as_millis() as i64,
-                    to_ms: now,
-                };
-                report::availability(conn, config, service, period, now)
-                    .map(|n| burn::Window {
-                        downtime_ms: n.downtime_ms,
-                        measured_ms: n.measured_ms,
-                    })
-                    .unwrap_or(burn::Window {
-                        downtime_ms: 0,
-                        measured_ms: 0,
-                    })
-            })
-        };
-        let firing = burn::firing(&rules, target, &mut window_of).copied();
-        let flag = match severity {
-            Severity::Page => "burn:page",
-            Severity::Ticket => "burn:ticket",
-        };
-        match firing {
-            Some(rule) => {
-                if set_flag(conn, id, flag, now)? {
-                    let long = window_of(rule.long);
-                    let short = window_of(rule.short);
-                    let rate = |w| burn::rate(w, target).unwrap_or(f64::INFINITY);
-                    out.push((
-                        id.to_string(),
-                        format!(
-                            "the error budget burns at {:.1}x over the last {} and {:.1}x over the \
-                             last {} ({} rule: {:.1}x over {} confirmed by {})",
-                            rate(long),
-                            human_duration(rule.long.as_millis() as i64),
-                            rate(short),
-                            human_duration(rule.short.as_millis() as i64),
-                            if severity == Severity::Page {
-                                "page"
-                            } else {
-                                "ticket"
-                            },
-                            rule.rate_tenths as f64 / 10.0,
-                            human_duration(rule.long.as_millis() as i64),
-                            human_duration(rule.short.as_millis() as i64),
-                        ),
-                    ));
+        let flag = budget::burn_flag(severity);
+        let verdict = budget::burn_verdict(
+            &route.burn_rules,
+            severity,
+            contract.target,
+            monitored_since,
+            now,
+            &mut window_of,
+        );
+        match verdict {
+            BurnVerdict::Unjudged => {}
+            BurnVerdict::Quiet => {
+                if alerts::clear_flag(conn, id, flag)? {
+                    info!(service = id, flag, "Budget alert cleared.");
                 }
             }
-            None => clear_flag(conn, id, flag)?,
+            BurnVerdict::Firing(firing) => {
+                if alerts::set_flag(conn, id, flag, now)? {
+                    summaries.push(budget::burn_summary(&firing, contract.target));
+                }
+            }
         }
     }
     let month = report::month_budget(conn, config, service, now)?;
-    let at_risk = contract.at_risk_below;
-    if at_risk.num() > 0 && month.budget.allowed_ms > 0 {
-        // remaining / allowed < num / den, on integers.
-        let (num, den) = (at_risk.num() as i128, at_risk.den() as i128);
-        let below =
-            (month.budget.remaining_ms as i128) * den < num * month.budget.allowed_ms as i128;
-        let flag = format!("at_risk:{}", month.month);
-        if below && set_flag(conn, id, &flag, now)? {
-            let share = month.budget.remaining_share().unwrap_or(0.0);
-            out.push((
-                id.to_string(),
-                format!(
-                    "{:.0}% of the error budget for {} is left ({} of {}; the alert threshold is \
-                     {}); availability so far {}",
-                    (share * 100.0).floor().max(0.0),
-                    month.month,
-                    human_duration(month.budget.remaining_ms),
-                    human_duration(month.budget.allowed_ms),
-                    at_risk,
-                    month
-                        .numbers
-                        .availability()
-                        .map_or("n/a".to_string(), |a| format!("{:.3}%", a * 100.0)),
-                ),
-            ));
-        }
-    }
-    // One line per service, whatever fired.
-    let summaries: Vec<String> = out.into_iter().map(|(_, summary)| summary).collect();
-    Ok(if summaries.is_empty() {
-        Vec::new()
-    } else {
-        vec![(id.to_string(), summaries.join("; also "))]
-    })
-}
-
-/// Sets a flag; true if it was not set.
-fn set_flag(conn: &Connection, service: &str, flag: &str, now: i64) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
-        "INSERT OR IGNORE INTO alert_flag (service, flag, since_ms) VALUES (?1, ?2, ?3)",
-        params![service, flag, now],
-    )? > 0)
-}
-
-fn clear_flag(conn: &Connection, service: &str, flag: &str) -> rusqlite::Result<()> {
-    if conn.execute(
-        "DELETE FROM alert_flag WHERE service = ?1 AND flag = ?2",
-        params![service, flag],
-    )? > 0
+    if month.budget.is_below_share(contract.at_risk_below)
+        && alerts::set_flag(conn, id, &budget::at_risk_flag(&month.month), now)?
     {
-        info!(service, flag, "Budget alert cleared.");
+        summaries.push(budget::at_risk_summary(&month, contract.at_risk_below));
     }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_are_inherited_overridden_and_muted() {
-        let text = r#"
-[[route]]
-id = "oncall"
-email = ["o@x.example"]
-
-[[route]]
-id = "quiet"
-email = ["q@x.example"]
-alert = false
-
-[[contract]]
-id = "c"
-client = "C"
-target = "99.9%"
-alert = "oncall"
-
-[[contract]]
-id = "d"
-client = "D"
-target = "99.9%"
-
-[[service]]
-id = "inherits"
-contract = "c"
-tcp = "127.0.0.1:1"
-
-[[service]]
-id = "muted"
-contract = "c"
-tcp = "127.0.0.1:1"
-alert = false
-
-[[service]]
-id = "muted-route"
-contract = "c"
-tcp = "127.0.0.1:1"
-alert = "quiet"
-
-[[service]]
-id = "no-route"
-contract = "d"
-tcp = "127.0.0.1:1"
-
-[[service]]
-id = "own-route"
-contract = "d"
-tcp = "127.0.0.1:1"
-alert = "oncall"
-"#;
-        let config = crate::config::parse(text, std::path::Path::new("t.toml")).unwrap();
-        let route =
-            |id: &str| route_of(&config, config.service(id).unwrap()).map(|r| r.id.as_str());
-        assert_eq!(route("inherits"), Some("oncall"));
-        assert_eq!(route("muted"), None);
-        assert_eq!(route("muted-route"), None);
-        assert_eq!(route("no-route"), None);
-        assert_eq!(route("own-route"), Some("oncall"));
-    }
+    Ok((!summaries.is_empty()).then(|| (id.to_string(), summaries.join("; also "))))
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::config::Service;
 use crate::probe::{Failure, Outcome, Reason};
-use crate::sla::tracker::{Event, Rules, Tracker};
+use crate::sla::tracker::{Event, Tracker};
 use crate::store::{self, Record, StoreError};
 
 /// One line: `{"ts":"2026-10-01T00:00:30Z","ok":false,"latency_ms":12.5,"reason":"timeout"}`.
@@ -150,7 +150,7 @@ pub fn import(db: &Path, service: &Service, path: &Path) -> Result<Summary, Impo
     let outcomes = parse(&text, &path.display().to_string())?;
     let recent = service.confirm_down.max(service.confirm_up) as usize;
     let (resume, _) = store::history_state(db, &service.id, recent)?;
-    let mut tracker = Tracker::resume(Rules::of(service), resume);
+    let mut tracker = Tracker::resume(service.tracker_rules(), resume);
     let mut summary = Summary::default();
     let mut records = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {

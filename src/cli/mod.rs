@@ -304,7 +304,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
         }
     }
     // Mail still to send and permanent failures of the last 30 days.
-    let mail = match crate::notify::outbox::summary(&conn, now_ms - 30 * 86_400_000) {
+    let mail = match crate::store::outbox::summary(&conn, now_ms - 30 * 86_400_000) {
         Ok(mail) => mail,
         Err(e) => {
             eprintln!("cannot read the outbox: {e}");
@@ -525,8 +525,9 @@ fn backup(config: &Config, file: &Path) -> ExitCode {
 /// `statement --send`: records and queues the statement, then delivers it at once (a running
 /// daemon retries it if the server does not take it now).
 fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
-    use crate::notify::delivery::{self, SharedConnection};
+    use crate::notify::delivery;
     use crate::report::monthly::{self, Month, Queued};
+    use crate::store::SharedConnection;
     let Some(contract) = config.contract(id) else {
         return usage_error(format!("{}: no contract `{id}`", config.path.display()));
     };
@@ -564,7 +565,7 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
         else {
             anyhow::bail!("nothing was queued: {queued:?}");
         };
-        let claimed = crate::notify::outbox::claim_id(&mut conn, message, now)?;
+        let claimed = crate::store::outbox::claim_id(&mut conn, message, now)?;
         let db: SharedConnection = std::sync::Arc::new(std::sync::Mutex::new(conn));
         let Some(claimed) = claimed else {
             return Ok((message, sha256, None));

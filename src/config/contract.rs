@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use toml::de::DeValue;
 
-use super::build::{email_list, required_id, route_reference, time_zone};
+use super::fields::{email_list, required_id, route_reference, time_zone};
 use super::reader::{Diagnostics, Table, Value, as_string, type_name};
 use super::*;
 

@@ -2,9 +2,10 @@
 
 use std::collections::HashSet;
 
-use super::build::time_zone;
+use super::fields::time_zone;
 use super::reader::{Diagnostics, Table, Value, as_string};
 use super::*;
+use crate::sla::maintenance::{MaintenanceScope, MaintenanceWhen};
 
 pub(super) fn maintenance_section(
     values: &[Value<'_, '_>],

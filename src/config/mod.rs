@@ -5,20 +5,26 @@
 
 mod build;
 mod contract;
+mod fields;
 mod maintenance;
 mod reader;
 mod service;
-pub mod values;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use build::parse;
-pub use values::{Cents, Fraction};
+pub use build::{load, parse};
 
 use crate::probe::ProbeSpec;
+use crate::sla::availability::{Granularity, NoDataPolicy};
+use crate::sla::burn::BurnRule;
+use crate::sla::calendar::{Coverage, TimeZoneName};
+use crate::sla::credit::CreditTier;
+use crate::sla::maintenance::Maintenance;
+use crate::sla::tracker::Rules;
+use crate::sla::values::{Cents, Fraction};
 
 /// Everything the daemon and the CLI need, validated.
 #[derive(Debug, Clone)]
@@ -40,6 +46,26 @@ impl Config {
 
     pub fn contract(&self, id: &str) -> Option<&Contract> {
         self.contracts.iter().find(|c| c.id == id)
+    }
+
+    /// The contract a service is under. Validation guarantees it exists (every service names
+    /// a declared contract), so a miss is a bug, not bad input.
+    pub fn contract_of(&self, service: &Service) -> &Contract {
+        self.contract(&service.contract)
+            .unwrap_or_else(|| panic!("service `{}` names an undeclared contract", service.id))
+    }
+
+    /// The route a service's alerts follow, if any (`alert = false` anywhere mutes).
+    pub fn route_of(&self, service: &Service) -> Option<&Route> {
+        let id = match &service.alert {
+            Alert::Muted => return None,
+            Alert::Route(id) => id,
+            Alert::Inherit => match &self.contract(&service.contract)?.alert {
+                Alert::Route(id) => id,
+                Alert::Muted | Alert::Inherit => return None,
+            },
+        };
+        self.routes.iter().find(|r| &r.id == id && !r.muted)
     }
 }
 
@@ -84,13 +110,6 @@ pub struct Daemon {
     pub public_contracts: Option<Vec<String>>,
 }
 
-/// An IANA time zone with the name it was given.
-#[derive(Debug, Clone)]
-pub struct TimeZoneName {
-    pub name: String,
-    pub zone: jiff::tz::TimeZone,
-}
-
 /// `[smtp]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Smtp {
@@ -132,39 +151,6 @@ pub struct Contract {
     pub alert: Alert,
 }
 
-/// The hours a contract covers, in its time zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Coverage {
-    Always,
-    BusinessHours {
-        /// Index 0 is Monday.
-        days: [bool; 7],
-        /// Minutes after local midnight; `end_minute` may be 1440.
-        start_minute: u32,
-        end_minute: u32,
-        holidays: Vec<jiff::civil::Date>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoDataPolicy {
-    Exclude,
-    Hold,
-    Down,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granularity {
-    Second,
-    Minute,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CreditTier {
-    pub below: Fraction,
-    pub credit: Fraction,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementPolicy {
     Always,
@@ -203,6 +189,16 @@ impl Service {
     pub fn max_gap(&self) -> Duration {
         self.interval * 2 + self.timeout
     }
+
+    /// What the state machine needs of this service.
+    pub fn tracker_rules(&self) -> Rules {
+        Rules {
+            confirm_down: self.confirm_down,
+            confirm_up: self.confirm_up,
+            interval_ms: self.interval.as_millis() as i64,
+            max_gap_ms: self.max_gap().as_millis() as i64,
+        }
+    }
 }
 
 /// `latency = { threshold = "300ms", target = "95%" }`.
@@ -210,34 +206,6 @@ impl Service {
 pub struct LatencySlo {
     pub threshold: Duration,
     pub target: Fraction,
-}
-
-/// `[[maintenance]]`.
-#[derive(Debug, Clone)]
-pub struct Maintenance {
-    pub scope: MaintenanceScope,
-    pub when: MaintenanceWhen,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MaintenanceScope {
-    Services(Vec<String>),
-    Contract(String),
-}
-
-#[derive(Debug, Clone)]
-pub enum MaintenanceWhen {
-    /// A single window `[start, end)`.
-    Once {
-        start: jiff::Timestamp,
-        end: jiff::Timestamp,
-    },
-    /// A window of `duration` at each match of `cron`, read in `timezone`.
-    Recurring {
-        cron: String,
-        duration: Duration,
-        timezone: TimeZoneName,
-    },
 }
 
 /// `[[route]]`: where alerts go.
@@ -259,7 +227,7 @@ pub struct Route {
     /// Whether outages inside a maintenance window alert (default: no).
     pub maintenance_alerts: bool,
     /// The multiwindow, multi-burn-rate rules (DESIGN.md §2); empty: no burn-rate alerts.
-    pub burn_rules: Vec<crate::sla::burn::BurnRule>,
+    pub burn_rules: Vec<BurnRule>,
 }
 
 /// Every problem found in a config, in document order.
@@ -288,21 +256,6 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// Reads and validates the config file at `path`.
-pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, path),
-        Err(error) => Err(ConfigErrors {
-            errors: vec![ConfigError {
-                file: path.to_path_buf(),
-                line: 1,
-                column: 1,
-                message: format!("cannot read the config file: {error}"),
-            }],
-        }),
-    }
-}
-
 /// The config file used when `--config` is not given: `./probes.toml`, else
 /// `/etc/slaprobe/probes.toml`.
 pub fn default_path() -> PathBuf {
@@ -311,5 +264,74 @@ pub fn default_path() -> PathBuf {
         local
     } else {
         PathBuf::from("/etc/slaprobe/probes.toml")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_inherited_overridden_and_muted() {
+        let text = r#"
+[[route]]
+id = "oncall"
+email = ["o@x.example"]
+
+[[route]]
+id = "quiet"
+email = ["q@x.example"]
+alert = false
+
+[[contract]]
+id = "c"
+client = "C"
+target = "99.9%"
+alert = "oncall"
+
+[[contract]]
+id = "d"
+client = "D"
+target = "99.9%"
+
+[[service]]
+id = "inherits"
+contract = "c"
+tcp = "127.0.0.1:1"
+
+[[service]]
+id = "muted"
+contract = "c"
+tcp = "127.0.0.1:1"
+alert = false
+
+[[service]]
+id = "muted-route"
+contract = "c"
+tcp = "127.0.0.1:1"
+alert = "quiet"
+
+[[service]]
+id = "no-route"
+contract = "d"
+tcp = "127.0.0.1:1"
+
+[[service]]
+id = "own-route"
+contract = "d"
+tcp = "127.0.0.1:1"
+alert = "oncall"
+"#;
+        let config = parse(text, std::path::Path::new("t.toml")).unwrap();
+        let route = |id: &str| {
+            config
+                .route_of(config.service(id).unwrap())
+                .map(|r| r.id.as_str())
+        };
+        assert_eq!(route("inherits"), Some("oncall"));
+        assert_eq!(route("muted"), None);
+        assert_eq!(route("muted-route"), None);
+        assert_eq!(route("no-route"), None);
+        assert_eq!(route("own-route"), Some("oncall"));
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeString, DeValue};
 
-use super::values::{Cents, Fraction};
+use crate::sla::values::{Cents, Fraction};
 
 pub(crate) type Value<'a, 'i> = &'a Spanned<DeValue<'i>>;
 
@@ -176,9 +176,11 @@ impl<'a, 'i> Table<'a, 'i> {
     pub fn money(&mut self, key: &'static str, d: &mut Diagnostics) -> Option<Cents> {
         let v = self.get(key)?;
         d.parse(v, key, |v| match v {
-            DeValue::Integer(i) if i.radix() == 10 => Cents::parse(i.as_str()),
-            DeValue::Float(f) => Cents::parse(f.as_str()),
-            DeValue::String(s) => Cents::parse(s),
+            DeValue::Integer(i) if i.radix() == 10 => {
+                Cents::parse(i.as_str()).map_err(|e| e.to_string())
+            }
+            DeValue::Float(f) => Cents::parse(f.as_str()).map_err(|e| e.to_string()),
+            DeValue::String(s) => Cents::parse(s).map_err(|e| e.to_string()),
             other => Err(format!(
                 "expected an amount such as 2000.00, found {}",
                 type_name(other)
@@ -303,7 +305,7 @@ pub(crate) fn parse_duration(v: &DeValue<'_>) -> Result<Duration, String> {
 
 pub(crate) fn parse_percent(v: &DeValue<'_>) -> Result<Fraction, String> {
     match v {
-        DeValue::String(s) => Fraction::parse_percent(s),
+        DeValue::String(s) => Fraction::parse_percent(s).map_err(|e| e.to_string()),
         DeValue::Integer(_) | DeValue::Float(_) => Err(
             "percentages are strings with a % sign: write e.g. \"99.9%\" (in quotes)".to_string(),
         ),

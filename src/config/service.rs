@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use super::build::{required_id, route_reference};
+use super::fields::{required_id, route_reference};
 use super::reader::{Diagnostics, Table, Value, as_string, type_name};
 use super::*;
 use crate::probe::{DnsSpec, HttpSpec, ProbeSpec, RecordKind, TcpSpec};
-use crate::store::latency_threshold_is_exact;
+use crate::sla::latency::latency_threshold_is_exact;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

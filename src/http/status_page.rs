@@ -11,9 +11,10 @@ use html_escape::encode_safe as esc;
 use rusqlite::Connection;
 use tokio::sync::watch;
 
-use crate::config::{Config, Contract, LiveConfig, MaintenanceScope};
+use crate::config::{Config, Contract, LiveConfig};
 use crate::http::exposition::{Exposition, ServiceLabels};
 use crate::report::{self, DayBar};
+use crate::sla::maintenance::MaintenanceScope;
 use crate::store::read;
 use crate::text::human_duration;
 

@@ -5,6 +5,8 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
+use crate::store::outbox::Composed;
+
 /// A message to compose, before it has a sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
@@ -20,17 +22,6 @@ pub struct Attachment {
     pub filename: String,
     pub content_type: String,
     pub body: Vec<u8>,
-}
-
-/// A composed message, as the outbox stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Composed {
-    pub subject: String,
-    /// Envelope sender and recipients.
-    pub sender: String,
-    pub recipients: Vec<String>,
-    /// The whole message; a retry sends these bytes again (same Message-ID and Date).
-    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]

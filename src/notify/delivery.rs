@@ -2,17 +2,18 @@
 //! server, and records the result: sent, retried later with exponential backoff (a transient
 //! failure: connection refused, timeout, 4xx), or failed (a 5xx rejection, logged and kept).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::Connection;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
-use super::outbox::{self, Claimed};
+use super::backoff::Backoff;
 use super::smtp::Mailer;
 use crate::clock::Clock;
+use crate::store::outbox::{self, Claimed};
+use crate::store::{SharedConnection, with_db};
 
 /// The outbox is looked at this often even without a wake-up (messages queued by another
 /// process, such as `slaprobe statement --send`, or leases that expired).
@@ -28,21 +29,14 @@ pub struct DeliveryStats {
     pub pending: AtomicU64,
 }
 
-/// The outbox connection shared by the alerting and delivery tasks.
-pub type SharedConnection = Arc<Mutex<Connection>>;
-
-/// Runs `f` on the connection off the async threads.
-pub async fn with_db<T: Send + 'static>(
-    db: &SharedConnection,
-    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-) -> rusqlite::Result<T> {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut conn)
-    })
-    .await
-    .expect("database work does not panic")
+/// Where composed alerts go: the outbox (with the sender and the delivery task to wake), or
+/// the log when there is no `[smtp]`.
+#[derive(Clone)]
+pub struct MailOut {
+    pub from: lettre::message::Mailbox,
+    pub wake: Arc<Notify>,
+    /// For alerts the outbox cannot take (database full or locked): sent directly.
+    pub mailer: Arc<Mailer>,
 }
 
 /// Delivers until `stop` turns true. Mail left over stays in the outbox for the next start.
@@ -52,7 +46,7 @@ pub async fn deliver(
     clock: Clock,
     wake: Arc<Notify>,
     stats: Arc<DeliveryStats>,
-    backoff: outbox::Backoff,
+    backoff: Backoff,
     mut stop: watch::Receiver<bool>,
 ) {
     info!(server = %mailer.server, "Mail delivery started.");
@@ -100,7 +94,7 @@ pub async fn record(
     db: &SharedConnection,
     clock: &Clock,
     stats: &DeliveryStats,
-    backoff: outbox::Backoff,
+    backoff: Backoff,
     message: Claimed,
     result: Result<(), super::SendError>,
 ) {

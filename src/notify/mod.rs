@@ -1,15 +1,17 @@
-//! E-mail: composing messages, the durable outbox in SQLite and delivery over SMTP with lettre.
+//! Notification: composing messages for the durable outbox (`store::outbox`) and delivering
+//! them over SMTP with lettre.
 //!
 //! Every message is written to the outbox before any attempt; the delivery task sends what is
 //! due, retries transient failures with exponential backoff and keeps permanent rejections
 //! visible, so neither an SMTP outage nor a restart loses mail.
 
+pub mod backoff;
 pub mod compose;
 pub mod delivery;
-pub mod outbox;
 pub mod smtp;
 
-pub use compose::{Attachment, Composed, Email, compose};
-pub use delivery::{DeliveryStats, deliver};
-pub use outbox::{Backoff, MailSummary};
+pub use crate::store::outbox::{Composed, MailSummary};
+pub use backoff::Backoff;
+pub use compose::{Attachment, Email, compose};
+pub use delivery::{DeliveryStats, MailOut, deliver};
 pub use smtp::{Mailer, SendError};

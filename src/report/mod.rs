@@ -8,10 +8,12 @@ pub mod status;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::config::{Config, Contract, Fraction, Granularity, Service};
+use crate::config::{Config, Contract, Service};
 use crate::probe::Failure;
+use crate::sla::availability::Granularity;
 use crate::sla::availability::{self, Availability, Exclusions};
 use crate::sla::credit::{self, Credit, Terms};
+use crate::sla::values::Fraction;
 use crate::sla::{calendar, maintenance};
 use crate::store::read;
 use crate::text::{human_duration, percent, timestamp};
@@ -192,7 +194,13 @@ fn compute(
     };
     let exclusions = Exclusions {
         covered: calendar::covered(&contract.coverage, &contract.timezone.zone, from, to),
-        maintenance: maintenance::windows(&config.maintenance, service, from, to),
+        maintenance: maintenance::windows(
+            &config.maintenance,
+            &service.id,
+            &service.contract,
+            from,
+            to,
+        ),
         no_data_policy: contract.no_data,
     };
     let numbers = match (contract.granularity, num) {
@@ -254,7 +262,8 @@ pub fn month_budget(
     let window = calendar::covered(&contract.coverage, tz, from, to)
         .subtract(&maintenance::windows(
             &config.maintenance,
-            service,
+            &service.id,
+            &service.contract,
             from,
             to,
         ))

@@ -6,19 +6,20 @@
 use std::time::Duration;
 
 use lettre::message::Mailbox;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::Connection;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::alert::MailOut;
 use crate::clock::Clock;
 use crate::config::{Config, Contract, LiveConfig, StatementPolicy};
-use crate::notify::delivery::{SharedConnection, with_db};
-use crate::notify::outbox::{self, Kind};
+use crate::notify::MailOut;
 use crate::notify::{Attachment, Email};
 use crate::report::statement::{self, Statement};
 use crate::report::{self, PeriodSpec};
 use crate::sla::calendar;
+use crate::store::outbox::{self, Kind};
+use crate::store::{SharedConnection, with_db};
+use crate::store::{read, statements};
 
 /// How often the daemon looks for statements to send.
 const CHECK_EVERY: Duration = Duration::from_secs(300);
@@ -153,14 +154,8 @@ pub fn queue(
     now_ms: i64,
     resend: bool,
 ) -> rusqlite::Result<Queued> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let recorded: Option<i64> = tx
-        .query_row(
-            "SELECT sends FROM statement WHERE contract = ?1 AND month = ?2",
-            params![contract.id, month.label],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let tx = statements::begin(conn)?;
+    let recorded = statements::sends(&tx, &contract.id, &month.label)?;
     if recorded.is_some() && !resend {
         return Ok(Queued::AlreadyDone);
     }
@@ -172,12 +167,7 @@ pub fn queue(
         .collect();
     let mut has_data = false;
     for id in &ids {
-        let first: Option<i64> = tx
-            .query_row("SELECT first_ms FROM service WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .flatten();
+        let first = read::first_outcome_ms(&tx, id)?;
         has_data |= first.is_some_and(|f| f < month.to_ms);
     }
     if !has_data && !resend {
@@ -202,21 +192,7 @@ pub fn queue(
     } else {
         None
     };
-    tx.execute(
-        "INSERT INTO statement (contract, month, sha256, outbox, sends, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (contract, month) DO UPDATE SET sha256 = excluded.sha256,
-           outbox = COALESCE(excluded.outbox, outbox), sends = sends + excluded.sends,
-           at_ms = excluded.at_ms",
-        params![
-            contract.id,
-            month.label,
-            sha256,
-            id,
-            id.is_some() as i64,
-            now_ms
-        ],
-    )?;
+    statements::record(&tx, &contract.id, &month.label, &sha256, id, now_ms)?;
     tx.commit()?;
     Ok(match id {
         Some(id) => Queued::Queued { id, sha256 },

@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use html_escape::encode_safe as esc;
 use serde::Serialize;
 
-use crate::config::{Cents, Contract};
+use crate::config::Contract;
 use crate::report::{self, ReportJson, ServiceReport};
+use crate::sla::values::Cents;
 use crate::text::{human_duration, percent};
 
 /// Everything a statement shows.

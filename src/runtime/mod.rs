@@ -15,20 +15,21 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::alert::{AlertSender, AlertStats, AlertTask, MailOut};
+use crate::alert::{AlertSender, AlertStats, AlertTask};
 use crate::clock::Clock;
 use crate::config::{Config, LiveConfig, Service};
 use crate::http::endpoint;
 use crate::http::exposition::{Exposition, ServiceLabels};
 use crate::http::metrics::DaemonMetrics;
 use crate::http::status_page::StatusPage;
-use crate::notify::delivery::SharedConnection;
+use crate::notify::MailOut;
 use crate::notify::{Backoff, DeliveryStats, Mailer};
 use crate::probe::{Prober, ProberError};
 use crate::runtime::reload::Plan;
 use crate::runtime::schedule::Schedule;
 use crate::runtime::service_task::{ProbeRunner, ServiceTask, Shared};
-use crate::sla::tracker::{OpenIncident, Rules, Tracker};
+use crate::sla::tracker::{OpenIncident, Tracker};
+use crate::store::SharedConnection;
 use crate::store::{Store, StoreError, StoreSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +189,7 @@ impl Running {
         resume: crate::sla::tracker::Resume,
         start: tokio::time::Instant,
     ) {
-        let tracker = Tracker::resume(Rules::of(&service), resume);
+        let tracker = Tracker::resume(service.tracker_rules(), resume);
         let schedule = Schedule::new(start, &service.id, service.interval, service.retry_interval);
         let series = self.exposition.service(ServiceLabels {
             service: service.id.clone(),

@@ -18,7 +18,7 @@ use crate::http::exposition::{ServiceLabels, ServiceSeries};
 use crate::http::metrics::DaemonMetrics;
 use crate::probe::{Outcome, Prober};
 use crate::runtime::schedule::Schedule;
-use crate::sla::tracker::{Event, Health, Rules, Tracker};
+use crate::sla::tracker::{Event, Health, Tracker};
 use crate::store::{Record, ServiceNum, Store};
 
 /// Runs one probe of a service. The daemon uses `Prober`; scheduler tests use a stand-in that
@@ -194,7 +194,7 @@ impl ServiceTask {
             };
             self.series.relabel(labels);
         }
-        self.tracker.set_rules(Rules::of(&service));
+        self.tracker.set_rules(service.tracker_rules());
         if (service.interval, service.retry_interval)
             != (self.service.interval, self.service.retry_interval)
         {

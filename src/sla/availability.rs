@@ -2,7 +2,21 @@
 //! availability, incidents, MTTR, MTBF, blips. Pure: everything, `now` included, is an input.
 
 use super::interval::Intervals;
-use crate::config::NoDataPolicy;
+
+/// What a stretch without data counts as (the contract's `no_data`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDataPolicy {
+    Exclude,
+    Hold,
+    Down,
+}
+
+/// Whether downtime is counted to the second or in whole minutes (the contract's `granularity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Second,
+    Minute,
+}
 
 /// What the store knows of a service, as intervals in UTC milliseconds.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::Fraction;
+use super::values::Fraction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {

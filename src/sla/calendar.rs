@@ -11,7 +11,27 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 
 use super::interval::Intervals;
-use crate::config::Coverage;
+
+/// An IANA time zone with the name it was given.
+#[derive(Debug, Clone)]
+pub struct TimeZoneName {
+    pub name: String,
+    pub zone: jiff::tz::TimeZone,
+}
+
+/// The hours a contract covers, in its time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    Always,
+    BusinessHours {
+        /// Index 0 is Monday.
+        days: [bool; 7],
+        /// Minutes after local midnight; `end_minute` may be 1440.
+        start_minute: u32,
+        end_minute: u32,
+        holidays: Vec<jiff::civil::Date>,
+    },
+}
 
 /// Milliseconds of a local date-time in `tz`, RFC 5545 rules for gaps and folds.
 pub fn local_to_ms(tz: &TimeZone, local: DateTime) -> i64 {

@@ -1,6 +1,13 @@
 //! Service credits: the tier a month's availability falls in, capped, in exact cents.
 
-use crate::config::{Cents, CreditTier, Fraction};
+use super::values::{Cents, Fraction};
+
+/// `{ below = "99.9%", credit = "10%" }`: the credit owed when availability is under `below`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditTier {
+    pub below: Fraction,
+    pub credit: Fraction,
+}
 
 /// The credit owed for a period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

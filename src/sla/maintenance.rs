@@ -1,17 +1,52 @@
 //! Which maintenance windows apply to a service, as intervals of a period.
 
-use super::calendar;
-use super::interval::Intervals;
-use crate::config::{Maintenance, MaintenanceScope, MaintenanceWhen, Service};
+use std::time::Duration;
 
-/// The union of the windows that apply to `service` (named, or its whole contract) within
+use super::calendar::{self, TimeZoneName};
+use super::interval::Intervals;
+
+/// `[[maintenance]]`.
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    pub scope: MaintenanceScope,
+    pub when: MaintenanceWhen,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaintenanceScope {
+    Services(Vec<String>),
+    Contract(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum MaintenanceWhen {
+    /// A single window `[start, end)`.
+    Once {
+        start: jiff::Timestamp,
+        end: jiff::Timestamp,
+    },
+    /// A window of `duration` at each match of `cron`, read in `timezone`.
+    Recurring {
+        cron: String,
+        duration: Duration,
+        timezone: TimeZoneName,
+    },
+}
+
+/// The union of the windows that apply to a service (named, or its whole contract) within
 /// `[from, to)`.
-pub fn windows(all: &[Maintenance], service: &Service, from: i64, to: i64) -> Intervals {
+pub fn windows(
+    all: &[Maintenance],
+    service: &str,
+    contract: &str,
+    from: i64,
+    to: i64,
+) -> Intervals {
     let mut result = Intervals::empty();
     for window in all {
         let applies = match &window.scope {
-            MaintenanceScope::Services(ids) => ids.contains(&service.id),
-            MaintenanceScope::Contract(id) => *id == service.contract,
+            MaintenanceScope::Services(ids) => ids.iter().any(|id| id == service),
+            MaintenanceScope::Contract(id) => id == contract,
         };
         if !applies {
             continue;

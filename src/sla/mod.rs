@@ -9,7 +9,9 @@ pub mod burn;
 pub mod calendar;
 pub mod credit;
 pub mod interval;
+pub mod latency;
 pub mod maintenance;
 pub mod tracker;
+pub mod values;
 
 pub use interval::Intervals;

@@ -52,17 +52,6 @@ pub struct Rules {
     pub max_gap_ms: i64,
 }
 
-impl Rules {
-    pub fn of(service: &crate::config::Service) -> Rules {
-        Rules {
-            confirm_down: service.confirm_down,
-            confirm_up: service.confirm_up,
-            interval_ms: service.interval.as_millis() as i64,
-            max_gap_ms: service.max_gap().as_millis() as i64,
-        }
-    }
-}
-
 /// A run of identical results that has not (yet) changed the health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Streak {

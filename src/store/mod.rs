@@ -4,22 +4,25 @@
 //! service's state machine needs to resume; after that only the writer thread writes. Readers
 //! (the CLI, reports) open their own connections with `read::open`.
 
+pub mod alerts;
 mod chunk;
+pub mod outbox;
 pub mod read;
 mod rollup;
 mod schema;
+pub mod statements;
 mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 pub use chunk::{HOUR_MS, RawOutcome, hour_of};
-pub use rollup::{Histogram, HourRollup, latency_threshold_is_exact};
+pub use rollup::{Histogram, HourRollup};
 
 use crate::probe::Outcome;
 use crate::sla::tracker::{Event, Resume};
@@ -169,6 +172,23 @@ impl Store {
     pub fn stats(&self) -> &Arc<StoreStats> {
         &self.stats
     }
+}
+
+/// The outbox connection shared by the alerting and delivery tasks.
+pub type SharedConnection = Arc<Mutex<Connection>>;
+
+/// Runs `f` on the connection off the async threads.
+pub async fn with_db<T: Send + 'static>(
+    db: &SharedConnection,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> rusqlite::Result<T> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut conn)
+    })
+    .await
+    .expect("database work does not panic")
 }
 
 /// Registers services a reload added, beside the running writer, and returns each one's number

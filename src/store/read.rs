@@ -35,6 +35,15 @@ pub fn service_num(conn: &Connection, id: &str) -> rusqlite::Result<Option<Servi
         .optional()
 }
 
+/// When the service `id` was first probed, if it ever was.
+pub fn first_outcome_ms(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT first_ms FROM service WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
 /// The latest `n` raw outcomes of a service, oldest first.
 pub fn latest_outcomes(
     conn: &Connection,

@@ -6,8 +6,8 @@ use std::time::Duration;
 use mail_parser::MimeHeaders;
 use slaprobe::clock::Clock;
 use slaprobe::config::{SecretSource, Smtp};
-use slaprobe::notify::outbox::{self, Kind};
 use slaprobe::notify::{self, Attachment, Backoff, DeliveryStats, Email, Mailer};
+use slaprobe::store::outbox::{self, Kind};
 use tokio::sync::{Notify, watch};
 
 use crate::smtp_server::{SmtpMode, TestSmtp};
@@ -34,7 +34,7 @@ fn alert(subject: &str) -> Email {
 
 /// A database with the outbox, and a delivery task over it.
 struct Delivery {
-    db: notify::delivery::SharedConnection,
+    db: slaprobe::store::SharedConnection,
     stats: Arc<DeliveryStats>,
     wake: Arc<Notify>,
     stop: Option<watch::Sender<bool>>,

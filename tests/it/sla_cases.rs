@@ -1,7 +1,9 @@
 //! Hand-computed cases over the calendar and the availability maths together (pure, no store).
 
-use slaprobe::config::{Coverage, Fraction, NoDataPolicy};
+use slaprobe::sla::availability::NoDataPolicy;
 use slaprobe::sla::availability::{Exclusions, Timeline, compute};
+use slaprobe::sla::calendar::Coverage;
+use slaprobe::sla::values::Fraction;
 use slaprobe::sla::{Intervals, budget, calendar};
 
 const MIN: i64 = 60_000;

@@ -1,36 +1,21 @@
 //! The outbox table: messages are written here before any attempt, claimed with a lease when
 //! due (so the daemon and `slaprobe statement --send` never send the same row twice at once),
-//! and marked sent, retried later, or failed.
+//! and marked sent, retried later, or failed. `notify` composes what goes in and delivers it.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-
-use super::Composed;
 
 /// A claimed message is not claimed again for this long (a crashed sender's claim expires).
 pub const LEASE_MS: i64 = 2 * 60_000;
 
-/// Retry timing: the first retry after `first_ms`, each later one twice as long, up to `max_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub first_ms: i64,
-    pub max_ms: i64,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            first_ms: 5_000,
-            max_ms: 5 * 60_000,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before attempt `attempts + 1`, after `attempts` failed ones.
-    pub fn delay_ms(&self, attempts: u32) -> i64 {
-        let doublings = attempts.saturating_sub(1).min(16);
-        (self.first_ms << doublings).min(self.max_ms)
-    }
+/// A composed message, as the outbox stores it (`notify::compose` makes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composed {
+    pub subject: String,
+    /// Envelope sender and recipients.
+    pub sender: String,
+    pub recipients: Vec<String>,
+    /// The whole message; a retry sends these bytes again (same Message-ID and Date).
+    pub bytes: Vec<u8>,
 }
 
 /// What kind of message a row is.
@@ -273,22 +258,4 @@ pub fn summary(conn: &Connection, failed_since_ms: i64) -> rusqlite::Result<Mail
         failed: lines("failed", failed_since_ms)?,
         sent: sent.unwrap_or(0) as u64,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_five_minutes() {
-        let b = Backoff::default();
-        let delays: Vec<i64> = (1..=8).map(|n| b.delay_ms(n)).collect();
-        assert_eq!(
-            delays,
-            [
-                5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000
-            ]
-        );
-        assert_eq!(b.delay_ms(1000), 300_000);
-    }
 }

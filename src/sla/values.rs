@@ -1,9 +1,29 @@
-//! Exact value types read from the config: percentages as fractions, money as cents.
+//! Exact value types of contracts: percentages as fractions, money as cents.
 //!
 //! Both are held exactly (integers), so that an SLA target or a credit tier is compared
 //! without rounding: 99.89997% is below 99.9%, whatever a display rounds it to.
 
 use std::fmt;
+
+const PERCENT_HINT: &str = "write a percentage between \"0%\" and \"100%\", such as \"99.9%\"";
+const AMOUNT_HINT: &str = "write an amount such as 2000.00 (at most two decimal places)";
+
+/// Why a percentage or an amount was refused; each message says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("`{0}` is not a percentage: {PERCENT_HINT}")]
+    NotAPercentage(String),
+    #[error("`{0}` has too many digits: {PERCENT_HINT} (at most 9 decimal places)")]
+    TooManyDigits(String),
+    #[error("`{0}` is above 100%: {PERCENT_HINT}")]
+    AboveHundredPercent(String),
+    #[error("`{0}` is not an amount: {AMOUNT_HINT}")]
+    NotAnAmount(String),
+    #[error("`{0}` has more than two decimal places: {AMOUNT_HINT}")]
+    TooManyDecimals(String),
+    #[error("`{0}` is too large: {AMOUNT_HINT}")]
+    TooLarge(String),
+}
 
 /// A percentage held exactly as `num / den` of one (e.g. "99.9%" is 999/1000).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,33 +37,31 @@ impl Fraction {
     pub const ONE: Fraction = Fraction { num: 1, den: 1 };
 
     /// Parses `"99.9%"`: digits, an optional decimal part of at most 9 digits, a `%`.
-    pub fn parse_percent(text: &str) -> Result<Fraction, String> {
-        const HINT: &str = "write a percentage between \"0%\" and \"100%\", such as \"99.9%\"";
+    pub fn parse_percent(text: &str) -> Result<Fraction, ValueError> {
+        let not_a_percentage = || ValueError::NotAPercentage(text.to_string());
         let Some(number) = text.trim().strip_suffix('%') else {
-            return Err(format!("`{text}` is not a percentage: {HINT}"));
+            return Err(not_a_percentage());
         };
         let number = number.trim();
         let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
         let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
         if int_part.is_empty() || !digits_ok(int_part) || !digits_ok(frac_part) {
-            return Err(format!("`{text}` is not a percentage: {HINT}"));
+            return Err(not_a_percentage());
         }
         if frac_part.len() > 9 || int_part.len() > 3 {
-            return Err(format!(
-                "`{text}` has too many digits: {HINT} (at most 9 decimal places)"
-            ));
+            return Err(ValueError::TooManyDigits(text.to_string()));
         }
         let scale = 10u64.pow(frac_part.len() as u32);
-        let int_value: u64 = int_part.parse().map_err(|_| HINT.to_string())?;
+        let int_value: u64 = int_part.parse().map_err(|_| not_a_percentage())?;
         let frac_value: u64 = if frac_part.is_empty() {
             0
         } else {
-            frac_part.parse().map_err(|_| HINT.to_string())?
+            frac_part.parse().map_err(|_| not_a_percentage())?
         };
         let num = int_value * scale + frac_value;
         let den = 100 * scale;
         if num > den {
-            return Err(format!("`{text}` is above 100%: {HINT}"));
+            return Err(ValueError::AboveHundredPercent(text.to_string()));
         }
         Ok(Fraction::new(num, den))
     }
@@ -106,26 +124,24 @@ pub struct Cents(pub i64);
 impl Cents {
     /// Parses a non-negative decimal amount with at most two decimal places: `2000`, `2000.5`,
     /// `"2000.00"`.
-    pub fn parse(text: &str) -> Result<Cents, String> {
-        const HINT: &str = "write an amount such as 2000.00 (at most two decimal places)";
+    pub fn parse(text: &str) -> Result<Cents, ValueError> {
         let text = text.trim().replace('_', "");
         let (int_part, frac_part) = text.split_once('.').unwrap_or((&text, ""));
         let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
         if int_part.is_empty() || !digits_ok(int_part) || !digits_ok(frac_part) {
-            return Err(format!("`{text}` is not an amount: {HINT}"));
+            return Err(ValueError::NotAnAmount(text));
         }
         if frac_part.len() > 2 {
-            return Err(format!("`{text}` has more than two decimal places: {HINT}"));
+            return Err(ValueError::TooManyDecimals(text));
         }
-        let units: i64 = int_part
-            .parse()
-            .map_err(|_| format!("`{text}` is too large: {HINT}"))?;
+        let too_large = || ValueError::TooLarge(text.clone());
+        let units: i64 = int_part.parse().map_err(|_| too_large())?;
         let frac: i64 = format!("{frac_part:0<2}").parse().unwrap_or(0);
         units
             .checked_mul(100)
             .and_then(|c| c.checked_add(frac))
             .map(Cents)
-            .ok_or_else(|| format!("`{text}` is too large: {HINT}"))
+            .ok_or_else(too_large)
     }
 }
 

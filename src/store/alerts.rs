@@ -1,0 +1,139 @@
+//! What alerting has told and which budget notices are in force: the `alert_incident` and
+//! `alert_flag` tables, and the transaction that queues alerts with what they told.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::outbox::{self, Composed, Kind};
+
+/// What a message told about one incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    Down,
+    Escalated,
+    Reminded,
+    /// The incident is over: its record is deleted.
+    Recovered,
+}
+
+/// One incident a message spoke of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToldOf {
+    pub service: String,
+    pub start_ms: i64,
+    pub told: Told,
+}
+
+/// When an open incident's DOWN, ESCALATED and latest STILL DOWN were queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ToldTimes {
+    pub down_sent_ms: Option<i64>,
+    pub escalated_ms: Option<i64>,
+    pub reminded_ms: Option<i64>,
+}
+
+/// An alert to write: its message (none when it could not be composed or there is no
+/// `[smtp]`), whether it was already sent directly, and what it told.
+#[derive(Debug, Clone, Copy)]
+pub struct QueuedAlert<'a> {
+    pub message: Option<&'a Composed>,
+    pub sent: bool,
+    pub told: &'a [ToldOf],
+}
+
+/// What was told about the incident of `service` that started at `start_ms`.
+pub fn told_times(conn: &Connection, service: &str, start_ms: i64) -> rusqlite::Result<ToldTimes> {
+    let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn
+        .query_row(
+            "SELECT down_sent_ms, escalated_ms, reminded_ms FROM alert_incident
+             WHERE service = ?1 AND start_ms = ?2",
+            params![service, start_ms],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let (down_sent_ms, escalated_ms, reminded_ms) = row.unwrap_or_default();
+    Ok(ToldTimes {
+        down_sent_ms,
+        escalated_ms,
+        reminded_ms,
+    })
+}
+
+/// Services with an incident open or ended since `since_ms`, with when they were last down
+/// (`i64::MAX` while down).
+pub fn recent_downtime(conn: &Connection, since_ms: i64) -> rusqlite::Result<HashMap<String, i64>> {
+    let mut s = conn.prepare(
+        "SELECT s.id, MAX(COALESCE(i.end_ms, 9223372036854775807)) FROM incident i
+         JOIN service s ON s.num = i.service
+         WHERE i.end_ms IS NULL OR i.end_ms >= ?1 GROUP BY s.id",
+    )?;
+    let rows = s.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Writes alerts to the outbox (those already sent directly as sent) with what they told, in
+/// one transaction: a restart neither repeats nor forgets an alert.
+pub fn queue(
+    conn: &mut Connection,
+    alerts: &[QueuedAlert<'_>],
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for alert in alerts {
+        if let Some(message) = alert.message {
+            let id = outbox::enqueue(&tx, now_ms, Kind::Alert, message)?;
+            if alert.sent {
+                outbox::mark_sent(&tx, id, 1, now_ms)?;
+            }
+        }
+        for item in alert.told {
+            record_told(&tx, item, now_ms)?;
+        }
+    }
+    tx.commit()
+}
+
+fn record_told(tx: &Transaction<'_>, item: &ToldOf, now_ms: i64) -> rusqlite::Result<()> {
+    let column = match item.told {
+        Told::Down => "down_sent_ms",
+        Told::Escalated => "escalated_ms",
+        Told::Reminded => "reminded_ms",
+        Told::Recovered => {
+            tx.execute(
+                "DELETE FROM alert_incident WHERE service = ?1 AND start_ms = ?2",
+                params![item.service, item.start_ms],
+            )?;
+            return Ok(());
+        }
+    };
+    tx.execute(
+        &format!(
+            "INSERT INTO alert_incident (service, start_ms, {column}) VALUES (?1, ?2, ?3)
+             ON CONFLICT (service, start_ms) DO UPDATE SET {column} = excluded.{column}"
+        ),
+        params![item.service, item.start_ms, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Sets a budget flag (`burn:page`, `at_risk:2026-10`, …); true if it was not set.
+pub fn set_flag(
+    conn: &Connection,
+    service: &str,
+    flag: &str,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "INSERT OR IGNORE INTO alert_flag (service, flag, since_ms) VALUES (?1, ?2, ?3)",
+        params![service, flag, now_ms],
+    )? > 0)
+}
+
+/// Clears a budget flag; true if it was set.
+pub fn clear_flag(conn: &Connection, service: &str, flag: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM alert_flag WHERE service = ?1 AND flag = ?2",
+        params![service, flag],
+    )? > 0)
+}
