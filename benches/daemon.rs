@@ -690,6 +690,7 @@ fn write_day(path: &Path, ids: &[String], interval: Duration, outcomes: bool) ->
             StoreSettings {
                 flush_interval: Duration::from_millis(50),
                 retention: Duration::from_secs(35 * 86_400),
+                clock: slaprobe::clock::Clock::system(),
             },
         )
         .unwrap();

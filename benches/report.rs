@@ -137,6 +137,7 @@ fn build_history(db: &std::path::Path, from: i64, to: i64) {
             StoreSettings {
                 flush_interval: Duration::from_millis(10),
                 retention: Duration::from_secs(35 * 86_400),
+                clock: slaprobe::clock::Clock::system(),
             },
         )
         .unwrap();

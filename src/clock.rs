@@ -7,7 +7,8 @@
 //! (pausable) clock instead of the system's, and step it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub struct Clock {
@@ -80,6 +81,47 @@ impl Clock {
     }
 }
 
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match self.source {
+            Source::System => "system",
+            Source::FollowTokio { .. } => "following tokio",
+        };
+        f.debug_struct("Clock").field("source", &source).finish()
+    }
+}
+
+/// A loop's sign of life on the monotonic clock: how long ago it last beat, unmoved by steps
+/// of the wall clock (a step must neither report a stall nor hide one).
+#[derive(Debug)]
+pub struct Heartbeat {
+    origin: Instant,
+    /// Microseconds after `origin` of the latest beat.
+    beat_us: AtomicU64,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            origin: Instant::now(),
+            beat_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        let us = self.origin.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        self.beat_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// Time since the latest beat (since creation before the first).
+    pub fn since_last(&self) -> Duration {
+        let beat = Duration::from_micros(self.beat_us.load(Ordering::Relaxed));
+        self.origin.elapsed().saturating_sub(beat)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +143,14 @@ mod tests {
         // A floor from the store holds the same way.
         clock.not_before(9_000_000);
         assert_eq!(clock.now_ms(), 9_000_000);
+    }
+
+    #[test]
+    fn a_heartbeat_measures_time_since_the_latest_beat() {
+        let heart = Heartbeat::default();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(heart.since_last() >= Duration::from_millis(20));
+        heart.beat();
+        assert!(heart.since_last() < Duration::from_millis(20));
     }
 }

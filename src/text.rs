@@ -42,6 +42,22 @@ pub fn timestamp_to_second(ms: i64) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
+/// An error and every `source` beneath it, "outer: cause: root cause", for log lines: a
+/// `thiserror` enum's own message names the step that failed, its sources say why.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +77,14 @@ mod tests {
         assert_eq!(human_duration(3_723_000), "1 h 02 m 03 s");
         assert_eq!(human_duration(-18_000), "-18 s");
         assert_eq!(human_duration(90_061_000), "1 d 01 h 01 m");
+    }
+
+    #[test]
+    fn an_error_chain_shows_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the database")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("disk full"));
+        assert_eq!(Chain(&e).to_string(), "cannot open the database: disk full");
     }
 }

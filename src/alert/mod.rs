@@ -25,6 +25,7 @@ use crate::sla::burn::{self, Severity};
 use crate::sla::tracker::OpenIncident;
 use crate::store::alerts::{self, QueuedAlert, ToldOf};
 use crate::store::{SharedConnection, read, with_db};
+use crate::text::Chain;
 use budget::BurnVerdict;
 use policy::{MaintenanceCalendar, Notice, Policy, RouteRules, Told, Watched, What};
 use render::ServiceFacts;
@@ -277,7 +278,7 @@ impl AlertTask {
             AlertInput::Transition(transition) => transition,
             AlertInput::Reload { config, added } => {
                 if let Err(e) = self.configure(config, added) {
-                    error!(error = %e, "Cannot read what was told of open incidents; alerts for \
+                    error!(error = %Chain(&e), "Cannot read what was told of open incidents; alerts for \
                            services a reload started watching start afresh.");
                 }
                 return;
@@ -345,7 +346,7 @@ impl AlertTask {
                     self.policy.budget(now, &service, summary);
                 }
             }
-            Err(e) => error!(error = %e, "Cannot check error budgets."),
+            Err(e) => error!(error = %Chain(&e), "Cannot check error budgets."),
         }
     }
 
@@ -366,7 +367,7 @@ impl AlertTask {
                     Some(from) => match crate::notify::compose(from, &email) {
                         Ok(composed) => Some(composed),
                         Err(e) => {
-                            error!(subject = %email.subject, error = %e, "Cannot compose an alert.");
+                            error!(subject = %email.subject, error = %Chain(&e), "Cannot compose an alert.");
                             None
                         }
                     },
@@ -404,7 +405,7 @@ impl AlertTask {
         let (mut items, failure) = match result {
             Ok(done) => done,
             Err(e) => {
-                error!(error = %e, "Cannot write alerts to the outbox; they are lost.");
+                error!(error = %Chain(&e), "Cannot write alerts to the outbox; they are lost.");
                 return;
             }
         };
@@ -425,7 +426,7 @@ impl AlertTask {
             Some(e) => {
                 if kept == 0 {
                     error!(
-                        error = %e,
+                        error = %Chain(&e),
                         alerts = items.len(),
                         "Cannot write alerts to the outbox: sending them directly and keeping \
                          them in memory until the database takes writes again."

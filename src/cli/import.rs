@@ -171,7 +171,8 @@ pub fn import(db: &Path, service: &Service, path: &Path) -> Result<Summary, Impo
             first,
         });
     }
-    summary.outcomes = store::append_history(db, &service.id, records)?;
+    let now_ms = crate::clock::Clock::system().now_ms();
+    summary.outcomes = store::append_history(db, &service.id, records, now_ms)?;
     Ok(summary)
 }
 

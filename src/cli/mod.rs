@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::probe::Prober;
 use crate::store::read;
@@ -257,7 +258,7 @@ fn probe(config: &Config, id: &str) -> ExitCode {
             Ok(p) => p,
             Err(e) => return Err(e),
         };
-        let at_ms = jiff::Timestamp::now().as_millisecond();
+        let at_ms = Clock::system().now_ms();
         Ok(prober.run(&service.probe, service.timeout, at_ms).await)
     });
     let outcome = match outcome {
@@ -292,7 +293,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let now_ms = Clock::system().now_ms();
     let mut lines = Vec::new();
     for service in &config.services {
         match crate::report::status::line(&conn, config, service, now_ms) {
@@ -547,7 +548,7 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
         Ok(month) => month,
         Err(message) => return usage_error(message),
     };
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = Clock::system().now_ms();
     if month.to_ms > now {
         return usage_error(format!(
             "{label} has not closed yet in {}: only a closed month's statement can be sent",
@@ -626,7 +627,7 @@ fn compute_reports(
         eprintln!("{:#}", anyhow::Error::from(e));
         ExitCode::FAILURE
     })?;
-    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let now_ms = Clock::system().now_ms();
     services
         .iter()
         .map(|service| {

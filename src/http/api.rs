@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::report::{self, PeriodSpec};
 use crate::report::{monthly, statement, status};
@@ -35,16 +36,22 @@ fn bad_request(what: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, what)
 }
 
+/// What a request reads with: the config in force and the daemon's clock.
+#[derive(Clone)]
+pub struct Reading {
+    pub config: Arc<Config>,
+    pub clock: Clock,
+}
+
 /// Runs `f` with a read connection off the async threads.
 async fn with_read<T: Send + 'static>(
-    config: &Arc<Config>,
+    reading: Reading,
     f: impl FnOnce(&rusqlite::Connection, &Config, i64) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        let conn = read::open(&config.daemon.database)
+        let conn = read::open(&reading.config.daemon.database)
             .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        f(&conn, &config, jiff::Timestamp::now().as_millisecond())
+        f(&conn, &reading.config, reading.clock.now_ms())
     })
     .await
     .map_err(|_| {
@@ -60,8 +67,8 @@ fn db_error(e: rusqlite::Error) -> ApiError {
 }
 
 /// `GET /api/v1/services`.
-pub async fn services(Extract(config): Extract<Arc<Config>>) -> Result<Response, ApiError> {
-    let lines = with_read(&config, |conn, config, now| {
+pub async fn services(Extract(reading): Extract<Reading>) -> Result<Response, ApiError> {
+    let lines = with_read(reading, |conn, config, now| {
         config
             .services
             .iter()
@@ -76,10 +83,10 @@ pub async fn services(Extract(config): Extract<Arc<Config>>) -> Result<Response,
 /// `GET /api/v1/services/{id}`: state, the latest outcomes, the last 90 days' report with its
 /// incidents.
 pub async fn service(
-    Extract(config): Extract<Arc<Config>>,
+    Extract(reading): Extract<Reading>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let value = with_read(&config, move |conn, config, now| {
+    let value = with_read(reading, move |conn, config, now| {
         let service = config
             .service(&id)
             .ok_or_else(|| not_found(format!("no service `{id}`")))?;
@@ -130,7 +137,7 @@ pub struct ReportQuery {
 /// `GET /api/v1/report?(service=ID|contract=ID)&(month=YYYY-MM|from=T&to=T|last=30d)`: the
 /// JSON of `slaprobe report --format json`.
 pub async fn report(
-    Extract(config): Extract<Arc<Config>>,
+    Extract(reading): Extract<Reading>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let spec = PeriodSpec::from_args(
@@ -139,7 +146,7 @@ pub async fn report(
         q.last.as_deref(),
     )
     .map_err(bad_request)?;
-    let value = with_read(&config, move |conn, config, now| {
+    let value = with_read(reading, move |conn, config, now| {
         let services: Vec<_> = match (&q.service, &q.contract) {
             (Some(id), None) => vec![
                 config
@@ -179,7 +186,7 @@ pub struct StatementQuery {
 
 /// `GET /api/v1/contracts/{id}/statements/{YYYY-MM}?format=json|html|csv` (default json).
 pub async fn statement(
-    Extract(config): Extract<Arc<Config>>,
+    Extract(reading): Extract<Reading>,
     Path((id, month)): Path<(String, String)>,
     Query(q): Query<StatementQuery>,
 ) -> Result<Response, ApiError> {
@@ -195,7 +202,7 @@ pub async fn statement(
             )));
         }
     };
-    let body = with_read(&config, move |conn, config, now| {
+    let body = with_read(reading, move |conn, config, now| {
         let contract = config
             .contract(&id)
             .ok_or_else(|| not_found(format!("no contract `{id}`")))?;

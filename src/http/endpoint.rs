@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -11,11 +12,13 @@ use axum::routing::get;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::http::metrics::{DaemonMetrics, DurationSummary};
 use crate::store::StoreStats;
+use crate::text::Chain;
 
 /// The writer must have turned its loop this recently for `/healthz` to say ok.
-const WRITER_STALE_MS: u64 = 30_000;
+const WRITER_STALE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct State {
@@ -24,6 +27,7 @@ pub struct State {
     pub exposition: Arc<crate::http::exposition::Exposition>,
     pub metrics: Arc<DaemonMetrics>,
     pub store: Arc<StoreStats>,
+    pub clock: Clock,
 }
 
 /// Serves until `stop` turns true.
@@ -53,20 +57,21 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
     {
-        tracing::error!(error = %e, "The HTTP endpoint stopped.");
+        tracing::error!(error = %Chain(&e), "The HTTP endpoint stopped.");
     }
 }
 
-impl axum::extract::FromRef<State> for Arc<crate::config::Config> {
+impl axum::extract::FromRef<State> for crate::http::api::Reading {
     fn from_ref(state: &State) -> Self {
-        state.config.current()
+        crate::http::api::Reading {
+            config: state.config.current(),
+            clock: state.clock.clone(),
+        }
     }
 }
 
 async fn healthz(Extract(state): Extract<State>) -> (StatusCode, &'static str) {
-    let now = jiff::Timestamp::now().as_millisecond() as u64;
-    let beat = state.store.heartbeat_ms.load(Ordering::Relaxed);
-    if now.saturating_sub(beat) <= WRITER_STALE_MS {
+    if state.store.heartbeat.since_last() <= WRITER_STALE {
         (StatusCode::OK, "ok\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "store writer stalled\n")
@@ -89,9 +94,7 @@ async fn metrics(Extract(state): Extract<State>) -> impl axum::response::IntoRes
 async fn status_page(Extract(state): Extract<State>) -> axum::response::Html<String> {
     let html = tokio::task::spawn_blocking(move || {
         let conn = crate::store::read::open(&state.config.current().daemon.database).ok();
-        state
-            .page
-            .render(conn.as_ref(), jiff::Timestamp::now().as_millisecond())
+        state.page.render(conn.as_ref(), state.clock.now_ms())
     })
     .await
     .unwrap_or_default();

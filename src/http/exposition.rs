@@ -21,6 +21,7 @@ use crate::http::metrics::DaemonMetrics;
 use crate::notify::DeliveryStats;
 use crate::probe::Outcome;
 use crate::store::StoreStats;
+use crate::text::Chain;
 
 /// The content type of what `render` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -61,7 +62,6 @@ pub struct Exposition {
     budget_remaining: Family<ServiceLabels, FloatGauge>,
     incident_since: Family<ServiceLabels, Gauge>,
     in_flight: Gauge,
-    lateness: Family<QuantileLabel, FloatGauge>,
     store_queue: Gauge,
     store_commit_last: FloatGauge,
     store_commit_max: FloatGauge,
@@ -72,11 +72,6 @@ pub struct Exposition {
     daemon: Arc<DaemonMetrics>,
     store: Arc<StoreStats>,
     delivery: Arc<DeliveryStats>,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QuantileLabel {
-    quantile: String,
 }
 
 fn duration_histogram() -> Histogram {
@@ -130,11 +125,10 @@ impl Exposition {
         );
         let in_flight = Gauge::default();
         registry.register("probes_in_flight", "Probes running now", in_flight.clone());
-        let lateness = Family::<QuantileLabel, FloatGauge>::default();
         registry.register(
             "schedule_lateness_seconds",
-            "How late probes started against their schedule, since start (quantiles 0.5, 0.99, 1)",
-            lateness.clone(),
+            "How late probes started against their schedule, since start",
+            daemon.lateness_seconds.clone(),
         );
         let store_queue = Gauge::default();
         registry.register(
@@ -187,7 +181,6 @@ impl Exposition {
             budget_remaining,
             incident_since,
             in_flight,
-            lateness,
             store_queue,
             store_commit_last,
             store_commit_max,
@@ -249,15 +242,6 @@ impl Exposition {
     pub fn render(&self) -> String {
         let d = &self.daemon;
         self.in_flight.set(d.in_flight.load(Ordering::Relaxed));
-        for (q, value) in [
-            ("0.5", d.lateness.quantile_us(0.5)),
-            ("0.99", d.lateness.quantile_us(0.99)),
-            ("1", d.lateness.max_us()),
-        ] {
-            self.lateness
-                .get_or_create(&QuantileLabel { quantile: q.into() })
-                .set(value as f64 / 1e6);
-        }
         self.store_queue
             .set(self.store.queued.load(Ordering::Relaxed) as i64);
         self.store_commit_last
@@ -428,7 +412,7 @@ pub async fn refresh(
             })
             .await;
         if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "Cannot refresh the month-to-date metrics.");
+            tracing::warn!(error = %Chain(&e), "Cannot refresh the month-to-date metrics.");
         }
     }
 }

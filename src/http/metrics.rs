@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 
 /// Sub-buckets per power of two: values are kept within about 3%.
@@ -97,24 +98,52 @@ pub struct DurationSummary {
     pub max_us: u64,
 }
 
+/// Bucket edges (seconds) of the `/metrics` lateness histogram: from a millisecond, which a
+/// healthy daemon stays under, to a minute, which only overload reaches.
+const LATENESS_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
 /// Counters shared by every service task.
-#[derive(Default)]
 pub struct DaemonMetrics {
     pub probes: AtomicU64,
     pub probes_failed: AtomicU64,
     pub in_flight: AtomicI64,
-    /// How late probes started against their schedule (waiting for a slot included).
+    /// How late probes started against their schedule (waiting for a slot included), for the
+    /// quantiles of `/api/v1/daemon`.
     pub lateness: DurationRecorder,
+    /// The same, as the `/metrics` histogram `slaprobe_schedule_lateness_seconds`.
+    pub lateness_seconds: Histogram,
     /// Probes that started more than their interval late: a schedule point was missed.
     pub probes_late: AtomicU64,
     /// Unix ms of the last "running late" warning (they are logged at most once a minute).
     late_warned_ms: AtomicI64,
 }
 
+impl Default for DaemonMetrics {
+    fn default() -> Self {
+        DaemonMetrics {
+            probes: AtomicU64::new(0),
+            probes_failed: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            lateness: DurationRecorder::default(),
+            lateness_seconds: Histogram::new(LATENESS_BUCKETS),
+            probes_late: AtomicU64::new(0),
+            late_warned_ms: AtomicI64::new(0),
+        }
+    }
+}
+
 /// Running late is logged at most this often.
 const LATE_WARNING_EVERY_MS: i64 = 60_000;
 
 impl DaemonMetrics {
+    /// Records how late a probe started against its schedule.
+    pub fn record_lateness(&self, late: Duration) {
+        self.lateness.record(late);
+        self.lateness_seconds.observe(late.as_secs_f64());
+    }
+
     /// Counts a probe that started `late` after it was due, more than its interval; returns
     /// the probes late so far when a warning is due (at most once a minute).
     pub fn note_late(&self, now_ms: i64) -> Option<u64> {

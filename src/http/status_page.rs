@@ -16,6 +16,7 @@ use crate::http::exposition::{Exposition, ServiceLabels};
 use crate::report::{self, DayBar};
 use crate::sla::maintenance::MaintenanceScope;
 use crate::store::read;
+use crate::text::Chain;
 use crate::text::human_duration;
 
 /// Days shown per bar.
@@ -340,7 +341,7 @@ pub async fn refresh(
             })
             .await;
         if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "Cannot refresh the status page's bars.");
+            tracing::warn!(error = %Chain(&e), "Cannot refresh the status page's bars.");
         }
     }
 }

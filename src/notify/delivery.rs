@@ -14,6 +14,7 @@ use super::smtp::Mailer;
 use crate::clock::Clock;
 use crate::store::outbox::{self, Claimed};
 use crate::store::{SharedConnection, with_db};
+use crate::text::Chain;
 
 /// The outbox is looked at this often even without a wake-up (messages queued by another
 /// process, such as `slaprobe statement --send`, or leases that expired).
@@ -58,7 +59,7 @@ pub async fn deliver(
         let claimed = match with_db(&db, move |c| outbox::claim_next(c, now)).await {
             Ok(claimed) => claimed,
             Err(e) => {
-                error!(error = %e, "Cannot read the outbox; trying again shortly.");
+                error!(error = %Chain(&e), "Cannot read the outbox; trying again shortly.");
                 None
             }
         };
@@ -155,6 +156,6 @@ pub async fn record(
         }
     };
     if let Err(e) = write {
-        error!(id, error = %e, "Cannot record the delivery result; the message may be sent again.");
+        error!(id, error = %Chain(&e), "Cannot record the delivery result; the message may be sent again.");
     }
 }

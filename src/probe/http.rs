@@ -57,7 +57,7 @@ impl HttpClients {
     }
 
     /// Runs the probe; the caller bounds its time (dropping the future closes the connection).
-    pub async fn probe(&self, spec: &HttpSpec) -> Result<(), Failure> {
+    pub async fn probe(&self, spec: &HttpSpec, now_ms: i64) -> Result<(), Failure> {
         let mut request = self
             .client(spec)
             .request(spec.method.clone(), spec.url.clone());
@@ -70,7 +70,8 @@ impl HttpClients {
             && let Some(info) = response.extensions().get::<reqwest::tls::TlsInfo>()
             && let Some(der) = info.peer_certificate()
         {
-            cert::check_expiry(der, warn, jiff::Timestamp::now())?;
+            let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or_default();
+            cert::check_expiry(der, warn, now)?;
         }
 
         let status = response.status().as_u16();

@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use crate::clock::Clock;
+
 pub use dns::RecordKind;
 pub use http::HttpClients;
 
@@ -207,12 +209,20 @@ pub struct DnsSpec {
 #[derive(Clone)]
 pub struct Prober {
     http: HttpClients,
+    /// Reads "now" for certificate expiry.
+    clock: Clock,
 }
 
 impl Prober {
     pub fn new() -> Result<Prober, ProberError> {
+        Prober::with_clock(Clock::system())
+    }
+
+    /// A prober that judges certificate expiry by `clock` (the daemon's, steppable in tests).
+    pub fn with_clock(clock: Clock) -> Result<Prober, ProberError> {
         Ok(Prober {
             http: HttpClients::new()?,
+            clock,
         })
     }
 
@@ -222,7 +232,7 @@ impl Prober {
         let started = tokio::time::Instant::now();
         let work = async {
             match spec {
-                ProbeSpec::Http(h) => self.http.probe(h).await,
+                ProbeSpec::Http(h) => self.http.probe(h, self.clock.now_ms()).await,
                 ProbeSpec::Tcp(t) => tcp::probe(t).await,
                 ProbeSpec::Dns(d) => dns::probe(d, timeout).await,
             }

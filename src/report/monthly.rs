@@ -20,6 +20,7 @@ use crate::sla::calendar;
 use crate::store::outbox::{self, Kind};
 use crate::store::{SharedConnection, with_db};
 use crate::store::{read, statements};
+use crate::text::Chain;
 
 /// How often the daemon looks for statements to send.
 const CHECK_EVERY: Duration = Duration::from_secs(300);
@@ -185,7 +186,7 @@ pub fn queue(
         match crate::notify::compose(from, &email(contract, &st)) {
             Ok(composed) => Some(outbox::enqueue(&tx, now_ms, Kind::Statement, &composed)?),
             Err(e) => {
-                error!(contract = %contract.id, error = %e, "Cannot compose the statement.");
+                error!(contract = %contract.id, error = %Chain(&e), "Cannot compose the statement.");
                 None
             }
         }
@@ -251,7 +252,7 @@ pub async fn run(
                     "Statement recorded; not sent (statements = \"on_breach\" and the month met its targets)."
                 ),
                 Ok(Queued::AlreadyDone | Queued::NoData) => {}
-                Err(e) => error!(contract = %contract.id, month = %label, error = %e,
+                Err(e) => error!(contract = %contract.id, month = %label, error = %Chain(&e),
                     "Cannot queue the statement; trying again later."),
             }
         }

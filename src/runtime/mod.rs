@@ -31,6 +31,7 @@ use crate::runtime::service_task::{ProbeRunner, ServiceTask, Shared};
 use crate::sla::tracker::{OpenIncident, Tracker};
 use crate::store::SharedConnection;
 use crate::store::{Store, StoreError, StoreSettings};
+use crate::text::Chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -252,13 +253,14 @@ impl Running {
 pub async fn start(config: Config, options: Options) -> Result<Running, DaemonError> {
     let runner: Arc<dyn ProbeRunner> = match options.runner {
         Some(runner) => runner,
-        None => Arc::new(Prober::new()?),
+        None => Arc::new(Prober::with_clock(options.clock.clone())?),
     };
     let ids: Vec<String> = config.services.iter().map(|s| s.id.clone()).collect();
     let recent = resume_depth(&config);
     let settings = StoreSettings {
         flush_interval: config.daemon.flush_interval,
         retention: config.daemon.retention,
+        clock: options.clock.clone(),
     };
     let path = config.daemon.database.clone();
     let mut opened =
@@ -384,6 +386,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
                 exposition: exposition.clone(),
                 metrics: metrics.clone(),
                 store: opened.store.stats().clone(),
+                clock: options.clock.clone(),
             };
             let handle = tokio::spawn(endpoint::serve(listener, state, stop_rx.clone()));
             info!(%bound, "HTTP endpoint listening.");
@@ -485,7 +488,7 @@ async fn reload_from_file(running: &mut Running, path: &std::path::Path) {
     match loaded {
         Ok(config) => {
             if let Err(e) = running.reload(config).await {
-                error!(error = %e, "The reload could not be applied; still running the previous config.");
+                error!(error = %Chain(&e), "The reload could not be applied; still running the previous config.");
             }
         }
         Err(errors) => {

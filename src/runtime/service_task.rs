@@ -20,6 +20,7 @@ use crate::probe::{Outcome, Prober};
 use crate::runtime::schedule::Schedule;
 use crate::sla::tracker::{Event, Health, Tracker};
 use crate::store::{Record, ServiceNum, Store};
+use crate::text::Chain;
 
 /// Runs one probe of a service. The daemon uses `Prober`; scheduler tests use a stand-in that
 /// answers at once, so timing can be checked on tokio's paused clock.
@@ -118,7 +119,7 @@ impl ServiceTask {
             };
             let started = Instant::now();
             let late = started.saturating_duration_since(due);
-            shared.metrics.lateness.record(late);
+            shared.metrics.record_lateness(late);
             if late > self.service.interval
                 && let Some(total) = shared.metrics.note_late(shared.clock.now_ms())
             {
@@ -175,7 +176,7 @@ impl ServiceTask {
                 events,
                 first,
             }) {
-                error!(service = %id, error = %e, "Cannot record the outcome; stopping.");
+                error!(service = %id, error = %Chain(&e), "Cannot record the outcome; stopping.");
                 break;
             }
             self.schedule.advance(ok, Instant::now());

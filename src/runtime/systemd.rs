@@ -2,7 +2,6 @@
 //! stop (so systemd restarts us) when the store writer stalls.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -10,11 +9,12 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::store::StoreStats;
+use crate::text::Chain;
 
 /// Tells systemd (if it started us with `Type=notify`) that the daemon is ready.
 pub fn notify_ready() {
     if let Err(e) = sd_notify::notify(&[NotifyState::Ready]) {
-        debug!(error = %e, "sd_notify READY failed (not under systemd?).");
+        debug!(error = %Chain(&e), "sd_notify READY failed (not under systemd?).");
     }
 }
 
@@ -25,7 +25,7 @@ pub fn notify_reloading() {
         Err(_) => vec![NotifyState::Reloading],
     };
     if let Err(e) = sd_notify::notify(&state) {
-        debug!(error = %e, "sd_notify RELOADING failed (not under systemd?).");
+        debug!(error = %Chain(&e), "sd_notify RELOADING failed (not under systemd?).");
     }
 }
 
@@ -46,14 +46,12 @@ pub async fn watchdog(period: Duration, store: Arc<StoreStats>, mut stop: watch:
             _ = stop.wait_for(|stopped| *stopped) => return,
             _ = ticker.tick() => {}
         }
-        let now = jiff::Timestamp::now().as_millisecond() as u64;
-        let beat = store.heartbeat_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(beat) > period.as_millis() as u64 {
+        if store.heartbeat.since_last() > period {
             warn!("The store writer is stalled: not pinging the watchdog.");
             continue;
         }
         if let Err(e) = sd_notify::notify(&[NotifyState::Watchdog]) {
-            debug!(error = %e, "Watchdog ping failed.");
+            debug!(error = %Chain(&e), "Watchdog ping failed.");
         }
     }
 }

@@ -1,7 +1,12 @@
-//! SLA maths: pure functions of intervals and a period (no I/O, no clock: `now` is a parameter).
+//! What outcomes mean and the SLA maths over them: pure code, no I/O and no clock (`now` is a
+//! parameter). This is where most tests live.
 //!
-//! `interval` is the set algebra, `availability` computes a period's numbers, `calendar` turns a contract's zone, coverage and recurring
-//! windows into intervals, `credit` decides credits exactly.
+//! `tracker` is the per-service state machine (outcomes → incidents, blips, no-data);
+//! `interval` the set algebra of time; `calendar` a contract's zone, coverage and recurring
+//! windows; `maintenance` which windows apply; `availability` a period's numbers; `credit`,
+//! `budget` and `burn` credits, error budgets and burn rates; `values` (exact percentages and
+//! money) and `latency` (the histogram's bucket edges) are the value types the layers above
+//! share.
 
 pub mod availability;
 pub mod budget;

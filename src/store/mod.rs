@@ -24,6 +24,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use chunk::{HOUR_MS, RawOutcome, hour_of};
 pub use rollup::{Histogram, HourRollup};
 
+use crate::clock::{Clock, Heartbeat};
 use crate::probe::Outcome;
 use crate::sla::tracker::{Event, Resume};
 
@@ -47,6 +48,8 @@ pub struct StoreSettings {
     pub flush_interval: Duration,
     /// Raw outcomes older than this are deleted (after they were rolled up).
     pub retention: Duration,
+    /// The wall clock that decides which hours are complete and which outcomes are old.
+    pub clock: Clock,
 }
 
 /// Counters the writer keeps, read by metrics and the benchmark.
@@ -61,8 +64,8 @@ pub struct StoreStats {
     pub write_errors: AtomicU64,
     /// Outcomes dropped because the database refused writes for too long (recorded as no-data).
     pub shed_records: AtomicU64,
-    /// Unix ms of the writer's last loop turn: the watchdog checks that it moves.
-    pub heartbeat_ms: AtomicU64,
+    /// The writer's last loop turn (monotonic): the watchdog and `/healthz` check that it moves.
+    pub heartbeat: Heartbeat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +278,7 @@ pub fn append_history(
     path: &Path,
     service_id: &str,
     mut records: Vec<Record>,
+    now_ms: i64,
 ) -> Result<usize, StoreError> {
     let mut conn = open_writer_connection(path)?;
     let rolled_until = writer::rolled_until(&conn)?;
@@ -301,7 +305,7 @@ pub fn append_history(
     }
     writer::write_records(&tx, &records, rolled_until)?;
     tx.commit()?;
-    writer::roll_up(&mut conn, jiff::Timestamp::now().as_millisecond())?;
+    writer::roll_up(&mut conn, now_ms)?;
     Ok(records.len())
 }
 

@@ -19,6 +19,7 @@ use super::chunk::{self, HOUR_MS, RawOutcome};
 use super::rollup::HourRollup;
 use super::{Command, Record, StoreSettings, StoreStats};
 use crate::sla::tracker::Event;
+use crate::text::Chain;
 
 /// Hours are rolled up once they ended this long ago (late outcomes have landed by then).
 const ROLLUP_GRACE_MS: i64 = 5 * 60_000;
@@ -148,7 +149,7 @@ impl Writer {
                         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
                         if failures == 1 || failures.is_multiple_of(LOG_EVERY_ATTEMPTS) {
                             error!(
-                                error = %e,
+                                error = %Chain(&e),
                                 records = batch.len(),
                                 attempt = failures,
                                 "{} Probing goes on; records are kept in memory and written \
@@ -188,7 +189,7 @@ impl Writer {
         if !batch.is_empty()
             && let Err(e) = self.commit(&batch)
         {
-            error!(error = %e, records = batch.len(), "Lost records at exit.");
+            error!(error = %Chain(&e), records = batch.len(), "Lost records at exit.");
         }
     }
 
@@ -207,10 +208,7 @@ impl Writer {
     }
 
     fn beat(&self) {
-        self.stats.heartbeat_ms.store(
-            jiff::Timestamp::now().as_millisecond() as u64,
-            Ordering::Relaxed,
-        );
+        self.stats.heartbeat.beat();
     }
 
     fn commit(&mut self, batch: &[Record]) -> rusqlite::Result<()> {
@@ -236,27 +234,27 @@ impl Writer {
     }
 
     fn maintenance(&mut self) {
-        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let now_ms = self.settings.clock.now_ms();
         match roll_up(&mut self.conn, now_ms) {
             Ok(0) => {}
             Ok(hours) => info!(hours, "Rolled up completed hours."),
-            Err(e) => warn!(error = %e, "Rollup failed; will retry."),
+            Err(e) => warn!(error = %Chain(&e), "Rollup failed; will retry."),
         }
         self.rolled_until = rolled_until(&self.conn).unwrap_or(self.rolled_until);
         match enforce_retention(&mut self.conn, now_ms, self.settings.retention) {
             Ok(0) => {}
             Ok(deleted) => info!(chunks = deleted, "Deleted raw outcomes past the retention."),
-            Err(e) => warn!(error = %e, "Retention failed; will retry."),
+            Err(e) => warn!(error = %Chain(&e), "Retention failed; will retry."),
         }
         if let Err(e) = prune_mail(&self.conn, now_ms) {
-            warn!(error = %e, "Pruning old mail failed; will retry.");
+            warn!(error = %Chain(&e), "Pruning old mail failed; will retry.");
         }
         if let Err(e) = reclaim(&self.conn, Some(RECLAIM_PAGES)) {
-            warn!(error = %e, "Reclaiming free pages failed; will retry.");
+            warn!(error = %Chain(&e), "Reclaiming free pages failed; will retry.");
         }
         if Instant::now() >= self.next_optimize {
             if let Err(e) = self.conn.execute_batch("PRAGMA optimize;") {
-                warn!(error = %e, "PRAGMA optimize failed.");
+                warn!(error = %Chain(&e), "PRAGMA optimize failed.");
             }
             self.next_optimize = Instant::now() + OPTIMIZE_EVERY;
         }
@@ -268,7 +266,7 @@ impl Writer {
             .conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")
         {
-            warn!(error = %e, "Checkpoint at shutdown failed; the WAL will be replayed on start.");
+            warn!(error = %Chain(&e), "Checkpoint at shutdown failed; the WAL will be replayed on start.");
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Integration tests: real servers on 127.0.0.1, real sockets, real SQLite files.
 
 mod alerts;
+mod architecture;
 mod cli;
 mod config_errors;
 mod daemon;
+mod exposition;
 mod faults;
 mod fuzz;
 mod hostile;

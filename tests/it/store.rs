@@ -14,6 +14,7 @@ fn settings(retention_days: u64) -> StoreSettings {
     StoreSettings {
         flush_interval: Duration::from_millis(10),
         retention: Duration::from_secs(retention_days * 86_400),
+        clock: slaprobe::clock::Clock::system(),
     }
 }
 
