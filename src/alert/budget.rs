@@ -113,89 +113,62 @@ pub fn at_risk_summary(month: &MonthBudget, threshold: Fraction) -> String {
 mod tests {
     use super::*;
 
-    const MIN: i64 = 60_000;
-    const HOUR: i64 = 60 * MIN;
+    const MINUTE_MS: i64 = 60_000;
 
-    fn target() -> Fraction {
-        Fraction::parse_percent("99.9%").unwrap()
-    }
-
-    /// A window of `length` with `down_ms` downtime, all of it measured.
-    fn down(down_ms: i64) -> impl FnMut(Duration) -> Window {
-        move |length| Window {
-            downtime_ms: down_ms.min(length.as_millis() as i64),
-            measured_ms: length.as_millis() as i64,
-        }
+    fn percent(text: &str) -> Fraction {
+        Fraction::parse_percent(text).unwrap()
     }
 
     #[test]
     fn a_rule_judges_only_once_monitoring_covers_its_long_window() {
         let rules = burn::default_rules();
-        let now = 100 * HOUR;
+        let now = 6000 * MINUTE_MS;
+        // The verdict for a service monitored for `monitored_min` minutes whose last `down_min`
+        // minutes were down (all of every window measured), against 99.9%.
+        let verdict = |severity, monitored_min: i64, down_min: i64| {
+            burn_verdict(
+                &rules,
+                severity,
+                percent("99.9%"),
+                now - monitored_min * MINUTE_MS,
+                now,
+                |length: Duration| Window {
+                    downtime_ms: (down_min * MINUTE_MS).min(length.as_millis() as i64),
+                    measured_ms: length.as_millis() as i64,
+                },
+            )
+        };
         // Probed for 30 minutes: no page rule (1 h and 6 h windows) can judge.
-        let v = burn_verdict(
-            &rules,
-            Severity::Page,
-            target(),
-            now - 30 * MIN,
-            now,
-            down(HOUR),
-        );
-        assert_eq!(v, BurnVerdict::Unjudged);
+        assert_eq!(verdict(Severity::Page, 30, 60), BurnVerdict::Unjudged);
         // Probed for 2 hours, down the last 10 minutes: over 1 h, 10 m down burns at
         // (10/60) / 0.001 = 166.7x ≥ 14.4; over 5 m, 5/5 → 1000x. The 1 h rule fires.
-        let v = burn_verdict(
-            &rules,
-            Severity::Page,
-            target(),
-            now - 2 * HOUR,
-            now,
-            down(10 * MIN),
-        );
-        let BurnVerdict::Firing(f) = v else {
-            panic!("{v:?}")
+        let BurnVerdict::Firing(f) = verdict(Severity::Page, 120, 10) else {
+            panic!("the 1 h page rule fires")
         };
         assert_eq!(f.rule.long, Duration::from_secs(3600));
-        assert_eq!(f.long.downtime_ms, 10 * MIN);
+        assert_eq!(f.long.downtime_ms, 10 * MINUTE_MS);
         // Nothing down: the rules judge and stay quiet.
-        let v = burn_verdict(
-            &rules,
-            Severity::Page,
-            target(),
-            now - 2 * HOUR,
-            now,
-            down(0),
-        );
-        assert_eq!(v, BurnVerdict::Quiet);
+        assert_eq!(verdict(Severity::Page, 120, 0), BurnVerdict::Quiet);
         // Ticket (3 d) needs three days of monitoring.
-        let v = burn_verdict(
-            &rules,
-            Severity::Ticket,
-            target(),
-            now - 2 * HOUR,
-            now,
-            down(0),
-        );
-        assert_eq!(v, BurnVerdict::Unjudged);
+        assert_eq!(verdict(Severity::Ticket, 120, 0), BurnVerdict::Unjudged);
     }
 
     #[test]
     fn summaries_name_the_rates_and_the_rule() {
-        let rule = burn::default_rules()[0];
+        // 6 m of 60 m = 10% / 0.1% = 100x; 5 m of 5 m = 1000x.
         let firing = Firing {
-            rule,
-            // 6 m of 60 m = 10% / 0.1% = 100x; 5 m of 5 m = 1000x.
+            rule: burn::default_rules()[0],
             long: Window {
-                downtime_ms: 6 * MIN,
-                measured_ms: HOUR,
+                downtime_ms: 6 * MINUTE_MS,
+                measured_ms: 60 * MINUTE_MS,
             },
             short: Window {
-                downtime_ms: 5 * MIN,
-                measured_ms: 5 * MIN,
+                downtime_ms: 5 * MINUTE_MS,
+                measured_ms: 5 * MINUTE_MS,
             },
         };
         assert_eq!(
-            burn_summary(&firing, target()),
+            burn_summary(&firing, percent("99.9%")),
             "the error budget burns at 100.0x over the last 1 h 00 m 00 s and 1000.0x over the \
              last 5 m 00 s (page rule: 14.4x over 1 h 00 m 00 s confirmed by 5 m 00 s)"
         );

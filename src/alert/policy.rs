@@ -622,15 +622,32 @@ mod tests {
         assert_eq!(sent[0].items[199].service, "s199");
     }
 
-    #[test]
-    fn escalation_and_reminders_come_at_their_times() {
-        let mut p = policy_with(
+    /// `service` of contract `c` on a route that sends each notice at once.
+    fn ungrouped_watch(service: &str) -> Watched {
+        Watched {
+            service: service.into(),
+            contract: "c".into(),
+            route: Arc::new(RouteRules {
+                group_window_ms: 0,
+                ..rules()
+            }),
+        }
+    }
+
+    /// One watched service on a route that sends each notice at once (no group window).
+    fn one_service_ungrouped() -> Policy {
+        policy_with(
             1,
             RouteRules {
                 group_window_ms: 0,
                 ..rules()
             },
-        );
+        )
+    }
+
+    #[test]
+    fn escalation_and_reminders_come_at_their_times() {
+        let mut p = one_service_ungrouped();
         let cal = NoMaintenance;
         p.opened(T0, "s000", T0 - 5 * S, failure(), &cal);
         assert_eq!(at(&mut p, T0, &cal), [(Kind::Down, oncall(), 1)]);
@@ -711,13 +728,7 @@ mod tests {
 
     #[test]
     fn flapping_sends_one_notice_then_waits_for_quiet() {
-        let mut p = policy_with(
-            1,
-            RouteRules {
-                group_window_ms: 0,
-                ..rules()
-            },
-        );
+        let mut p = one_service_ungrouped();
         let cal = NoMaintenance;
         let mut sent = Vec::new();
         // Down 1 min, up 1 min, over and over: transitions at 0, 1, 2, … minutes.
@@ -754,14 +765,7 @@ mod tests {
         let mut p = Policy::new();
         let cal = NoMaintenance;
         p.watch(
-            Watched {
-                service: "s".into(),
-                contract: "c".into(),
-                route: Arc::new(RouteRules {
-                    group_window_ms: 0,
-                    ..rules()
-                }),
-            },
+            ungrouped_watch("s"),
             Some(Told {
                 start_ms: T0,
                 failure: failure(),
@@ -780,22 +784,9 @@ mod tests {
         );
 
         // Never told (e.g. stopped inside the group window): told now, once.
-        let mut p = policy_with(
-            1,
-            RouteRules {
-                group_window_ms: 0,
-                ..rules()
-            },
-        );
+        let mut p = one_service_ungrouped();
         p.watch(
-            Watched {
-                service: "s000".into(),
-                contract: "c".into(),
-                route: Arc::new(RouteRules {
-                    group_window_ms: 0,
-                    ..rules()
-                }),
-            },
+            ungrouped_watch("s000"),
             Some(Told {
                 start_ms: T0,
                 failure: failure(),

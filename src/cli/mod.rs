@@ -426,7 +426,7 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
     );
     let spec = match spec {
         Ok(spec) => spec,
-        Err(message) => return usage_error(message),
+        Err(e) => return usage_error(e.to_string()),
     };
     let reports = match compute_reports(config, &services, &spec) {
         Ok(reports) => reports,
@@ -481,7 +481,7 @@ fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) ->
     };
     let spec = match PeriodSpec::month(month) {
         Ok(spec) => spec,
-        Err(message) => return usage_error(message),
+        Err(e) => return usage_error(e.to_string()),
     };
     let services: Vec<&config::Service> = config
         .services
@@ -546,7 +546,7 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
     }
     let month = match Month::of(contract, label) {
         Ok(month) => month,
-        Err(message) => return usage_error(message),
+        Err(e) => return usage_error(e.to_string()),
     };
     let now = Clock::system().now_ms();
     if month.to_ms > now {
@@ -631,7 +631,7 @@ fn compute_reports(
     services
         .iter()
         .map(|service| {
-            let contract = config.contract(&service.contract).expect("validated");
+            let contract = config.contract_of(service);
             let period = spec.resolve(contract, now_ms);
             crate::report::service_report(&conn, config, service, period, now_ms).map_err(|e| {
                 eprintln!("cannot compute the report of {}: {e}", service.id);

@@ -145,7 +145,7 @@ pub async fn report(
         q.from.as_deref().zip(q.to.as_deref()),
         q.last.as_deref(),
     )
-    .map_err(bad_request)?;
+    .map_err(|e| bad_request(e.to_string()))?;
     let value = with_read(reading, move |conn, config, now| {
         let services: Vec<_> = match (&q.service, &q.contract) {
             (Some(id), None) => vec![
@@ -168,7 +168,7 @@ pub async fn report(
         let reports = services
             .iter()
             .map(|s| {
-                let contract = config.contract(&s.contract).expect("validated");
+                let contract = config.contract_of(s);
                 report::service_report(conn, config, s, spec.resolve(contract, now), now)
             })
             .collect::<Result<Vec<_>, _>>()
@@ -206,7 +206,7 @@ pub async fn statement(
         let contract = config
             .contract(&id)
             .ok_or_else(|| not_found(format!("no contract `{id}`")))?;
-        let month = monthly::Month::of(contract, &month).map_err(bad_request)?;
+        let month = monthly::Month::of(contract, &month).map_err(|e| bad_request(e.to_string()))?;
         let st = monthly::render(conn, config, contract, &month, now).map_err(db_error)?;
         Ok(render(&st))
     })

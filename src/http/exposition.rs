@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use tokio::sync::watch;
 
 use crate::config::LiveConfig;
@@ -74,6 +74,13 @@ pub struct Exposition {
     delivery: Arc<DeliveryStats>,
 }
 
+/// Registers a new metric under `name` and hands it back (clones share the value).
+fn registered<M: Metric + Default + Clone>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
@@ -85,93 +92,77 @@ impl Exposition {
         delivery: Arc<DeliveryStats>,
     ) -> Exposition {
         let mut registry = Registry::with_prefix("slaprobe");
-        let up = Family::<ServiceLabels, Gauge>::default();
+        let r = &mut registry;
+        let up = registered(
+            r,
+            "up",
+            "1 when the service is up, 0 when down, -1 before its first confirmed state",
+        );
         let duration = Family::<ServiceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             duration_histogram as fn() -> Histogram,
         );
-        let probes = Family::<ProbeLabels, Counter>::default();
-        let availability = Family::<ServiceLabels, FloatGauge>::default();
-        let budget_remaining = Family::<ServiceLabels, FloatGauge>::default();
-        let incident_since = Family::<ServiceLabels, Gauge>::default();
-        registry.register(
-            "up",
-            "1 when the service is up, 0 when down, -1 before its first confirmed state",
-            up.clone(),
-        );
-        registry.register(
+        r.register(
             "probe_duration_seconds",
             "How long each probe took (failed ones included)",
             duration.clone(),
         );
-        registry.register(
+        let probes = registered(
+            r,
             "probes",
             "Probes run, by result (ok, failed) and failure reason",
-            probes.clone(),
         );
-        registry.register(
+        let availability = registered(
+            r,
             "availability_month_ratio",
             "This month's availability so far, in the contract's zone (refreshed every 5 minutes)",
-            availability.clone(),
         );
-        registry.register(
+        let budget_remaining = registered(
+            r,
             "error_budget_remaining_ratio",
             "Share of this month's error budget left (negative: overspent; refreshed every 5 minutes)",
-            budget_remaining.clone(),
         );
-        registry.register(
+        let incident_since = registered(
+            r,
             "incident_open_since_seconds",
             "Unix time the open incident started; 0 when there is none",
-            incident_since.clone(),
         );
-        let in_flight = Gauge::default();
-        registry.register("probes_in_flight", "Probes running now", in_flight.clone());
-        registry.register(
+        let in_flight = registered(r, "probes_in_flight", "Probes running now");
+        r.register(
             "schedule_lateness_seconds",
             "How late probes started against their schedule, since start",
             daemon.lateness_seconds.clone(),
         );
-        let store_queue = Gauge::default();
-        registry.register(
+        let store_queue = registered(
+            r,
             "store_queue_depth",
             "Outcomes waiting for the store writer",
-            store_queue.clone(),
         );
-        let store_commit_last = FloatGauge::default();
-        registry.register(
+        let store_commit_last = registered(
+            r,
             "store_commit_last_seconds",
             "How long the store's latest commit took",
-            store_commit_last.clone(),
         );
-        let store_commit_max = FloatGauge::default();
-        registry.register(
+        let store_commit_max = registered(
+            r,
             "store_commit_max_seconds",
             "The longest store commit since start",
-            store_commit_max.clone(),
         );
-        let store_write_errors = Counter::default();
-        registry.register(
+        let store_write_errors = registered(
+            r,
             "store_write_errors",
             "Commits the database refused (disk full, locked); the records are kept and retried",
-            store_write_errors.clone(),
         );
-        let probes_late = Counter::default();
-        registry.register(
+        let probes_late = registered(
+            r,
             "probes_late",
             "Probes that started more than their interval late (overload: a schedule point missed)",
-            probes_late.clone(),
         );
-        let store_shed = Counter::default();
-        registry.register(
+        let store_shed = registered(
+            r,
             "store_shed_records",
             "Outcomes dropped from memory during a long write outage (recorded as no-data)",
-            store_shed.clone(),
         );
-        let outbox_pending = Gauge::default();
-        registry.register(
-            "outbox_pending",
-            "E-mails waiting in the outbox",
-            outbox_pending.clone(),
-        );
+        let outbox_pending = registered(r, "outbox_pending", "E-mails waiting in the outbox");
         Exposition {
             registry,
             up,

@@ -43,10 +43,27 @@ pub enum PeriodSpec {
     },
 }
 
+/// Why a period asked for cannot be read; each message says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeriodError {
+    #[error("`{0}` is not a month: write YYYY-MM, e.g. 2026-10")]
+    NotAMonth(String),
+    #[error("`{0}` is not a month")]
+    MonthOutOfRange(String),
+    #[error("{which} `{text}` is not an RFC 3339 instant, e.g. 2026-10-01T00:00:00Z")]
+    NotAnInstant { which: &'static str, text: String },
+    #[error("`to` must come after `from`")]
+    EndBeforeStart,
+    #[error("last `{0}` is not a duration such as 24h, 7d or 30d")]
+    NotADuration(String),
+    #[error("give a month, from and to, or last")]
+    NoPeriod,
+}
+
 impl PeriodSpec {
     /// Parses `YYYY-MM`.
-    pub fn month(text: &str) -> Result<PeriodSpec, String> {
-        let bad = || format!("`{text}` is not a month: write YYYY-MM, e.g. 2026-10");
+    pub fn month(text: &str) -> Result<PeriodSpec, PeriodError> {
+        let bad = || PeriodError::NotAMonth(text.to_string());
         let (y, m) = text.split_once('-').ok_or_else(bad)?;
         let year: i16 = y.parse().map_err(|_| bad())?;
         let month: i8 = m.parse().map_err(|_| bad())?;
@@ -62,7 +79,7 @@ impl PeriodSpec {
         month: Option<&str>,
         range: Option<(&str, &str)>,
         last: Option<&str>,
-    ) -> Result<PeriodSpec, String> {
+    ) -> Result<PeriodSpec, PeriodError> {
         if let Some(month) = month {
             return PeriodSpec::month(month);
         }
@@ -70,7 +87,7 @@ impl PeriodSpec {
             let from_ms = instant(from, "from")?;
             let to_ms = instant(to, "to")?;
             if to_ms <= from_ms {
-                return Err("`to` must come after `from`".to_string());
+                return Err(PeriodError::EndBeforeStart);
             }
             return Ok(PeriodSpec::Range { from_ms, to_ms });
         }
@@ -79,9 +96,9 @@ impl PeriodSpec {
                 .map(|d| PeriodSpec::Last {
                     ms: d.as_millis() as i64,
                 })
-                .map_err(|_| format!("last `{last}` is not a duration such as 24h, 7d or 30d"));
+                .map_err(|_| PeriodError::NotADuration(last.to_string()));
         }
-        Err("give a month, from and to, or last".to_string())
+        Err(PeriodError::NoPeriod)
     }
 
     /// The period in `contract`'s zone.
@@ -101,11 +118,12 @@ impl PeriodSpec {
     }
 }
 
-fn instant(text: &str, what: &str) -> Result<i64, String> {
+fn instant(text: &str, which: &'static str) -> Result<i64, PeriodError> {
     text.parse::<jiff::Timestamp>()
         .map(|t| t.as_millisecond())
-        .map_err(|_| {
-            format!("{what} `{text}` is not an RFC 3339 instant, e.g. 2026-10-01T00:00:00Z")
+        .map_err(|_| PeriodError::NotAnInstant {
+            which,
+            text: text.to_string(),
         })
 }
 
@@ -245,20 +263,15 @@ pub fn month_budget(
     service: &Service,
     now_ms: i64,
 ) -> rusqlite::Result<MonthBudget> {
-    let contract = config.contract(&service.contract).expect("validated");
+    let contract = config.contract_of(service);
     let tz = &contract.timezone.zone;
     let today = calendar::local_date(tz, now_ms);
     let (from, to) = calendar::month(tz, today.year(), today.month()).expect("a real month");
-    let numbers = availability(
-        conn,
-        config,
-        service,
-        Period {
-            from_ms: from,
-            to_ms: to,
-        },
-        now_ms,
-    )?;
+    let month = Period {
+        from_ms: from,
+        to_ms: to,
+    };
+    let numbers = availability(conn, config, service, month, now_ms)?;
     let window = calendar::covered(&contract.coverage, tz, from, to)
         .subtract(&maintenance::windows(
             &config.maintenance,
@@ -295,7 +308,7 @@ pub fn daily(
     days: i32,
     now_ms: i64,
 ) -> rusqlite::Result<Vec<DayBar>> {
-    let contract = config.contract(&service.contract).expect("validated");
+    let contract = config.contract_of(service);
     let tz = &contract.timezone.zone;
     let today = calendar::local_date(tz, now_ms);
     let day_start = |d: jiff::civil::Date| calendar::local_to_ms(tz, d.at(0, 0, 0, 0));
@@ -306,16 +319,11 @@ pub fn daily(
     );
     // One read of the whole span, then each day in memory (second granularity); minute
     // granularity needs each day's down minutes from the store.
-    let whole = compute(
-        conn,
-        config,
-        service,
-        Period {
-            from_ms: from,
-            to_ms: to,
-        },
-        now_ms,
-    )?;
+    let span = Period {
+        from_ms: from,
+        to_ms: to,
+    };
+    let whole = compute(conn, config, service, span, now_ms)?;
     let mut bars = Vec::with_capacity(days as usize);
     let mut date = first;
     while date <= today {

@@ -15,7 +15,7 @@ use crate::config::{Config, Contract, LiveConfig, StatementPolicy};
 use crate::notify::MailOut;
 use crate::notify::{Attachment, Email};
 use crate::report::statement::{self, Statement};
-use crate::report::{self, PeriodSpec};
+use crate::report::{self, PeriodError, PeriodSpec};
 use crate::sla::calendar;
 use crate::store::outbox::{self, Kind};
 use crate::store::{SharedConnection, with_db};
@@ -35,12 +35,12 @@ pub struct Month {
 }
 
 impl Month {
-    pub fn of(contract: &Contract, label: &str) -> Result<Month, String> {
+    pub fn of(contract: &Contract, label: &str) -> Result<Month, PeriodError> {
         let PeriodSpec::Month { year, month } = PeriodSpec::month(label)? else {
             unreachable!("PeriodSpec::month makes a month")
         };
         let (from_ms, to_ms) = calendar::month(&contract.timezone.zone, year, month)
-            .ok_or_else(|| format!("`{label}` is not a month"))?;
+            .ok_or_else(|| PeriodError::MonthOutOfRange(label.to_string()))?;
         Ok(Month {
             label: label.to_string(),
             from_ms,
