@@ -331,14 +331,25 @@ fn service_probe(
     send: Option<String>,
     d: &mut Diagnostics,
 ) -> Option<ProbeSpec> {
+    // Every kind's key is taken, so that a second one is reported as a second target, not
+    // as an unknown key.
+    let [http, tcp, dns] = ["http", "tcp", "dns"].map(|key| t.get(key));
+    let expect_value = t.get("expect");
+    let kind = probe_kind(t, d)?;
+    check_keys_fit(t, own, send.is_some(), kind, d);
+    match kind {
+        "http" => http_probe(t, http?, expect_value, own, defaults, d),
+        "tcp" => tcp_probe(tcp?, expect_value, send, d),
+        _ => dns_probe(t, dns?, expect_value, own, defaults, d),
+    }
+}
+
+/// Which of `http`, `tcp`, `dns` the service names: exactly one.
+fn probe_kind(t: &mut Table<'_, '_>, d: &mut Diagnostics) -> Option<&'static str> {
     let kinds: Vec<&'static str> = ["http", "tcp", "dns"]
         .into_iter()
         .filter(|k| t.has(k))
         .collect();
-    let http_value = t.get("http");
-    let tcp_value = t.get("tcp");
-    let dns_value = t.get("dns");
-    let expect_value = t.get("expect");
     match kinds.as_slice() {
         [] => {
             t.missing(
@@ -346,9 +357,9 @@ fn service_probe(
                 "give the target as http = \"https://…\", tcp = \"host:port\" or dns = \"name\"",
                 d,
             );
-            return None;
+            None
         }
-        [_] => {}
+        [kind] => Some(kind),
         [_, second, ..] => {
             d.error(
                 t.key_span(second),
@@ -357,11 +368,20 @@ fn service_probe(
                     kinds.join(", ")
                 ),
             );
-            return None;
+            None
         }
     }
-    let kind = kinds[0];
-    let only_for = |key: &str, for_kind: &str, present: bool, d: &mut Diagnostics| {
+}
+
+/// Reports each key that belongs to another kind of probe than `kind`.
+fn check_keys_fit(
+    t: &Table<'_, '_>,
+    own: &Defaults,
+    has_send: bool,
+    kind: &str,
+    d: &mut Diagnostics,
+) {
+    let mut only_for = |key: &str, for_kind: &str, present: bool| {
         if present && kind != for_kind {
             d.error(
                 t.key_span(key),
@@ -381,163 +401,180 @@ fn service_probe(
         ("tls_verify", own.tls_verify.is_some()),
         ("cert_expiry_warn", own.cert_expiry_warn.is_some()),
     ] {
-        only_for(key, "http", present, d);
+        only_for(key, "http", present);
     }
-    only_for("send", "tcp", send.is_some(), d);
-    only_for("record", "dns", own.record.is_some(), d);
-    only_for("server", "dns", own.server.is_some(), d);
+    only_for("send", "tcp", has_send);
+    only_for("record", "dns", own.record.is_some());
+    only_for("server", "dns", own.server.is_some());
+}
 
-    match kind {
-        "http" => {
-            let value = http_value?;
-            let url = d.parse(value, "http", |v| {
-                let text = as_string(v)?;
-                let url = reqwest::Url::parse(text).map_err(|e| {
-                    format!(
-                        "`{text}` is not a URL ({e}): write e.g. \"https://api.example.com/health\""
-                    )
-                })?;
-                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(format!(
-                        "`{text}` must be an http:// or https:// URL with a host"
-                    ));
-                }
-                Ok(url)
-            })?;
-            if expect_value.is_some() {
-                d.error(
-                    t.key_span("expect"),
-                    "`expect` applies to tcp and dns services; for HTTP use `body_contains`, \
-                     `body_regex` or `expect_status`",
-                );
-            }
-            let cert_expiry_warn = own.cert_expiry_warn.or(defaults.cert_expiry_warn);
-            if own.cert_expiry_warn.is_some() && url.scheme() != "https" {
-                d.error(
-                    t.key_span("cert_expiry_warn"),
-                    "`cert_expiry_warn` needs an https:// URL: there is no certificate on http://",
-                );
-            }
-            Some(ProbeSpec::Http(HttpSpec {
-                method: own
-                    .method
-                    .clone()
-                    .or_else(|| defaults.method.clone())
-                    .unwrap_or(reqwest::Method::GET),
-                expect_status: own
-                    .expect_status
-                    .clone()
-                    .or_else(|| defaults.expect_status.clone())
-                    .unwrap_or_else(|| vec![200..=399]),
-                body_contains: own
-                    .body_contains
-                    .clone()
-                    .or_else(|| defaults.body_contains.clone()),
-                body_regex: own
-                    .body_regex
-                    .clone()
-                    .or_else(|| defaults.body_regex.clone()),
-                headers: own
-                    .headers
-                    .clone()
-                    .or_else(|| defaults.headers.clone())
-                    .unwrap_or_default(),
-                expect_headers: own
-                    .expect_headers
-                    .clone()
-                    .or_else(|| defaults.expect_headers.clone())
-                    .unwrap_or_default(),
-                follow_redirects: own
-                    .follow_redirects
-                    .or(defaults.follow_redirects)
-                    .unwrap_or(false),
-                max_body_bytes: own
-                    .max_body_bytes
-                    .or(defaults.max_body_bytes)
-                    .unwrap_or(DEFAULT_MAX_BODY) as usize,
-                tls_verify: own.tls_verify.or(defaults.tls_verify).unwrap_or(true),
-                cert_expiry_warn: if url.scheme() == "https" {
-                    cert_expiry_warn
-                } else {
-                    None
-                },
-                url,
-            }))
+/// `http = "https://…"` with its checks, each key from the service or else `[defaults]`.
+fn http_probe(
+    t: &Table<'_, '_>,
+    value: Value<'_, '_>,
+    expect_value: Option<Value<'_, '_>>,
+    own: &Defaults,
+    defaults: &Defaults,
+    d: &mut Diagnostics,
+) -> Option<ProbeSpec> {
+    let url = d.parse(value, "http", |v| {
+        let text = as_string(v)?;
+        let url = reqwest::Url::parse(text).map_err(|e| {
+            format!("`{text}` is not a URL ({e}): write e.g. \"https://api.example.com/health\"")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "`{text}` must be an http:// or https:// URL with a host"
+            ));
         }
-        "tcp" => {
-            let value = tcp_value?;
-            let (host, port) = d.parse(value, "tcp", |v| {
-                let text = as_string(v)?;
-                let hint = "write HOST:PORT such as \"db.example.com:5432\" or \"[::1]:22\"";
-                let (host, port) = text
-                    .rsplit_once(':')
-                    .ok_or_else(|| format!("`{text}` has no port: {hint}"))?;
-                let port: u16 = port
-                    .parse()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| format!("`{text}` has no valid port: {hint}"))?;
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                if host.is_empty() {
-                    return Err(format!("`{text}` has no host: {hint}"));
-                }
-                Ok((host.to_string(), port))
-            })?;
-            let expect = expect_value.and_then(|v| {
-                d.parse(v, "expect", |v| {
-                    as_string(v).map(str::to_string).map_err(|e| {
-                        format!("for a tcp service {e}: the text the server must send")
-                    })
-                })
-            });
-            Some(ProbeSpec::Tcp(TcpSpec {
-                host,
-                port,
-                send,
-                expect,
-            }))
-        }
-        _ => {
-            let value = dns_value?;
-            let name = d.parse(value, "dns", |v| {
-                let text = as_string(v)?;
-                if text.is_empty()
-                    || text.contains(char::is_whitespace)
-                    || text.split('.').any(|label| label.len() > 63)
-                {
-                    return Err(format!(
-                        "`{text}` is not a domain name: write e.g. \"www.example.com\""
-                    ));
-                }
-                Ok(text.to_string())
-            })?;
-            let server = own.server.or(defaults.server);
-            if server.is_none() && !t.has("server") {
-                t.missing(
-                    "server",
-                    "write server = \"IP[:PORT]\" (the name server to ask)",
-                    d,
-                );
-            }
-            let expect = expect_value.and_then(|v| {
-                d.parse(v, "expect", |v| match v {
-                    DeValue::String(s) => Ok(vec![s.to_string()]),
-                    DeValue::Array(items) => items
-                        .into_iter()
-                        .map(|i| as_string(i.get_ref()).map(str::to_string))
-                        .collect(),
-                    other => Err(format!(
-                        "expected a list of answers such as [\"203.0.113.10\"], found {}",
-                        type_name(other)
-                    )),
-                })
-            });
-            Some(ProbeSpec::Dns(DnsSpec {
-                name,
-                record: own.record.or(defaults.record).unwrap_or(RecordKind::A),
-                server: server?,
-                expect: expect.unwrap_or_default(),
-            }))
-        }
+        Ok(url)
+    })?;
+    if expect_value.is_some() {
+        d.error(
+            t.key_span("expect"),
+            "`expect` applies to tcp and dns services; for HTTP use `body_contains`, \
+             `body_regex` or `expect_status`",
+        );
     }
+    let cert_expiry_warn = own.cert_expiry_warn.or(defaults.cert_expiry_warn);
+    if own.cert_expiry_warn.is_some() && url.scheme() != "https" {
+        d.error(
+            t.key_span("cert_expiry_warn"),
+            "`cert_expiry_warn` needs an https:// URL: there is no certificate on http://",
+        );
+    }
+    Some(ProbeSpec::Http(HttpSpec {
+        method: own
+            .method
+            .clone()
+            .or_else(|| defaults.method.clone())
+            .unwrap_or(reqwest::Method::GET),
+        expect_status: own
+            .expect_status
+            .clone()
+            .or_else(|| defaults.expect_status.clone())
+            .unwrap_or_else(|| vec![200..=399]),
+        body_contains: own
+            .body_contains
+            .clone()
+            .or_else(|| defaults.body_contains.clone()),
+        body_regex: own
+            .body_regex
+            .clone()
+            .or_else(|| defaults.body_regex.clone()),
+        headers: own
+            .headers
+            .clone()
+            .or_else(|| defaults.headers.clone())
+            .unwrap_or_default(),
+        expect_headers: own
+            .expect_headers
+            .clone()
+            .or_else(|| defaults.expect_headers.clone())
+            .unwrap_or_default(),
+        follow_redirects: own
+            .follow_redirects
+            .or(defaults.follow_redirects)
+            .unwrap_or(false),
+        max_body_bytes: own
+            .max_body_bytes
+            .or(defaults.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY) as usize,
+        tls_verify: own.tls_verify.or(defaults.tls_verify).unwrap_or(true),
+        cert_expiry_warn: if url.scheme() == "https" {
+            cert_expiry_warn
+        } else {
+            None
+        },
+        url,
+    }))
+}
+
+/// `tcp = "host:port"`, with the line to `send` and the banner to `expect`.
+fn tcp_probe(
+    value: Value<'_, '_>,
+    expect_value: Option<Value<'_, '_>>,
+    send: Option<String>,
+    d: &mut Diagnostics,
+) -> Option<ProbeSpec> {
+    let (host, port) = d.parse(value, "tcp", |v| {
+        let text = as_string(v)?;
+        let hint = "write HOST:PORT such as \"db.example.com:5432\" or \"[::1]:22\"";
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{text}` has no port: {hint}"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("`{text}` has no valid port: {hint}"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("`{text}` has no host: {hint}"));
+        }
+        Ok((host.to_string(), port))
+    })?;
+    let expect = expect_value.and_then(|v| {
+        d.parse(v, "expect", |v| {
+            as_string(v)
+                .map(str::to_string)
+                .map_err(|e| format!("for a tcp service {e}: the text the server must send"))
+        })
+    });
+    Some(ProbeSpec::Tcp(TcpSpec {
+        host,
+        port,
+        send,
+        expect,
+    }))
+}
+
+/// `dns = "name"`, asked of `server`, with the answers to `expect`.
+fn dns_probe(
+    t: &mut Table<'_, '_>,
+    value: Value<'_, '_>,
+    expect_value: Option<Value<'_, '_>>,
+    own: &Defaults,
+    defaults: &Defaults,
+    d: &mut Diagnostics,
+) -> Option<ProbeSpec> {
+    let name = d.parse(value, "dns", |v| {
+        let text = as_string(v)?;
+        if text.is_empty()
+            || text.contains(char::is_whitespace)
+            || text.split('.').any(|label| label.len() > 63)
+        {
+            return Err(format!(
+                "`{text}` is not a domain name: write e.g. \"www.example.com\""
+            ));
+        }
+        Ok(text.to_string())
+    })?;
+    let server = own.server.or(defaults.server);
+    if server.is_none() && !t.has("server") {
+        t.missing(
+            "server",
+            "write server = \"IP[:PORT]\" (the name server to ask)",
+            d,
+        );
+    }
+    let expect = expect_value.and_then(|v| {
+        d.parse(v, "expect", |v| match v {
+            DeValue::String(s) => Ok(vec![s.to_string()]),
+            DeValue::Array(items) => items
+                .into_iter()
+                .map(|i| as_string(i.get_ref()).map(str::to_string))
+                .collect(),
+            other => Err(format!(
+                "expected a list of answers such as [\"203.0.113.10\"], found {}",
+                type_name(other)
+            )),
+        })
+    });
+    Some(ProbeSpec::Dns(DnsSpec {
+        name,
+        record: own.record.or(defaults.record).unwrap_or(RecordKind::A),
+        server: server?,
+        expect: expect.unwrap_or_default(),
+    }))
 }

@@ -30,7 +30,7 @@ use crate::runtime::schedule::Schedule;
 use crate::runtime::service_task::{ProbeRunner, ServiceTask, Shared};
 use crate::sla::tracker::{OpenIncident, Tracker};
 use crate::store::SharedConnection;
-use crate::store::{Store, StoreError, StoreSettings};
+use crate::store::{Opened, Store, StoreError, StoreSettings};
 use crate::text::Chain;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +85,19 @@ pub struct Running {
     writer: std::thread::JoinHandle<()>,
     endpoint: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     metrics: Arc<DaemonMetrics>,
+    messaging: Messaging,
+}
+
+/// The tasks that decide and send messages: alerting, statements and mail delivery.
+struct Messaging {
     alerting: tokio::task::JoinHandle<()>,
     statements: tokio::task::JoinHandle<()>,
+    /// Stops alerting and statements (after the service tasks, so no transition is lost).
     alert_stop: watch::Sender<bool>,
     alert_stats: Arc<AlertStats>,
     delivery: Option<tokio::task::JoinHandle<()>>,
     delivery_stats: Arc<DeliveryStats>,
+    /// Stops delivery (last, so alerts written at the stop still get a try).
     mail_stop: watch::Sender<bool>,
 }
 
@@ -109,11 +116,11 @@ impl Running {
     }
 
     pub fn alert_stats(&self) -> &Arc<AlertStats> {
-        &self.alert_stats
+        &self.messaging.alert_stats
     }
 
     pub fn delivery_stats(&self) -> &Arc<DeliveryStats> {
-        &self.delivery_stats
+        &self.messaging.delivery_stats
     }
 
     /// The config in force.
@@ -217,11 +224,12 @@ impl Running {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
         // Alerts still gathering go to the outbox; mail not yet sent waits there for the next start.
-        let _ = self.alert_stop.send(true);
-        let _ = self.alerting.await;
-        let _ = self.statements.await;
-        let _ = self.mail_stop.send(true);
-        if let Some(delivery) = self.delivery.take() {
+        let messaging = self.messaging;
+        let _ = messaging.alert_stop.send(true);
+        let _ = messaging.alerting.await;
+        let _ = messaging.statements.await;
+        let _ = messaging.mail_stop.send(true);
+        if let Some(delivery) = messaging.delivery {
             let _ = delivery.await;
         }
         if let Some((_, handle)) = self.endpoint.take() {
@@ -255,42 +263,8 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         Some(runner) => runner,
         None => Arc::new(Prober::with_clock(options.clock.clone())?),
     };
-    let ids: Vec<String> = config.services.iter().map(|s| s.id.clone()).collect();
-    let recent = resume_depth(&config);
-    let settings = StoreSettings {
-        flush_interval: config.daemon.flush_interval,
-        retention: config.daemon.retention,
-        clock: options.clock.clone(),
-    };
-    let path = config.daemon.database.clone();
-    let mut opened =
-        tokio::task::spawn_blocking(move || Store::open(&path, &ids, recent, settings))
-            .await
-            .expect("the store opener does not panic")?;
-    info!(
-        database = %config.daemon.database.display(),
-        services = config.services.len(),
-        "Store open."
-    );
-    // A wall clock set back while the daemon was stopped must not stamp outcomes before the
-    // stored ones.
-    let latest_stored = opened
-        .services
-        .values()
-        .filter_map(|(_, resume)| resume.recent.last().map(|(at_ms, _)| *at_ms))
-        .max();
-    if let Some(latest) = latest_stored {
-        let now = options.clock.now_ms();
-        if latest > now {
-            warn!(
-                behind_ms = latest - now,
-                "The wall clock is behind the latest stored outcome: stamps hold at that \
-                 outcome's time until the clock passes it."
-            );
-            options.clock.not_before(latest);
-        }
-    }
-
+    let clock = options.clock;
+    let mut opened = open_store(&config, &clock).await?;
     let config = Arc::new(config);
     let (live, live_rx) = LiveConfig::new(config.clone());
     let open_incidents: HashMap<String, Option<OpenIncident>> = opened
@@ -298,109 +272,44 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         .iter()
         .map(|(id, (_, resume))| (id.clone(), resume.open_incident.clone()))
         .collect();
-    let mailer = match &config.smtp {
-        Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
-        None => {
-            info!("No [smtp] table: alerts go to the log only.");
-            None
-        }
-    };
-    let (alert_stop, alert_stop_rx) = watch::channel(false);
-    let (mail_stop, mail_stop_rx) = watch::channel(false);
-    let wake = Arc::new(Notify::new());
-    let side_connection = |path: &std::path::Path| -> Result<SharedConnection, DaemonError> {
-        Ok(Arc::new(std::sync::Mutex::new(
-            crate::store::open_writer_connection(path)?,
-        )))
-    };
-    let mail_out = mailer.as_ref().map(|m| MailOut {
-        from: m.from.clone(),
-        wake: wake.clone(),
-        mailer: m.clone(),
-    });
-    let (alert_task, alerts, transitions) = AlertTask::new(
-        config.clone(),
-        side_connection(&config.daemon.database)?,
-        mail_out.clone(),
-        options.clock.clone(),
-        &open_incidents,
-    )
-    .map_err(DaemonError::Alerting)?;
-    let alert_stats = alert_task.stats();
-    let alerting = tokio::spawn(alert_task.run(transitions, alert_stop_rx.clone()));
-    let statements = tokio::spawn(crate::report::monthly::run(
-        live_rx.clone(),
-        side_connection(&config.daemon.database)?,
-        mail_out,
-        options.clock.clone(),
-        alert_stop_rx,
-    ));
-    let delivery_stats = Arc::new(DeliveryStats::default());
-    let delivery = match mailer {
-        Some(mailer) => Some(tokio::spawn(crate::notify::deliver(
-            side_connection(&config.daemon.database)?,
-            mailer,
-            options.clock.clone(),
-            wake,
-            delivery_stats.clone(),
-            Backoff::default(),
-            mail_stop_rx,
-        ))),
-        None => None,
-    };
+    let (messaging, alerts) = start_messaging(&config, &live_rx, &clock, &open_incidents)?;
 
     let metrics = Arc::new(DaemonMetrics::default());
     let exposition = Arc::new(Exposition::new(
         metrics.clone(),
         opened.store.stats().clone(),
-        delivery_stats.clone(),
+        messaging.delivery_stats.clone(),
     ));
     let shared = Arc::new(Shared {
         alerts: Some(alerts.clone()),
         runner,
         store: opened.store.clone(),
-        clock: options.clock.clone(),
+        clock: clock.clone(),
         slots: Arc::new(Semaphore::new(config.daemon.max_in_flight)),
         metrics: metrics.clone(),
     });
     let (stop, stop_rx) = watch::channel(false);
-
     let endpoint = match config.daemon.listen {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Listen { addr, source })?;
-            let bound = listener.local_addr().unwrap_or(addr);
-            if !bound.ip().is_loopback() {
-                warn!(%bound, "The HTTP endpoint listens beyond loopback.");
-            }
-            let page = Arc::new(StatusPage::new(live_rx.clone(), exposition.clone()));
-            tokio::spawn(crate::http::status_page::refresh(
-                page.clone(),
-                options.clock.clone(),
-                stop_rx.clone(),
-            ));
             let state = endpoint::State {
-                page,
+                page: Arc::new(StatusPage::new(live_rx.clone(), exposition.clone())),
                 config: live_rx.clone(),
                 exposition: exposition.clone(),
                 metrics: metrics.clone(),
                 store: opened.store.stats().clone(),
-                clock: options.clock.clone(),
+                clock: clock.clone(),
             };
-            let handle = tokio::spawn(endpoint::serve(listener, state, stop_rx.clone()));
-            info!(%bound, "HTTP endpoint listening.");
-            Some((bound, handle))
+            Some(start_endpoint(addr, state, &stop_rx).await?)
         }
         None => None,
     };
-
     tokio::spawn(crate::http::exposition::refresh(
         exposition.clone(),
         live_rx,
-        options.clock.clone(),
+        clock.clone(),
         stop_rx.clone(),
     ));
+
     let mut running = Running {
         stop,
         stop_rx: stop_rx.clone(),
@@ -414,13 +323,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         writer: opened.writer,
         endpoint,
         metrics,
-        alerting,
-        statements,
-        alert_stop,
-        alert_stats,
-        delivery,
-        delivery_stats,
-        mail_stop,
+        messaging,
     };
     let start = tokio::time::Instant::now();
     for service in config.services.iter().cloned() {
@@ -440,6 +343,138 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         ));
     }
     Ok(running)
+}
+
+/// Opens the store, registers the configured services, and floors `clock` at the latest
+/// stored outcome: a wall clock set back while the daemon was stopped must not stamp outcomes
+/// before the stored ones.
+async fn open_store(config: &Config, clock: &Clock) -> Result<Opened, DaemonError> {
+    let ids: Vec<String> = config.services.iter().map(|s| s.id.clone()).collect();
+    let recent = resume_depth(config);
+    let settings = StoreSettings {
+        flush_interval: config.daemon.flush_interval,
+        retention: config.daemon.retention,
+        clock: clock.clone(),
+    };
+    let path = config.daemon.database.clone();
+    let opened = tokio::task::spawn_blocking(move || Store::open(&path, &ids, recent, settings))
+        .await
+        .expect("the store opener does not panic")?;
+    info!(
+        database = %config.daemon.database.display(),
+        services = config.services.len(),
+        "Store open."
+    );
+    let latest_stored = opened
+        .services
+        .values()
+        .filter_map(|(_, resume)| resume.recent.last().map(|(at_ms, _)| *at_ms))
+        .max();
+    if let Some(latest) = latest_stored {
+        let now = clock.now_ms();
+        if latest > now {
+            warn!(
+                behind_ms = latest - now,
+                "The wall clock is behind the latest stored outcome: stamps hold at that \
+                 outcome's time until the clock passes it."
+            );
+            clock.not_before(latest);
+        }
+    }
+    Ok(opened)
+}
+
+/// Starts alerting, the statement task and (with `[smtp]`) mail delivery, each on its own
+/// database connection; returns them and where service tasks send transitions.
+fn start_messaging(
+    config: &Arc<Config>,
+    live: &LiveConfig,
+    clock: &Clock,
+    open_incidents: &HashMap<String, Option<OpenIncident>>,
+) -> Result<(Messaging, AlertSender), DaemonError> {
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
+        None => {
+            info!("No [smtp] table: alerts go to the log only.");
+            None
+        }
+    };
+    let (alert_stop, alert_stop_rx) = watch::channel(false);
+    let (mail_stop, mail_stop_rx) = watch::channel(false);
+    let wake = Arc::new(Notify::new());
+    let side_connection = || -> Result<SharedConnection, DaemonError> {
+        Ok(Arc::new(std::sync::Mutex::new(
+            crate::store::open_writer_connection(&config.daemon.database)?,
+        )))
+    };
+    let mail_out = mailer.as_ref().map(|m| MailOut {
+        from: m.from.clone(),
+        wake: wake.clone(),
+        mailer: m.clone(),
+    });
+    let (alert_task, alerts, transitions) = AlertTask::new(
+        config.clone(),
+        side_connection()?,
+        mail_out.clone(),
+        clock.clone(),
+        open_incidents,
+    )
+    .map_err(DaemonError::Alerting)?;
+    let alert_stats = alert_task.stats();
+    let alerting = tokio::spawn(alert_task.run(transitions, alert_stop_rx.clone()));
+    let statements = tokio::spawn(crate::report::monthly::run(
+        live.clone(),
+        side_connection()?,
+        mail_out,
+        clock.clone(),
+        alert_stop_rx,
+    ));
+    let delivery_stats = Arc::new(DeliveryStats::default());
+    let delivery = match mailer {
+        Some(mailer) => Some(tokio::spawn(crate::notify::deliver(
+            side_connection()?,
+            mailer,
+            clock.clone(),
+            wake,
+            delivery_stats.clone(),
+            Backoff::default(),
+            mail_stop_rx,
+        ))),
+        None => None,
+    };
+    let messaging = Messaging {
+        alerting,
+        statements,
+        alert_stop,
+        alert_stats,
+        delivery,
+        delivery_stats,
+        mail_stop,
+    };
+    Ok((messaging, alerts))
+}
+
+/// Binds `addr` and serves the endpoint (and refreshes the status page) until `stop`.
+async fn start_endpoint(
+    addr: SocketAddr,
+    state: endpoint::State,
+    stop: &watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), DaemonError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    if !bound.ip().is_loopback() {
+        warn!(%bound, "The HTTP endpoint listens beyond loopback.");
+    }
+    tokio::spawn(crate::http::status_page::refresh(
+        state.page.clone(),
+        state.clock.clone(),
+        stop.clone(),
+    ));
+    let handle = tokio::spawn(endpoint::serve(listener, state, stop.clone()));
+    info!(%bound, "HTTP endpoint listening.");
+    Ok((bound, handle))
 }
 
 /// How many latest outcomes a service's state machine needs to resume.
