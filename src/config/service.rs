@@ -337,10 +337,16 @@ fn service_probe(
     let expect_value = t.get("expect");
     let kind = probe_kind(t, d)?;
     check_keys_fit(t, own, send.is_some(), kind, d);
+    let keys = |value| ProbeKeys {
+        value,
+        expect: expect_value,
+        own,
+        defaults,
+    };
     match kind {
-        "http" => http_probe(t, http?, expect_value, own, defaults, d),
+        "http" => http_probe(t, keys(http?), d),
         "tcp" => tcp_probe(tcp?, expect_value, send, d),
-        _ => dns_probe(t, dns?, expect_value, own, defaults, d),
+        _ => dns_probe(t, keys(dns?), d),
     }
 }
 
@@ -408,16 +414,23 @@ fn check_keys_fit(
     only_for("server", "dns", own.server.is_some());
 }
 
+/// What a kind's reader takes: the target's value, `expect`, and the service's own probe keys
+/// beside `[defaults]`.
+struct ProbeKeys<'a, 'v, 'i> {
+    value: Value<'v, 'i>,
+    expect: Option<Value<'v, 'i>>,
+    own: &'a Defaults,
+    defaults: &'a Defaults,
+}
+
 /// `http = "https://…"` with its checks, each key from the service or else `[defaults]`.
 fn http_probe(
     t: &Table<'_, '_>,
-    value: Value<'_, '_>,
-    expect_value: Option<Value<'_, '_>>,
-    own: &Defaults,
-    defaults: &Defaults,
+    keys: ProbeKeys<'_, '_, '_>,
     d: &mut Diagnostics,
 ) -> Option<ProbeSpec> {
-    let url = d.parse(value, "http", |v| {
+    let (own, defaults) = (keys.own, keys.defaults);
+    let url = d.parse(keys.value, "http", |v| {
         let text = as_string(v)?;
         let url = reqwest::Url::parse(text).map_err(|e| {
             format!("`{text}` is not a URL ({e}): write e.g. \"https://api.example.com/health\"")
@@ -429,7 +442,7 @@ fn http_probe(
         }
         Ok(url)
     })?;
-    if expect_value.is_some() {
+    if keys.expect.is_some() {
         d.error(
             t.key_span("expect"),
             "`expect` applies to tcp and dns services; for HTTP use `body_contains`, \
@@ -532,13 +545,11 @@ fn tcp_probe(
 /// `dns = "name"`, asked of `server`, with the answers to `expect`.
 fn dns_probe(
     t: &mut Table<'_, '_>,
-    value: Value<'_, '_>,
-    expect_value: Option<Value<'_, '_>>,
-    own: &Defaults,
-    defaults: &Defaults,
+    keys: ProbeKeys<'_, '_, '_>,
     d: &mut Diagnostics,
 ) -> Option<ProbeSpec> {
-    let name = d.parse(value, "dns", |v| {
+    let (own, defaults) = (keys.own, keys.defaults);
+    let name = d.parse(keys.value, "dns", |v| {
         let text = as_string(v)?;
         if text.is_empty()
             || text.contains(char::is_whitespace)
@@ -558,7 +569,7 @@ fn dns_probe(
             d,
         );
     }
-    let expect = expect_value.and_then(|v| {
+    let expect = keys.expect.and_then(|v| {
         d.parse(v, "expect", |v| match v {
             DeValue::String(s) => Ok(vec![s.to_string()]),
             DeValue::Array(items) => items
