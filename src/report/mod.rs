@@ -195,9 +195,7 @@ fn compute(
     period: Period,
     now_ms: i64,
 ) -> rusqlite::Result<Computed> {
-    let contract = config
-        .contract(&service.contract)
-        .expect("a validated service names a known contract");
+    let contract = config.contract_of(service);
     let interval_ms = service.interval.as_millis() as i64;
     let max_gap_ms = service.max_gap().as_millis() as i64;
     let (from, to) = (period.from_ms, period.to_ms);
@@ -376,9 +374,7 @@ pub fn service_report(
     period: Period,
     now_ms: i64,
 ) -> rusqlite::Result<ServiceReport> {
-    let contract = config
-        .contract(&service.contract)
-        .expect("a validated service names a known contract");
+    let contract = config.contract_of(service);
     let Computed {
         num,
         timeline,
