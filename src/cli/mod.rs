@@ -74,6 +74,9 @@ pub enum Command {
         /// E-mail it to the contract's `statement_to` now (also when already sent), and record it.
         #[arg(long)]
         send: bool,
+        /// Print a fresh computation even when the month's statement was recorded (sent).
+        #[arg(long)]
+        recompute: bool,
     },
     /// Copy the database consistently to FILE while the daemon runs (a new file).
     Backup {
@@ -182,7 +185,8 @@ pub fn main(cli: Cli) -> ExitCode {
             month,
             format,
             send: false,
-        } => statement(&config, &contract, &month, format),
+            recompute,
+        } => statement(&config, &contract, &month, format, recompute),
     }
 }
 
@@ -437,8 +441,11 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
         ReportFormat::Csv => report::to_csv(&reports),
         ReportFormat::Json => format!(
             "{}\n",
-            serde_json::to_string_pretty(&report::json(args.contract.as_deref(), &reports))
-                .expect("reports serialize")
+            serde_json::to_string_pretty(&report::json(
+                args.contract.as_deref().and_then(|id| config.contract(id)),
+                &reports
+            ))
+            .expect("reports serialize")
         ),
     };
     print!("{output}");
@@ -474,7 +481,13 @@ fn import(config: &Config, id: &str, file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) -> ExitCode {
+fn statement(
+    config: &Config,
+    id: &str,
+    month: &str,
+    format: StatementFormat,
+    recompute: bool,
+) -> ExitCode {
     use crate::report::PeriodSpec;
     let Some(contract) = config.contract(id) else {
         return usage_error(format!("{}: no contract `{id}`", config.path.display()));
@@ -493,13 +506,54 @@ fn statement(config: &Config, id: &str, month: &str, format: StatementFormat) ->
         Err(code) => return code,
     };
     let st = crate::report::statement::Statement::new(contract, month, reports);
-    let output = match format {
-        StatementFormat::Text => crate::report::statement::to_text(&st),
-        StatementFormat::Html => crate::report::statement::to_html(&st),
-        StatementFormat::Json => crate::report::statement::to_json(&st),
-        StatementFormat::Csv => crate::report::statement::to_csv(&st),
+    let name = match format {
+        StatementFormat::Text => "text",
+        StatementFormat::Html => "html",
+        StatementFormat::Json => "json",
+        StatementFormat::Csv => "csv",
     };
-    print!("{output}");
+    let [fresh] = crate::report::monthly::renderings(&st)
+        .into_iter()
+        .filter(|(f, _)| *f == name)
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("every format is rendered once");
+    // A recorded (sent) statement is printed as it was recorded; a fresh computation that
+    // differs is only mentioned, unless asked for.
+    let recorded = match read::open(&config.daemon.database) {
+        Ok(conn) if !recompute => {
+            crate::store::statements::copy(&conn, &contract.id, month, name).unwrap_or(None)
+        }
+        _ => None,
+    };
+    let Some((bytes, at_ms)) = recorded else {
+        print!("{fresh}");
+        return ExitCode::SUCCESS;
+    };
+    if bytes == fresh.as_bytes() {
+        print!("{fresh}");
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "note: this is the statement recorded at {}; a fresh computation differs (a late import, \
+         an exclusion or a config change): --recompute prints it",
+        timestamp_to_second(at_ms)
+    );
+    if format == StatementFormat::Json {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        if let Some(object) = json.as_object_mut() {
+            object.insert("recomputed_differs".into(), serde_json::Value::Bool(true));
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("JSON serializes")
+        );
+    } else {
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(&bytes);
+    }
     ExitCode::SUCCESS
 }
 

@@ -121,6 +121,7 @@ fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> 
     let services = services_section(
         &service_values,
         &defaults.unwrap_or_default(),
+        &contracts,
         &contract_ids,
         &route_ids,
         d,

@@ -7,6 +7,7 @@ use toml::de::DeValue;
 use super::fields::{email_list, required_id, route_reference, time_zone};
 use super::reader::{Diagnostics, Table, Value, as_string, type_name};
 use super::*;
+use crate::sla::credit::DowntimeCount;
 
 pub(super) fn contracts_section(
     values: &[Value<'_, '_>],
@@ -71,6 +72,11 @@ pub(super) fn contracts_section(
             .unwrap_or_default();
         let credit_cap = t.percent("credit_cap", d);
         let credit_min = t.money("credit_min", d);
+        let downtime_credit = t.get("downtime_credit").and_then(|v| downtime_credit(v, d));
+        let terms = t
+            .get("terms")
+            .map(|v| dated_terms(v, d))
+            .unwrap_or_default();
         let statement_to = email_list(&mut t, "statement_to", d);
         let statements = t.choice(
             "statements",
@@ -101,6 +107,8 @@ pub(super) fn contracts_section(
             credits,
             credit_cap: credit_cap.unwrap_or(Fraction::ONE),
             credit_min: credit_min.unwrap_or_default(),
+            downtime_credit,
+            terms,
             statement_to,
             statements: statements.unwrap_or(StatementPolicy::Always),
             statement_hour: statement_hour.unwrap_or(6) as u8,
@@ -214,6 +222,125 @@ fn parse_date(v: &DeValue<'_>) -> Result<jiff::civil::Date, String> {
     };
     text.parse::<jiff::civil::Date>()
         .map_err(|_| format!("`{text}` is not a date: write e.g. \"2026-12-25\""))
+}
+
+/// `[[contract.terms]]` tables (an array of tables inside the contract), sorted by `from`;
+/// two with the same `from` are an error.
+fn dated_terms(v: Value<'_, '_>, d: &mut Diagnostics) -> Vec<DatedTerms> {
+    let DeValue::Array(items) = v.get_ref() else {
+        d.error(
+            v.span(),
+            "`terms` is a list of tables: write [[contract.terms]] sections after the contract",
+        );
+        return Vec::new();
+    };
+    let mut all: Vec<DatedTerms> = Vec::new();
+    for item in items {
+        let Some(mut t) = Table::new(item, "[[contract.terms]]", d) else {
+            continue;
+        };
+        let from = match t.get("from") {
+            None => {
+                t.missing(
+                    "from",
+                    "write from = \"2027-01\" (the first month they apply to)",
+                    d,
+                );
+                None
+            }
+            Some(v) => d.parse(v, "from", |v| {
+                let text = as_string(v)?;
+                let bad = || format!("`{text}` is not a month: write YYYY-MM, e.g. 2027-01");
+                let (y, m) = text.split_once('-').ok_or_else(bad)?;
+                let year: i16 = y.parse().map_err(|_| bad())?;
+                let month: i8 = m.parse().map_err(|_| bad())?;
+                if y.len() != 4 || m.len() != 2 || !(1..=12).contains(&month) {
+                    return Err(bad());
+                }
+                Ok((text.to_string(), year, month))
+            }),
+        };
+        if let Some((text, ..)) = &from
+            && all.iter().any(|other| &other.from == text)
+        {
+            d.error(
+                t.key_span("from"),
+                format!("two [[contract.terms]] start in {text}: give each month one set of terms"),
+            );
+        }
+        let target = t.percent("target", d);
+        let coverage = t
+            .get("coverage")
+            .and_then(|v| d.parse(v, "coverage", coverage));
+        let credits = t.get("credits").map(|v| credit_tiers(v, d));
+        let credit_cap = t.percent("credit_cap", d);
+        let credit_min = t.money("credit_min", d);
+        let monthly_fee = t.money("monthly_fee", d);
+        let downtime_credit = t.get("downtime_credit").and_then(|v| downtime_credit(v, d));
+        t.finish(d);
+        let Some((from, from_year, from_month)) = from else {
+            continue;
+        };
+        all.push(DatedTerms {
+            from,
+            from_year,
+            from_month,
+            target,
+            coverage,
+            credits,
+            credit_cap,
+            credit_min,
+            monthly_fee,
+            downtime_credit,
+        });
+    }
+    all.sort_by_key(|t| (t.from_year, t.from_month));
+    all
+}
+
+/// `downtime_credit = { per = "1h", amount = 50.00, count = "started", beyond = "budget" }`.
+fn downtime_credit(v: Value<'_, '_>, d: &mut Diagnostics) -> Option<DowntimeCredit> {
+    let mut t = Table::new(v, "`downtime_credit`", d)?;
+    let per = t.duration("per", d);
+    if per.is_none() && !t.has("per") {
+        t.missing(
+            "per",
+            "write per = \"1h\" (the unit of downtime paid for)",
+            d,
+        );
+    }
+    if let Some(p) = per
+        && p.as_millis() == 0
+    {
+        d.error(
+            t.key_span("per"),
+            "`per` must be longer than zero: write e.g. \"1h\"",
+        );
+    }
+    let amount = t.money("amount", d);
+    if amount.is_none() && !t.has("amount") {
+        t.missing(
+            "amount",
+            "write amount = 50.00 (paid for each `per` of downtime)",
+            d,
+        );
+    }
+    let count = t.choice(
+        "count",
+        &[
+            ("started", DowntimeCount::Started),
+            ("prorata", DowntimeCount::Prorata),
+        ],
+        d,
+    );
+    let beyond = t.choice("beyond", &[("budget", true)], d);
+    t.finish(d);
+    Some(DowntimeCredit {
+        per_ms: per.filter(|p| p.as_millis() > 0)?.as_millis() as i64,
+        amount: amount?,
+        count: count.unwrap_or(DowntimeCount::Started),
+        beyond_budget: beyond.unwrap_or(false),
+    })
 }
 
 fn credit_tiers(v: Value<'_, '_>, d: &mut Diagnostics) -> Vec<CreditTier> {

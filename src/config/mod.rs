@@ -21,7 +21,7 @@ use crate::probe::ProbeSpec;
 use crate::sla::availability::{Granularity, NoDataPolicy};
 use crate::sla::burn::BurnRule;
 use crate::sla::calendar::{Coverage, TimeZoneName};
-use crate::sla::credit::CreditTier;
+use crate::sla::credit::{CreditTier, DowntimeCredit};
 use crate::sla::maintenance::Maintenance;
 use crate::sla::tracker::Rules;
 use crate::sla::values::{Cents, Fraction};
@@ -53,6 +53,26 @@ impl Config {
     pub fn contract_of(&self, service: &Service) -> &Contract {
         self.contract(&service.contract)
             .unwrap_or_else(|| panic!("service `{}` names an undeclared contract", service.id))
+    }
+
+    /// A service's monthly fee under `contract` (the contract as in force for the period):
+    /// its own `monthly_fee`, or its `fee_share` of the contract's, split so that the shares
+    /// add up to the contract's fee (DESIGN.md §6.1). Credits are shares of it.
+    pub fn fee_of(&self, service: &Service, contract: &Contract) -> Cents {
+        if let Some(fee) = service.own_fee {
+            return fee;
+        }
+        let members: Vec<&Service> = self
+            .services
+            .iter()
+            .filter(|s| s.contract == service.contract)
+            .collect();
+        let shares: Vec<u32> = members.iter().map(|s| s.fee_share).collect();
+        let fees = crate::sla::credit::split_fee(contract.monthly_fee, &shares);
+        members
+            .iter()
+            .position(|s| s.id == service.id)
+            .map_or(Cents(0), |i| fees[i])
     }
 
     /// The route a service's alerts follow, if any (`alert = false` anywhere mutes).
@@ -142,6 +162,10 @@ pub struct Contract {
     pub credits: Vec<CreditTier>,
     pub credit_cap: Fraction,
     pub credit_min: Cents,
+    /// `downtime_credit = { per, amount, count, beyond }`.
+    pub downtime_credit: Option<DowntimeCredit>,
+    /// `[[contract.terms]]`: changes of terms from a month on, sorted by `from`.
+    pub terms: Vec<DatedTerms>,
     pub statement_to: Vec<String>,
     pub statements: StatementPolicy,
     /// The local hour on the 1st after which last month's statement is sent.
@@ -149,6 +173,70 @@ pub struct Contract {
     /// "SLA AT RISK" when less than this share of the month's error budget is left (0: never).
     pub at_risk_below: Fraction,
     pub alert: Alert,
+}
+
+/// `[[contract.terms]]`: what changes from the month `from` on (local months of the contract's
+/// zone); keys left out keep the base contract's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatedTerms {
+    /// `YYYY-MM`.
+    pub from: String,
+    pub from_year: i16,
+    pub from_month: i8,
+    pub target: Option<Fraction>,
+    pub coverage: Option<Coverage>,
+    pub credits: Option<Vec<CreditTier>>,
+    pub credit_cap: Option<Fraction>,
+    pub credit_min: Option<Cents>,
+    pub monthly_fee: Option<Cents>,
+    pub downtime_credit: Option<DowntimeCredit>,
+}
+
+impl Contract {
+    /// The terms in force in the local month that contains `at_ms`: the latest
+    /// `[[contract.terms]]` whose `from` is not after that month, if any.
+    pub fn terms_at(&self, at_ms: i64) -> Option<&DatedTerms> {
+        if self.terms.is_empty() {
+            return None;
+        }
+        let date = crate::sla::calendar::local_date(&self.timezone.zone, at_ms);
+        let month = (date.year(), date.month());
+        self.terms
+            .iter()
+            .rev()
+            .find(|t| (t.from_year, t.from_month) <= month)
+    }
+
+    /// The contract as in force at `at_ms`: the base terms overridden by `terms_at`.
+    pub fn in_force(&self, at_ms: i64) -> std::borrow::Cow<'_, Contract> {
+        let Some(t) = self.terms_at(at_ms) else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let mut c = self.clone();
+        c.terms = Vec::new();
+        if let Some(v) = t.target {
+            c.target = v;
+        }
+        if let Some(v) = &t.coverage {
+            c.coverage = v.clone();
+        }
+        if let Some(v) = &t.credits {
+            c.credits = v.clone();
+        }
+        if let Some(v) = t.credit_cap {
+            c.credit_cap = v;
+        }
+        if let Some(v) = t.credit_min {
+            c.credit_min = v;
+        }
+        if let Some(v) = t.monthly_fee {
+            c.monthly_fee = v;
+        }
+        if t.downtime_credit.is_some() {
+            c.downtime_credit = t.downtime_credit;
+        }
+        std::borrow::Cow::Owned(c)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +269,10 @@ pub struct Service {
     pub confirm_up: u32,
     pub latency: Option<LatencySlo>,
     pub alert: Alert,
+    /// Its own `monthly_fee`; `None`: a `fee_share` of the contract's fee.
+    pub own_fee: Option<Cents>,
+    /// Its share of the contract's `monthly_fee` (default 1).
+    pub fee_share: u32,
 }
 
 impl Service {

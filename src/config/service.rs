@@ -233,11 +233,13 @@ fn latency_slo(v: &DeValue<'_>) -> Result<LatencySlo, String> {
 pub(super) fn services_section(
     values: &[Value<'_, '_>],
     defaults: &Defaults,
+    contracts: &[Contract],
     contract_ids: &HashSet<&str>,
     route_ids: &HashSet<&str>,
     d: &mut Diagnostics,
 ) -> Vec<Service> {
     let mut services: Vec<Service> = Vec::new();
+    let mut fees: Vec<FeeBasis> = Vec::new();
     let mut seen = Vec::new();
     for value in values {
         let Some(mut t) = Table::new(value, "[[service]]", d) else {
@@ -275,6 +277,7 @@ pub(super) fn services_section(
         let own = probe_settings(&mut t, d);
         let send = t.string("send", d);
         let alert = route_reference(&mut t, route_ids, d);
+        let fee = fee_basis(&mut t, contract.as_deref(), contracts, value.span(), d);
         let probe = service_probe(&mut t, &own, defaults, send, d);
         let interval = own
             .interval
@@ -318,9 +321,102 @@ pub(super) fn services_section(
             confirm_up: own.confirm_up.or(defaults.confirm_up).unwrap_or(1),
             latency: own.latency.or(defaults.latency),
             alert: alert.unwrap_or(Alert::Inherit),
+            own_fee: fee.own,
+            fee_share: fee.share,
         });
+        fees.push(fee);
     }
+    assign_fees(&services, &fees, contracts, d);
     services
+}
+
+/// What a `[[service]]` says of its fee: its own `monthly_fee`, or its `fee_share` of the
+/// contract's (default 1).
+struct FeeBasis {
+    own: Option<Cents>,
+    share: u32,
+    /// The table, for an error that is about the service as a whole.
+    span: std::ops::Range<usize>,
+}
+
+/// Reads `monthly_fee` and `fee_share`; a fee on both the service and its contract, or a
+/// share beside an own fee, is an error.
+fn fee_basis(
+    t: &mut Table<'_, '_>,
+    contract: Option<&str>,
+    contracts: &[Contract],
+    span: std::ops::Range<usize>,
+    d: &mut Diagnostics,
+) -> FeeBasis {
+    let own = t.money("monthly_fee", d);
+    let share = t.integer("fee_share", 1, 1_000_000, d);
+    if own.is_some() && share.is_some() {
+        d.error(
+            t.key_span("fee_share"),
+            "`fee_share` splits the contract's `monthly_fee`, but this service has its own \
+             `monthly_fee`: keep one of them",
+        );
+    }
+    let contract = contract.and_then(|id| contracts.iter().find(|c| c.id == id));
+    if let (Some(_), Some(contract)) = (own, contract)
+        && (contract.monthly_fee > Cents(0)
+            || contract.terms.iter().any(|t| t.monthly_fee.is_some()))
+    {
+        d.error(
+            t.key_span("monthly_fee"),
+            format!(
+                "contract `{}` has a `monthly_fee` too: give the fee on the contract (split by \
+                 `fee_share`) or on each of its services, not both",
+                contract.id
+            ),
+        );
+    }
+    if let (Some(fee), Some(contract)) = (own, contract)
+        && fee > Cents(0)
+        && contract.currency.is_empty()
+    {
+        d.error(
+            t.key_span("monthly_fee"),
+            format!(
+                "with a `monthly_fee`, contract `{}` needs currency = \"EUR\" (or another ISO \
+                 4217 code)",
+                contract.id
+            ),
+        );
+    }
+    FeeBasis {
+        own,
+        share: share.unwrap_or(1) as u32,
+        span,
+    }
+}
+
+/// Where some services of a contract carry their own fee, every one must (the contract's
+/// fee is then split among none of them).
+fn assign_fees(
+    services: &[Service],
+    fees: &[FeeBasis],
+    contracts: &[Contract],
+    d: &mut Diagnostics,
+) {
+    for contract in contracts {
+        let members: Vec<usize> = (0..services.len())
+            .filter(|&i| services[i].contract == contract.id)
+            .collect();
+        if !members.iter().any(|&i| fees[i].own.is_some()) {
+            continue;
+        }
+        for &i in members.iter().filter(|&&i| fees[i].own.is_none()) {
+            d.error(
+                fees[i].span.clone(),
+                format!(
+                    "[[service]] \"{}\" has no `monthly_fee`, but other services of contract \
+                     `{}` carry their own: give each one its own (0 for none)",
+                    services[i].id, contract.id
+                ),
+            );
+        }
+    }
 }
 
 /// The probe of a service: exactly one of `http`, `tcp`, `dns`, with only the keys it uses.

@@ -173,7 +173,8 @@ pub async fn report(
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(db_error)?;
-        Ok(report::json(q.contract.as_deref(), &reports))
+        let contract = q.contract.as_deref().and_then(|id| config.contract(id));
+        Ok(report::json(contract, &reports))
     })
     .await?;
     Ok(axum::Json(value).into_response())

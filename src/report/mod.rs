@@ -12,8 +12,8 @@ use crate::config::{Config, Contract, Service};
 use crate::probe::Failure;
 use crate::sla::availability::Granularity;
 use crate::sla::availability::{self, Availability, Exclusions};
-use crate::sla::credit::{self, Credit, Terms};
-use crate::sla::values::Fraction;
+use crate::sla::credit::{self, ContractCredit, Credit, Terms};
+use crate::sla::values::{Cents, Fraction};
 use crate::sla::{calendar, maintenance};
 use crate::store::read;
 use crate::text::{human_duration, percent, timestamp};
@@ -127,13 +127,32 @@ fn instant(text: &str, which: &'static str) -> Result<i64, PeriodError> {
         })
 }
 
-/// The JSON of DESIGN.md §3: one service's report, or `{"contract": …, "services": […]}`.
-pub fn json(contract: Option<&str>, reports: &[ServiceReport]) -> serde_json::Value {
+/// The JSON of DESIGN.md §3: one service's report, or `{"contract": …, "services": […]}`
+/// with the contract's total fee and its total credit, capped (§6.1).
+pub fn json(contract: Option<&Contract>, reports: &[ServiceReport]) -> serde_json::Value {
     let services: Vec<ReportJson> = reports.iter().map(|r| r.to_json()).collect();
     match contract {
-        Some(contract) => serde_json::json!({ "contract": contract, "services": services }),
+        Some(contract) => {
+            let total = contract_credit(contract, reports);
+            serde_json::json!({
+                "contract": contract.id,
+                "services": services,
+                "total_fee": total.total_fee.to_string(),
+                "credit_total": total.total.to_string(),
+                "credit_capped": total.capped,
+            })
+        }
         None => serde_json::to_value(&services[0]).expect("reports serialize"),
     }
+}
+
+/// A contract's total credit over its services' reports: the exact sum of what each issues,
+/// never above `credit_cap` × the total fee.
+pub fn contract_credit(contract: &Contract, reports: &[ServiceReport]) -> ContractCredit {
+    let issued: Vec<_> = reports.iter().map(|r| r.credit.issued).collect();
+    let total_fee = Cents(reports.iter().map(|r| r.fee.0).sum());
+    let start = reports.first().map_or(0, |r| r.numbers.from_ms);
+    credit::contract_total(&issued, contract.in_force(start).credit_cap, total_fee)
 }
 
 /// One service's numbers for a period.
@@ -147,6 +166,11 @@ pub struct ServiceReport {
     pub target: Fraction,
     pub latency: Option<LatencyResult>,
     pub credit: Credit,
+    /// The service's monthly fee, which its credit is a share of.
+    pub fee: Cents,
+    /// The `from` of the `[[contract.terms]]` in force at the period's start; `None`: the
+    /// base contract.
+    pub terms_from: Option<String>,
     pub currency: String,
     /// The first failure of each incident in `numbers.incidents` (same order), when recorded.
     pub causes: Vec<Option<Failure>>,
@@ -195,7 +219,7 @@ fn compute(
     period: Period,
     now_ms: i64,
 ) -> rusqlite::Result<Computed> {
-    let contract = config.contract_of(service);
+    let contract = config.contract_of(service).in_force(period.from_ms);
     let interval_ms = service.interval.as_millis() as i64;
     let max_gap_ms = service.max_gap().as_millis() as i64;
     let (from, to) = (period.from_ms, period.to_ms);
@@ -261,7 +285,7 @@ pub fn month_budget(
     service: &Service,
     now_ms: i64,
 ) -> rusqlite::Result<MonthBudget> {
-    let contract = config.contract_of(service);
+    let contract = config.contract_of(service).in_force(now_ms);
     let tz = &contract.timezone.zone;
     let today = calendar::local_date(tz, now_ms);
     let (from, to) = calendar::month(tz, today.year(), today.month()).expect("a real month");
@@ -374,7 +398,10 @@ pub fn service_report(
     period: Period,
     now_ms: i64,
 ) -> rusqlite::Result<ServiceReport> {
-    let contract = config.contract_of(service);
+    let base = config.contract_of(service);
+    let terms_from = base.terms_at(period.from_ms).map(|t| t.from.clone());
+    let contract = base.in_force(period.from_ms);
+    let fee = config.fee_of(service, &contract);
     let Computed {
         num,
         timeline,
@@ -418,8 +445,10 @@ pub fn service_report(
         Terms {
             tiers: &contract.credits,
             cap: contract.credit_cap,
-            fee: contract.monthly_fee,
+            fee,
             min: contract.credit_min,
+            target: contract.target,
+            downtime: contract.downtime_credit,
         },
         numbers.uptime_ms,
         numbers.measured_ms,
@@ -432,6 +461,8 @@ pub fn service_report(
         target: contract.target,
         latency,
         credit,
+        fee,
+        terms_from,
         currency: contract.currency.clone(),
         causes,
     })
@@ -473,6 +504,11 @@ pub struct ReportJson {
     pub latency: Option<LatencyJson>,
     pub credit_percent: f64,
     pub credit_amount: String,
+    /// The tier's part and the downtime credit's part of `credit_amount`, each rounded.
+    pub tier_credit_amount: String,
+    pub downtime_credit_amount: String,
+    pub fee: String,
+    pub terms_from: Option<String>,
     pub currency: String,
     /// Each incident that counts, with its downtime in the period.
     pub incident_list: Vec<IncidentJson>,
@@ -536,6 +572,10 @@ impl ServiceReport {
             }),
             credit_percent: self.credit.percent.as_f64() * 100.0,
             credit_amount: self.credit.amount.to_string(),
+            tier_credit_amount: self.credit.tier.round_half_up().to_string(),
+            downtime_credit_amount: self.credit.downtime.round_half_up().to_string(),
+            fee: self.fee.to_string(),
+            terms_from: self.terms_from.clone(),
             currency: self.currency.clone(),
             incident_list: n
                 .incidents

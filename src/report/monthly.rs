@@ -144,6 +144,16 @@ pub enum Queued {
     NoData,
 }
 
+/// A statement in every format it is kept in, by the format's name.
+pub fn renderings(st: &Statement) -> [(&'static str, String); 4] {
+    [
+        ("text", statement::to_text(st)),
+        ("html", statement::to_html(st)),
+        ("json", statement::to_json(st)),
+        ("csv", statement::to_csv(st)),
+    ]
+}
+
 /// Renders, records and (by the contract's policy, or always with `resend`) queues the
 /// statement, in one transaction.
 pub fn queue(
@@ -194,6 +204,9 @@ pub fn queue(
         None
     };
     statements::record(&tx, &contract.id, &month.label, &sha256, id, now_ms)?;
+    let copies = renderings(&st);
+    let copies: Vec<(&str, &[u8])> = copies.iter().map(|(f, b)| (*f, b.as_bytes())).collect();
+    statements::keep_copies(&tx, &contract.id, &month.label, &copies, now_ms)?;
     tx.commit()?;
     Ok(match id {
         Some(id) => Queued::Queued { id, sha256 },

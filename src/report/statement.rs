@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::Contract;
 use crate::report::{self, ReportJson, ServiceReport};
-use crate::sla::values::Cents;
+use crate::sla::values::{Cents, ExactCents, Fraction};
 use crate::text::{human_duration, percent};
 
 /// Everything a statement shows.
@@ -23,13 +23,22 @@ pub struct Statement {
     pub partial: bool,
     pub currency: String,
     pub services: Vec<ServiceReport>,
+    /// The services' fees added up.
+    pub total_fee: Cents,
+    /// The exact sum of the services' credits, never above `credit_cap` × `total_fee`.
     pub credit_total: Cents,
+    /// Whether the cap lowered the total.
+    pub credit_capped: bool,
+    pub credit_cap: Fraction,
     zone: jiff::tz::TimeZone,
 }
 
 impl Statement {
     pub fn new(contract: &Contract, month: &str, services: Vec<ServiceReport>) -> Statement {
-        let credit_total = Cents(services.iter().map(|s| s.credit.amount.0).sum());
+        let total = report::contract_credit(contract, &services);
+        let credit_cap = services.first().map_or(contract.credit_cap, |s| {
+            contract.in_force(s.numbers.from_ms).credit_cap
+        });
         Statement {
             contract: contract.id.clone(),
             client: contract.client.clone(),
@@ -38,7 +47,10 @@ impl Statement {
             partial: services.iter().any(|s| s.numbers.partial),
             currency: contract.currency.clone(),
             services,
-            credit_total,
+            total_fee: total.total_fee,
+            credit_total: total.total,
+            credit_capped: total.capped,
+            credit_cap,
             zone: contract.timezone.zone.clone(),
         }
     }
@@ -145,11 +157,35 @@ fn figures(st: &Statement, s: &ServiceReport) -> Vec<(&'static str, String)> {
             ),
         ));
     }
-    rows.push((
-        "Credit",
-        format!("{} = {} {}", s.credit.percent, s.credit.amount, st.currency),
-    ));
+    if s.fee.0 > 0 {
+        rows.push(("Monthly fee", format!("{} {}", s.fee, st.currency)));
+    }
+    let credit = if s.credit.downtime > ExactCents::ZERO {
+        format!(
+            "{} = {} + downtime {} = {} {}",
+            s.credit.percent,
+            s.credit.tier.round_half_up(),
+            s.credit.downtime.round_half_up(),
+            s.credit.amount,
+            st.currency
+        )
+    } else {
+        format!("{} = {} {}", s.credit.percent, s.credit.amount, st.currency)
+    };
+    rows.push(("Credit", credit));
     rows
+}
+
+/// "Total credit: 1000.00 EUR", with why when the contract's cap lowered it.
+fn total_line(st: &Statement) -> String {
+    let mut line = format!("Total credit: {} {}", st.credit_total, st.currency);
+    if st.credit_capped {
+        line.push_str(&format!(
+            " (capped at {} of the total fee of {} {})",
+            st.credit_cap, st.total_fee, st.currency
+        ));
+    }
+    line
 }
 
 /// Each incident: start and end in the client's zone, duration, first failure.
@@ -195,7 +231,7 @@ pub fn to_text(st: &Statement) -> String {
             let _ = writeln!(out, "    {start} – {end}  {duration}  {cause}");
         }
     }
-    let _ = writeln!(out, "\nTotal credit: {} {}", st.credit_total, st.currency);
+    let _ = writeln!(out, "\n{}", total_line(st));
     out
 }
 
@@ -273,12 +309,7 @@ pub fn to_html(st: &Statement) -> String {
             let _ = writeln!(out, "</table>");
         }
     }
-    let _ = writeln!(
-        out,
-        "<h2>Total credit: {} {}</h2>\n</body>\n</html>",
-        esc(&st.credit_total.to_string()),
-        esc(&st.currency)
-    );
+    let _ = writeln!(out, "<h2>{}</h2>\n</body>\n</html>", esc(&total_line(st)));
     out
 }
 
@@ -290,7 +321,9 @@ struct StatementJson<'a> {
     month: &'a str,
     partial: bool,
     currency: &'a str,
+    total_fee: String,
     credit_total: String,
+    credit_capped: bool,
     services: Vec<ReportJson>,
 }
 
@@ -302,7 +335,9 @@ pub fn to_json(st: &Statement) -> String {
         month: &st.month,
         partial: st.partial,
         currency: &st.currency,
+        total_fee: st.total_fee.to_string(),
         credit_total: st.credit_total.to_string(),
+        credit_capped: st.credit_capped,
         services: st.services.iter().map(|s| s.to_json()).collect(),
     };
     let mut text = serde_json::to_string_pretty(&json).expect("a statement serializes");

@@ -153,6 +153,80 @@ impl fmt::Display for Cents {
     }
 }
 
+/// An amount of money in cents held exactly, as a fraction: a credit before it is rounded for
+/// issue (tier shares, pro-rata downtime), so that a sum of credits is the sum of the exact
+/// amounts, not of their roundings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExactCents {
+    /// In lowest terms; `den > 0`.
+    num: i128,
+    den: i128,
+}
+
+impl ExactCents {
+    pub const ZERO: ExactCents = ExactCents { num: 0, den: 1 };
+
+    /// `num / den` cents. Panics if `den` is not positive (a programming error).
+    pub fn new(num: i128, den: i128) -> ExactCents {
+        assert!(den > 0, "an exact amount needs a positive denominator");
+        let g = gcd_i128(num.unsigned_abs(), den as u128) as i128;
+        ExactCents {
+            num: num / g,
+            den: den / g,
+        }
+    }
+
+    pub fn of(cents: Cents) -> ExactCents {
+        ExactCents::new(cents.0 as i128, 1)
+    }
+
+    /// `fee × share`, exactly.
+    pub fn share_of(fee: Cents, share: Fraction) -> ExactCents {
+        ExactCents::new(fee.0 as i128 * share.num() as i128, share.den() as i128)
+    }
+
+    pub fn min(self, other: ExactCents) -> ExactCents {
+        if self <= other { self } else { other }
+    }
+
+    /// Rounded half-up to the cent (half a cent rounds away from zero).
+    pub fn round_half_up(self) -> Cents {
+        let (num, den) = (self.num.abs(), self.den);
+        let rounded = (2 * num + den) / (2 * den);
+        Cents((rounded * self.num.signum()) as i64)
+    }
+}
+
+impl std::ops::Add for ExactCents {
+    type Output = ExactCents;
+
+    fn add(self, other: ExactCents) -> ExactCents {
+        ExactCents::new(
+            self.num * other.den + other.num * self.den,
+            self.den * other.den,
+        )
+    }
+}
+
+impl PartialOrd for ExactCents {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ExactCents {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.num * other.den).cmp(&(other.num * self.den))
+    }
+}
+
+fn gcd_i128(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +291,27 @@ mod tests {
         assert!(Cents::parse("-5").is_err());
         assert!(Cents::parse("12a").is_err());
         assert_eq!(Cents(200_005).to_string(), "2000.05");
+    }
+
+    #[test]
+    fn exact_amounts_add_before_they_round() {
+        // 10% of 333.33 is 33.333 and of 333.34 is 33.334: issued 33.33 each, but the exact
+        // sum 33.333 + 33.333 + 33.334 = 100.000 rounds to 100.00, not to 3 × 33.33 = 99.99.
+        let ten = Fraction::parse_percent("10%").unwrap();
+        let a = ExactCents::share_of(Cents(33_333), ten);
+        let b = ExactCents::share_of(Cents(33_334), ten);
+        assert_eq!(a.round_half_up(), Cents(3_333));
+        assert_eq!(b.round_half_up(), Cents(3_333));
+        assert_eq!((a + a + b).round_half_up(), Cents(10_000));
+        // Half a cent rounds up: 0.5 → 1, 2.5 → 3; 2.4999 → 2.
+        assert_eq!(ExactCents::new(1, 2).round_half_up(), Cents(1));
+        assert_eq!(ExactCents::new(5, 2).round_half_up(), Cents(3));
+        assert_eq!(ExactCents::new(24_999, 10_000).round_half_up(), Cents(2));
+        assert!(ExactCents::new(1, 3) < ExactCents::new(34, 100));
+        assert_eq!(ExactCents::new(2, 6), ExactCents::new(1, 3));
+        assert_eq!(
+            ExactCents::of(Cents(5)).min(ExactCents::new(9, 2)),
+            ExactCents::new(9, 2)
+        );
     }
 }

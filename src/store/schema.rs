@@ -137,6 +137,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (contract, month)
     ) WITHOUT ROWID;
     ",
+    // 3: a recorded statement's bytes, per format, as sent (DESIGN.md §6.1).
+    "
+    CREATE TABLE statement_copy (
+        contract  TEXT NOT NULL,
+        month     TEXT NOT NULL,
+        format    TEXT NOT NULL,          -- text | html | json | csv
+        bytes     BLOB NOT NULL,
+        at_ms     INTEGER NOT NULL,       -- when it was recorded
+        PRIMARY KEY (contract, month, format)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -46,3 +46,39 @@ pub fn record(
     )?;
     Ok(())
 }
+
+/// Keeps the rendered bytes of a statement as recorded (replacing an earlier copy: a resent
+/// statement's record is what was sent last), each under its format's name.
+pub fn keep_copies(
+    tx: &Transaction<'_>,
+    contract: &str,
+    month: &str,
+    copies: &[(&str, &[u8])],
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO statement_copy (contract, month, format, bytes, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (contract, month, format) DO UPDATE SET bytes = excluded.bytes,
+           at_ms = excluded.at_ms",
+    )?;
+    for (format, bytes) in copies {
+        insert.execute(params![contract, month, format, bytes, now_ms])?;
+    }
+    Ok(())
+}
+
+/// The recorded bytes of a statement in `format`, and when they were recorded.
+pub fn copy(
+    conn: &Connection,
+    contract: &str,
+    month: &str,
+    format: &str,
+) -> rusqlite::Result<Option<(Vec<u8>, i64)>> {
+    conn.query_row(
+        "SELECT bytes, at_ms FROM statement_copy WHERE contract = ?1 AND month = ?2 AND format = ?3",
+        params![contract, month, format],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}

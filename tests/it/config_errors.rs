@@ -7,6 +7,72 @@ const BASE: &str = "[[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"
 /// (what is wrong, the config after BASE, expected line, column, text in the message)
 const CASES: &[(&str, &str, usize, usize, &str)] = &[
     (
+        "terms from a month that is not YYYY-MM",
+        "[[contract.terms]]\nfrom = \"2027-1\"\ntarget = \"99%\"\n",
+        6,
+        8,
+        "is not a month: write YYYY-MM",
+    ),
+    (
+        "two sets of terms from the same month",
+        "[[contract.terms]]\nfrom = \"2027-01\"\n[[contract.terms]]\nfrom = \"2027-01\"\n",
+        8,
+        1,
+        "two [[contract.terms]] start in 2027-01",
+    ),
+    (
+        "an unknown key in terms",
+        "[[contract.terms]]\nfrom = \"2027-01\"\ntraget = \"99%\"\n",
+        7,
+        1,
+        "did you mean `target`",
+    ),
+    (
+        "a fee on both the contract and a service",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\nmonthly_fee = 100\ncurrency = \"EUR\"\n\
+         [[service]]\nid = \"s\"\ncontract = \"d\"\ntcp = \"127.0.0.1:1\"\nmonthly_fee = 50\n",
+        15,
+        1,
+        "has a `monthly_fee` too",
+    ),
+    (
+        "a fee share beside an own fee",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nmonthly_fee = 0\nfee_share = 2\n",
+        10,
+        1,
+        "keep one of them",
+    ),
+    (
+        "some services of a contract with their own fee, one without",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nmonthly_fee = 0\n\
+         [[service]]\nid = \"t\"\ncontract = \"c\"\ntcp = \"127.0.0.1:2\"\n",
+        10,
+        1,
+        "has no `monthly_fee`",
+    ),
+    (
+        "a service fee without a currency",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nmonthly_fee = 10\n",
+        9,
+        1,
+        "needs currency",
+    ),
+    (
+        "a downtime credit with an unknown count",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\n\
+         downtime_credit = { per = \"1h\", amount = 50, count = \"rounded\" }\n",
+        9,
+        54,
+        "write one of \"started\", \"prorata\"",
+    ),
+    (
+        "a downtime credit without an amount",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\ndowntime_credit = { per = \"1h\" }\n",
+        9,
+        19,
+        "write amount = 50.00",
+    ),
+    (
         "burn rule with short not shorter than long",
         "[[route]]\nid = \"r\"\nemail = [\"o@x.example\"]\nburn_rules = [ { long = \"5m\", short = \"1h\", burn = 14.4 } ]\n",
         8,

@@ -4,6 +4,7 @@ mod alerts;
 mod architecture;
 mod cli;
 mod config_errors;
+mod contracts;
 mod daemon;
 mod exposition;
 mod faults;

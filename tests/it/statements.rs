@@ -255,3 +255,59 @@ async fn on_breach_records_a_met_month_without_sending_and_send_resends() {
     assert_eq!(out.status.code(), Some(64), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("has not closed yet"));
 }
+
+/// `slaprobe statement …` with `args`, on the workspace's config.
+async fn statement_cli(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .arg("statement")
+        .args(args)
+        .arg("--config")
+        .arg(ws.path("probes.toml"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_statement_reprints_as_sent_after_the_contract_changes() {
+    let smtp = TestSmtp::start().await;
+    let tcp = TestTcp::start(None).await;
+    let ws = Workspace::new();
+    let text = config_text(&smtp, &tcp, "never");
+    ws.config_text(&text);
+    let month = import_due_month(&ws, 180);
+    let month = month.label.as_str();
+    let args = ["--contract", "acme", "--month", month];
+    statement_cli(&ws, &[&args[..], &["--send"]].concat()).await;
+    let sent = smtp.received();
+    assert_eq!(sent.len(), 1);
+    let as_sent = statement_cli(&ws, &args).await;
+    let as_sent_html = statement_cli(&ws, &[&args[..], &["--format", "html"]].concat()).await;
+    assert!(as_sent.stderr.is_empty(), "{as_sent:?}");
+    // 10% of 2000.00 = 200.00 was sent.
+    assert!(String::from_utf8_lossy(&as_sent.stdout).contains("Total credit: 200.00 EUR"));
+
+    // The fee is raised in the config afterwards: the record still prints byte for byte, with
+    // a note on stderr; a fresh computation is one flag away.
+    ws.config_text(&text.replace("monthly_fee = 2000.00", "monthly_fee = 4000.00"));
+    let again = statement_cli(&ws, &args).await;
+    assert_eq!(again.stdout, as_sent.stdout);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("a fresh computation differs"),
+        "{again:?}"
+    );
+    let html = statement_cli(&ws, &[&args[..], &["--format", "html"]].concat()).await;
+    assert_eq!(html.stdout, as_sent_html.stdout);
+    let fresh = statement_cli(&ws, &[&args[..], &["--recompute"]].concat()).await;
+    assert!(
+        String::from_utf8_lossy(&fresh.stdout).contains("Total credit: 400.00 EUR"),
+        "{fresh:?}"
+    );
+    assert!(fresh.stderr.is_empty(), "{fresh:?}");
+    let json = statement_cli(&ws, &[&args[..], &["--format", "json"]].concat()).await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["recomputed_differs"], true);
+    assert_eq!(json["credit_total"], "200.00");
+}

@@ -1,0 +1,282 @@
+//! Contracts that survive a dispute (DESIGN.md §6.1), end to end through the real binary:
+//! histories imported, then `report` and `statement` checked against numbers computed by hand.
+
+use std::fmt::Write as _;
+
+use tokio::process::Command;
+
+use crate::support::Workspace;
+
+/// One contract of 1000.00 EUR a month over three services, with a downtime credit of 100.00
+/// for every started hour of downtime.
+const CONFIG: &str = r#"
+[daemon]
+database = "slaprobe.db"
+
+[[contract]]
+id = "acme"
+client = "ACME Corp"
+timezone = "UTC"
+target = "99.9%"
+monthly_fee = 1000.00
+currency = "EUR"
+credits = [ { below = "99.9%", credit = "10%" }, { below = "99%", credit = "25%" }, { below = "95%", credit = "100%" } ]
+credit_cap = "100%"
+downtime_credit = { per = "1h", amount = 100.00, count = "started" }
+
+[[service]]
+id = "a"
+contract = "acme"
+tcp = "127.0.0.1:9"
+interval = "60s"
+
+[[service]]
+id = "b"
+contract = "acme"
+tcp = "127.0.0.1:9"
+interval = "60s"
+
+[[service]]
+id = "c"
+contract = "acme"
+tcp = "127.0.0.1:9"
+interval = "60s"
+"#;
+
+fn ms(text: &str) -> i64 {
+    text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+/// An outcome every 60 s from 2026-09-30T23:00Z to `end`, failing inside each of `down`.
+fn history_until(end: &str, down: &[(&str, &str)]) -> String {
+    let (start, end) = (ms("2026-09-30T23:00:00Z"), ms(end));
+    let down: Vec<_> = down.iter().map(|(from, to)| ms(from)..ms(to)).collect();
+    let mut out = String::new();
+    let mut t = start;
+    while t < end {
+        let ts = jiff::Timestamp::from_millisecond(t).unwrap();
+        if down.iter().any(|d| d.contains(&t)) {
+            writeln!(
+                out,
+                r#"{{"ts":"{ts}","ok":false,"latency_ms":5,"reason":"connect"}}"#
+            )
+            .unwrap();
+        } else {
+            writeln!(out, r#"{{"ts":"{ts}","ok":true,"latency_ms":5}}"#).unwrap();
+        }
+        t += 60_000;
+    }
+    out
+}
+
+/// October 2026, failing in `[from, to)` if given.
+fn history(down: Option<(&str, &str)>) -> String {
+    history_until("2026-11-01T00:00:00Z", down.as_slice())
+}
+
+async fn slaprobe(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(args)
+        .arg("--config")
+        .arg(ws.path("probes.toml"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    out
+}
+
+/// The workspace after importing: `a` down 10 h on 2026-10-10, `b` down 1 h 30 m on
+/// 2026-10-12, `c` healthy.
+async fn october() -> Workspace {
+    let ws = Workspace::new();
+    ws.config_text(CONFIG);
+    for (service, down) in [
+        ("a", Some(("2026-10-10T00:00:00Z", "2026-10-10T10:00:00Z"))),
+        ("b", Some(("2026-10-12T00:00:00Z", "2026-10-12T01:30:00Z"))),
+        ("c", None),
+    ] {
+        let file = ws.path(&format!("{service}.jsonl"));
+        std::fs::write(&file, history(down)).unwrap();
+        slaprobe(
+            &ws,
+            &["import", "--service", service, file.to_str().unwrap()],
+        )
+        .await;
+    }
+    ws
+}
+
+#[tokio::test]
+async fn credits_are_shares_of_each_service_fee_and_the_total_is_capped() {
+    let ws = october().await;
+    let out = slaprobe(
+        &ws,
+        &[
+            "report",
+            "--contract",
+            "acme",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let service = |id: &str| {
+        report["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == id)
+            .unwrap()
+            .clone()
+    };
+    // October 2026 in UTC: 744 h. Fees: 1000.00 over three shares is 333.333…; the cent left
+    // goes to the first: 333.34, 333.33, 333.33.
+    // a: down 10 h → 734/744 = 98.66% → the 25% tier: 25% × 333.34 = 83.335 → 83.34; plus 10
+    //    started hours × 100.00 = 1000.00; issued 1083.335 → 1083.34.
+    // b: down 1.5 h → 742.5/744 = 99.80% → 10% × 333.33 = 33.333 → 33.33; plus 2 started
+    //    hours = 200.00; issued 233.333 → 233.33.
+    // c: no downtime, no credit.
+    let a = service("a");
+    assert_eq!(a["downtime_s"], 36_000.0);
+    assert_eq!(a["fee"], "333.34");
+    assert_eq!(a["credit_percent"], 25.0);
+    assert_eq!(a["tier_credit_amount"], "83.34");
+    assert_eq!(a["downtime_credit_amount"], "1000.00");
+    assert_eq!(a["credit_amount"], "1083.34");
+    let b = service("b");
+    assert_eq!(b["downtime_s"], 5_400.0);
+    assert_eq!(b["fee"], "333.33");
+    assert_eq!(b["tier_credit_amount"], "33.33");
+    assert_eq!(b["downtime_credit_amount"], "200.00");
+    assert_eq!(b["credit_amount"], "233.33");
+    let c = service("c");
+    assert_eq!(
+        (c["fee"].clone(), c["credit_amount"].clone()),
+        ("333.33".into(), "0.00".into())
+    );
+    // The exact sum, 1083.335 + 233.333… = 1316.67, is above 100% of the 1000.00 total fee:
+    // the contract owes 1000.00, capped.
+    assert_eq!(report["total_fee"], "1000.00");
+    assert_eq!(report["credit_total"], "1000.00");
+    assert_eq!(report["credit_capped"], true);
+
+    let out = slaprobe(
+        &ws,
+        &["statement", "--contract", "acme", "--month", "2026-10"],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Total credit: 1000.00 EUR (capped at 100% of the total fee of 1000.00 EUR)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("25% = 83.34 + downtime 1000.00 = 1083.34 EUR"),
+        "{text}"
+    );
+    let out = slaprobe(
+        &ws,
+        &[
+            "statement",
+            "--contract",
+            "acme",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["credit_total"], "1000.00");
+    assert_eq!(json["credit_capped"], true);
+    assert_eq!(json["total_fee"], "1000.00");
+}
+
+/// The same service judged under the terms of each month: the base contract for October, new
+/// terms (target, fee and tiers) from November.
+const TERMS_CONFIG: &str = r#"
+[daemon]
+database = "slaprobe.db"
+
+[[contract]]
+id = "acme"
+client = "ACME Corp"
+timezone = "UTC"
+target = "99.9%"
+monthly_fee = 1000.00
+currency = "EUR"
+credits = [ { below = "99.9%", credit = "10%" }, { below = "99%", credit = "25%" } ]
+
+[[contract.terms]]
+from = "2026-11"
+target = "99%"
+monthly_fee = 2000.00
+credits = [ { below = "99%", credit = "50%" } ]
+
+[[service]]
+id = "a"
+contract = "acme"
+tcp = "127.0.0.1:9"
+interval = "60s"
+"#;
+
+#[tokio::test]
+async fn each_month_is_judged_under_the_terms_in_force() {
+    let ws = Workspace::new();
+    ws.config_text(TERMS_CONFIG);
+    let file = ws.path("a.jsonl");
+    let down = [
+        ("2026-10-10T00:00:00Z", "2026-10-10T10:00:00Z"),
+        ("2026-11-10T00:00:00Z", "2026-11-10T10:00:00Z"),
+    ];
+    std::fs::write(&file, history_until("2026-12-01T00:00:00Z", &down)).unwrap();
+    slaprobe(&ws, &["import", "--service", "a", file.to_str().unwrap()]).await;
+    let report = |args: &'static [&'static str]| {
+        let ws = &ws;
+        async move {
+            let mut all = vec!["report", "--service", "a", "--format", "json"];
+            all.extend_from_slice(args);
+            let out = slaprobe(ws, &all).await;
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        }
+    };
+    // October (744 h), base terms: down 10 h → 734/744 = 98.66%: below 99.9% and 99% → 25%
+    // of 1000.00 = 250.00; target 99.9%.
+    let october = report(&["--month", "2026-10"]).await;
+    assert_eq!(october["terms_from"], serde_json::Value::Null);
+    assert_eq!(october["target"], 0.999);
+    assert_eq!(october["fee"], "1000.00");
+    assert_eq!(october["credit_percent"], 25.0);
+    assert_eq!(october["credit_amount"], "250.00");
+    // November (720 h), terms from 2026-11: down 10 h → 710/720 = 98.61%: below 99% → 50% of
+    // 2000.00 = 1000.00; target 99%.
+    let november = report(&["--month", "2026-11"]).await;
+    assert_eq!(november["terms_from"], "2026-11");
+    assert_eq!(november["target"], 0.99);
+    assert_eq!(november["fee"], "2000.00");
+    assert_eq!(november["credit_percent"], 50.0);
+    assert_eq!(november["credit_amount"], "1000.00");
+    assert_eq!(november["met"], false);
+    // A range takes the terms in force at its start.
+    let range = report(&[
+        "--from",
+        "2026-11-05T00:00:00Z",
+        "--to",
+        "2026-11-20T00:00:00Z",
+    ])
+    .await;
+    assert_eq!(range["terms_from"], "2026-11");
+    let range = report(&[
+        "--from",
+        "2026-10-25T00:00:00Z",
+        "--to",
+        "2026-11-20T00:00:00Z",
+    ])
+    .await;
+    assert_eq!(range["terms_from"], serde_json::Value::Null);
+}
