@@ -1,5 +1,6 @@
 //! The command line: `run`, `check`, `probe`, `status` (DESIGN.md §3).
 
+pub mod exclusions;
 pub mod import;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,10 @@ pub enum Command {
     },
     /// The SLA numbers of a service or a contract over a period.
     Report(ReportArgs),
+    /// Record an agreed exclusion (prints its id), or revoke one with --revoke ID.
+    Exclude(exclusions::ExcludeArgs),
+    /// List agreed exclusions, revoked ones included.
+    Exclusions(exclusions::ExclusionsArgs),
     /// The client statement of a contract for a month.
     Statement {
         #[arg(long)]
@@ -172,6 +177,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Probe { service } => probe(&config, &service),
         Command::Status { format } => status(&config, format),
         Command::Report(args) => report(&config, &args),
+        Command::Exclude(args) => exclusions::exclude(&config, &args),
+        Command::Exclusions(args) => exclusions::list(&config, &args),
         Command::Import { service, file } => import(&config, &service, &file),
         Command::Backup { file } => backup(&config, &file),
         Command::Statement {
@@ -488,24 +495,28 @@ fn statement(
     format: StatementFormat,
     recompute: bool,
 ) -> ExitCode {
-    use crate::report::PeriodSpec;
     let Some(contract) = config.contract(id) else {
         return usage_error(format!("{}: no contract `{id}`", config.path.display()));
     };
-    let spec = match PeriodSpec::month(month) {
-        Ok(spec) => spec,
+    let month_span = match crate::report::monthly::Month::of(contract, month) {
+        Ok(span) => span,
         Err(e) => return usage_error(e.to_string()),
     };
-    let services: Vec<&config::Service> = config
-        .services
-        .iter()
-        .filter(|s| s.contract == contract.id)
-        .collect();
-    let reports = match compute_reports(config, &services, &spec) {
-        Ok(reports) => reports,
-        Err(code) => return code,
+    let conn = match read::open(&config.daemon.database) {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("{:#}", anyhow::Error::from(e));
+            return ExitCode::FAILURE;
+        }
     };
-    let st = crate::report::statement::Statement::new(contract, month, reports);
+    let now_ms = Clock::system().now_ms();
+    let st = match crate::report::monthly::render(&conn, config, contract, &month_span, now_ms) {
+        Ok(st) => st,
+        Err(e) => {
+            eprintln!("cannot compute the statement of {id}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let name = match format {
         StatementFormat::Text => "text",
         StatementFormat::Html => "html",
@@ -521,11 +532,9 @@ fn statement(
         .expect("every format is rendered once");
     // A recorded (sent) statement is printed as it was recorded; a fresh computation that
     // differs is only mentioned, unless asked for.
-    let recorded = match read::open(&config.daemon.database) {
-        Ok(conn) if !recompute => {
-            crate::store::statements::copy(&conn, &contract.id, month, name).unwrap_or(None)
-        }
-        _ => None,
+    let recorded = match recompute {
+        false => crate::store::statements::copy(&conn, &contract.id, month, name).unwrap_or(None),
+        true => None,
     };
     let Some((bytes, at_ms)) = recorded else {
         print!("{fresh}");

@@ -10,11 +10,13 @@ use serde::Serialize;
 
 use crate::config::{Config, Contract, Service};
 use crate::probe::Failure;
+use crate::sla::Intervals;
 use crate::sla::availability::Granularity;
 use crate::sla::availability::{self, Availability, Exclusions};
 use crate::sla::credit::{self, ContractCredit, Credit, Terms};
 use crate::sla::values::{Cents, Fraction};
 use crate::sla::{calendar, maintenance};
+use crate::store::exclusions::{self, Exclusion, Scope};
 use crate::store::read;
 use crate::text::{human_duration, percent, timestamp};
 
@@ -241,6 +243,13 @@ fn compute(
             from,
             to,
         ),
+        agreed: Intervals::from_spans(exclusions::active_spans(
+            conn,
+            &service.id,
+            &service.contract,
+            from,
+            to,
+        )?),
         no_data_policy: contract.no_data,
     };
     let numbers = match (contract.granularity, num) {
@@ -355,6 +364,7 @@ pub fn daily(
                 let exclusions = Exclusions {
                     covered: whole.exclusions.covered.clip(start, end),
                     maintenance: whole.exclusions.maintenance.clip(start, end),
+                    agreed: whole.exclusions.agreed.clip(start, end),
                     no_data_policy: whole.exclusions.no_data_policy,
                 };
                 availability::compute(&whole.timeline, &exclusions, start, end, now_ms)
@@ -490,6 +500,8 @@ pub struct ReportJson {
     pub excluded_s: f64,
     pub out_of_coverage_s: f64,
     pub maintenance_s: f64,
+    /// Agreed exclusions inside coverage and outside maintenance.
+    pub exclusion_s: f64,
     pub no_data_s: f64,
     pub measured_s: f64,
     pub downtime_s: f64,
@@ -551,6 +563,7 @@ impl ServiceReport {
             excluded_s: seconds(n.excluded_ms),
             out_of_coverage_s: seconds(n.out_of_coverage_ms),
             maintenance_s: seconds(n.maintenance_ms),
+            exclusion_s: seconds(n.exclusion_ms),
             no_data_s: seconds(n.no_data_ms),
             measured_s: seconds(n.measured_ms),
             downtime_s: seconds(n.downtime_ms),
@@ -671,11 +684,9 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
                 ""
             }
         ));
-        let coverage = if n.period_ms - n.out_of_coverage_ms - n.maintenance_ms > 0 {
-            100.0
-                * (1.0
-                    - n.no_data_ms as f64
-                        / (n.period_ms - n.out_of_coverage_ms - n.maintenance_ms) as f64)
+        let expected = n.period_ms - n.out_of_coverage_ms - n.maintenance_ms - n.exclusion_ms;
+        let coverage = if expected > 0 {
+            100.0 * (1.0 - n.no_data_ms as f64 / expected as f64)
         } else {
             0.0
         };
@@ -688,6 +699,7 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
             ("measured", human_duration(n.measured_ms)),
             ("out of coverage", human_duration(n.out_of_coverage_ms)),
             ("maintenance", human_duration(n.maintenance_ms)),
+            ("excluded by agreement", human_duration(n.exclusion_ms)),
             (
                 "no data",
                 format!(
@@ -735,4 +747,57 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The agreed exclusions of `contract` (its own and its services') overlapping
+/// `[from_ms, to_ms)`, revoked ones included, oldest first: what a statement lists.
+pub fn agreed_exclusions(
+    conn: &Connection,
+    config: &Config,
+    contract: &Contract,
+    from_ms: i64,
+    to_ms: i64,
+) -> rusqlite::Result<Vec<Exclusion>> {
+    let mut found = exclusions::list(conn, from_ms, to_ms)?;
+    found.retain(|e| covers_contract(config, e, &contract.id));
+    Ok(found)
+}
+
+/// Whether `e` covers the contract `id` or one of its services.
+pub fn covers_contract(config: &Config, e: &Exclusion, id: &str) -> bool {
+    match &e.scope {
+        Scope::Contract(c) => c == id,
+        Scope::Service(s) => config.service(s).is_some_and(|s| s.contract == id),
+    }
+}
+
+/// "#3  2026-10-10T10:00:00Z – 2026-10-10T12:00:00Z  service api  client firewall change
+/// (by Jo, recorded …)", then the revocation if any.
+pub fn describe_exclusion(e: &Exclusion) -> String {
+    let scope = match &e.scope {
+        Scope::Service(s) => format!("service {s}"),
+        Scope::Contract(c) => format!("contract {c}"),
+    };
+    let by =
+        e.by.as_deref()
+            .map_or(String::new(), |b| format!(" by {b}"));
+    let mut line = format!(
+        "#{}  {} – {}  {scope}  {}  (recorded{by} {})",
+        e.id,
+        crate::text::timestamp_to_second(e.start_ms),
+        crate::text::timestamp_to_second(e.end_ms),
+        e.reason,
+        crate::text::timestamp_to_second(e.at_ms)
+    );
+    if let Some(r) = &e.revoked {
+        let by =
+            r.by.as_deref()
+                .map_or(String::new(), |b| format!(" by {b}"));
+        line.push_str(&format!(
+            "\n    REVOKED{by} {}: {}",
+            crate::text::timestamp_to_second(r.at_ms),
+            r.reason
+        ));
+    }
+    line
 }

@@ -94,7 +94,9 @@ pub fn render(
         .filter(|s| s.contract == contract.id)
         .map(|s| report::service_report(conn, config, s, period, now_ms))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Statement::new(contract, &month.label, reports))
+    let mut st = Statement::new(contract, &month.label, reports);
+    st.exclusions = report::agreed_exclusions(conn, config, contract, month.from_ms, month.to_ms)?;
+    Ok(st)
 }
 
 /// Whether any service missed its availability or latency target, or a credit is owed.

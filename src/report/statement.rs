@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::Contract;
 use crate::report::{self, ReportJson, ServiceReport};
 use crate::sla::values::{Cents, ExactCents, Fraction};
+use crate::store::exclusions::Exclusion;
 use crate::text::{human_duration, percent};
 
 /// Everything a statement shows.
@@ -30,6 +31,8 @@ pub struct Statement {
     /// Whether the cap lowered the total.
     pub credit_capped: bool,
     pub credit_cap: Fraction,
+    /// Agreed exclusions of the month (revoked ones too), listed with their reasons.
+    pub exclusions: Vec<Exclusion>,
     zone: jiff::tz::TimeZone,
 }
 
@@ -51,6 +54,7 @@ impl Statement {
             credit_total: total.total,
             credit_capped: total.capped,
             credit_cap,
+            exclusions: Vec::new(),
             zone: contract.timezone.zone.clone(),
         }
     }
@@ -110,7 +114,7 @@ fn met_word(met: Option<bool>) -> &'static str {
 
 fn coverage_percent(s: &ServiceReport) -> String {
     let n = &s.numbers;
-    let expected = n.period_ms - n.out_of_coverage_ms - n.maintenance_ms;
+    let expected = n.period_ms - n.out_of_coverage_ms - n.maintenance_ms - n.exclusion_ms;
     if expected <= 0 {
         return "n/a".to_string();
     }
@@ -231,6 +235,16 @@ pub fn to_text(st: &Statement) -> String {
             let _ = writeln!(out, "    {start} – {end}  {duration}  {cause}");
         }
     }
+    if !st.exclusions.is_empty() {
+        let _ = writeln!(out, "\nAgreed exclusions (left out of the measured time):");
+        for e in &st.exclusions {
+            let _ = writeln!(
+                out,
+                "  {}",
+                report::describe_exclusion(e).replace('\n', "\n  ")
+            );
+        }
+    }
     let _ = writeln!(out, "\n{}", total_line(st));
     out
 }
@@ -308,6 +322,13 @@ pub fn to_html(st: &Statement) -> String {
             }
             let _ = writeln!(out, "</table>");
         }
+    }
+    if !st.exclusions.is_empty() {
+        let _ = writeln!(out, "<h2>Agreed exclusions</h2>\n<ul>");
+        for e in &st.exclusions {
+            let _ = writeln!(out, "<li>{}</li>", esc(&report::describe_exclusion(e)));
+        }
+        let _ = writeln!(out, "</ul>");
     }
     let _ = writeln!(out, "<h2>{}</h2>\n</body>\n</html>", esc(&total_line(st)));
     out

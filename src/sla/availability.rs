@@ -43,6 +43,9 @@ pub struct Exclusions {
     pub covered: Intervals,
     /// Maintenance windows (any part of the period).
     pub maintenance: Intervals,
+    /// Agreed exclusions in force (client-caused outages, force majeure, settled disputes):
+    /// left out of the measured time like maintenance.
+    pub agreed: Intervals,
     pub no_data_policy: NoDataPolicy,
 }
 
@@ -67,6 +70,8 @@ pub struct Availability {
     pub excluded_ms: i64,
     pub out_of_coverage_ms: i64,
     pub maintenance_ms: i64,
+    /// Inside coverage and outside maintenance: agreed exclusions.
+    pub exclusion_ms: i64,
     pub no_data_ms: i64,
     pub measured_ms: i64,
     pub downtime_ms: i64,
@@ -199,6 +204,7 @@ fn assemble(
         excluded_ms: parts.excluded.total(),
         out_of_coverage_ms: parts.out_of_coverage.total(),
         maintenance_ms: parts.maintenance.total(),
+        exclusion_ms: parts.agreed.total(),
         no_data_ms: parts.no_data.total(),
         measured_ms,
         downtime_ms: down.total(),
@@ -224,7 +230,9 @@ pub fn measured(
 struct Parts {
     out_of_coverage: Intervals,
     maintenance: Intervals,
-    /// Inside coverage and outside maintenance, under every policy.
+    /// Agreed exclusions inside coverage and outside maintenance.
+    agreed: Intervals,
+    /// Inside coverage, outside maintenance and agreed exclusions, under every policy.
     no_data: Intervals,
     excluded: Intervals,
     measured: Intervals,
@@ -235,10 +243,12 @@ fn parts(timeline: &Timeline, exclusions: &Exclusions, from: i64, end: i64, now:
     let covered = exclusions.covered.clip(from, end);
     let out_of_coverage = period.subtract(&covered);
     let maintenance = exclusions.maintenance.intersect(&covered);
+    let agreed = exclusions.agreed.intersect(&covered).subtract(&maintenance);
     let no_data = monitoring_gaps(timeline, from, end, now)
         .intersect(&covered)
-        .subtract(&maintenance);
-    let mut excluded = out_of_coverage.union(&maintenance);
+        .subtract(&maintenance)
+        .subtract(&agreed);
+    let mut excluded = out_of_coverage.union(&maintenance).union(&agreed);
     if exclusions.no_data_policy == NoDataPolicy::Exclude {
         excluded = excluded.union(&no_data);
     }
@@ -246,6 +256,7 @@ fn parts(timeline: &Timeline, exclusions: &Exclusions, from: i64, end: i64, now:
     Parts {
         out_of_coverage,
         maintenance,
+        agreed,
         no_data,
         excluded,
         measured,
@@ -294,6 +305,7 @@ mod tests {
         Exclusions {
             covered: Intervals::single(from, to),
             maintenance: Intervals::empty(),
+            agreed: Intervals::empty(),
             no_data_policy: policy,
         }
     }
@@ -357,6 +369,7 @@ mod tests {
         let ex = Exclusions {
             covered: Intervals::single(9 * HOUR, 18 * HOUR),
             maintenance: Intervals::empty(),
+            agreed: Intervals::empty(),
             no_data_policy: NoDataPolicy::Exclude,
         };
         let a = compute(
@@ -534,6 +547,7 @@ mod tests {
             let ex = Exclusions {
                 covered: Intervals::from_spans(vec![(0, 8 * HOUR), (9 * HOUR, DAY)]),
                 maintenance: Intervals::from_spans(windows),
+                agreed: Intervals::empty(),
                 no_data_policy: policy,
             };
             let whole = compute(&t, &ex, 0, DAY, 10 * DAY);
@@ -550,6 +564,42 @@ mod tests {
             prop_assert_eq!(left.measured_ms + right.measured_ms, whole.measured_ms);
             let incident_time = |a: &Availability| a.incidents.iter().map(|i| i.downtime_ms).sum::<i64>();
             prop_assert_eq!(incident_time(&left) + incident_time(&right), incident_time(&whole));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agreed_exclusions_are_a_disjoint_part_of_what_is_excluded(
+            (t, windows, policy) in arbitrary_case(),
+            agreed in prop::collection::vec((0i64..DAY, 1i64..4 * HOUR), 0..4),
+        ) {
+            let agreed = Intervals::from_spans(
+                agreed.into_iter().map(|(start, len)| (start, start + len)).collect(),
+            );
+            let without = Exclusions {
+                covered: Intervals::from_spans(vec![(0, 8 * HOUR), (9 * HOUR, DAY)]),
+                maintenance: Intervals::from_spans(windows),
+                agreed: Intervals::empty(),
+                no_data_policy: policy,
+            };
+            let with = Exclusions { agreed, ..without.clone() };
+            let a = compute(&t, &with, 0, DAY, 10 * DAY);
+            // The parts of excluded_s do not overlap: they add up to it exactly.
+            let no_data_excluded = if policy == NoDataPolicy::Exclude { a.no_data_ms } else { 0 };
+            prop_assert_eq!(
+                a.out_of_coverage_ms + a.maintenance_ms + a.exclusion_ms + no_data_excluded,
+                a.excluded_ms
+            );
+            prop_assert_eq!(a.excluded_ms + a.measured_ms, a.period_ms);
+            // An exclusion never adds downtime; taking it away (a revocation) gives back the
+            // numbers without it, exactly.
+            let b = compute(&t, &without, 0, DAY, 10 * DAY);
+            prop_assert!(a.downtime_ms <= b.downtime_ms);
+            prop_assert_eq!(b.exclusion_ms, 0);
+            let revoked = compute(&t, &Exclusions { agreed: Intervals::empty(), ..with }, 0, DAY, 10 * DAY);
+            prop_assert_eq!(revoked.measured_ms, b.measured_ms);
+            prop_assert_eq!(revoked.downtime_ms, b.downtime_ms);
+            prop_assert_eq!(revoked.incidents, b.incidents);
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 mod chunk;
+pub mod exclusions;
 pub mod outbox;
 pub mod read;
 mod rollup;

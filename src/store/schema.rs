@@ -148,6 +148,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (contract, month, format)
     ) WITHOUT ROWID;
     ",
+    // 4: agreed exclusions, an audited act (DESIGN.md §6.1): never deleted, revoked in place.
+    "
+    CREATE TABLE exclusion (
+        id             INTEGER PRIMARY KEY,
+        service        TEXT,              -- one of service and contract is set
+        contract       TEXT,
+        start_ms       INTEGER NOT NULL,
+        end_ms         INTEGER NOT NULL,
+        reason         TEXT NOT NULL,
+        by             TEXT,
+        at_ms          INTEGER NOT NULL,
+        revoked_ms     INTEGER,
+        revoke_reason  TEXT,
+        revoked_by     TEXT
+    );
+    CREATE INDEX exclusion_span ON exclusion (end_ms);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -280,3 +280,140 @@ async fn each_month_is_judged_under_the_terms_in_force() {
     .await;
     assert_eq!(range["terms_from"], serde_json::Value::Null);
 }
+
+/// `report --service ID --month 2026-10 --format json`, parsed.
+async fn october_report(ws: &Workspace, service: &str) -> serde_json::Value {
+    let args = [
+        "report",
+        "--service",
+        service,
+        "--month",
+        "2026-10",
+        "--format",
+        "json",
+    ];
+    let out = slaprobe(ws, &args).await;
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn an_agreed_exclusion_leaves_the_measured_time_and_revoking_it_restores_the_numbers() {
+    let ws = october().await;
+    let before = october_report(&ws, "a").await;
+    // Two of a's ten hours down were the client's own firewall change.
+    let out = slaprobe(
+        &ws,
+        &[
+            "exclude",
+            "--service",
+            "a",
+            "--from",
+            "2026-10-10T02:00:00Z",
+            "--to",
+            "2026-10-10T04:00:00Z",
+            "--reason",
+            "client firewall change (ticket 4711)",
+            "--by",
+            "Jo",
+        ],
+    )
+    .await;
+    let first: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // a: 2 h excluded → measured 742 h, downtime 8 h: 734/742 = 98.92% → 25% of 333.34 =
+    // 83.335 → 83.34; 8 started hours × 100.00 = 800.00; issued 883.335 → 883.34.
+    let a = october_report(&ws, "a").await;
+    assert_eq!(a["exclusion_s"], 7_200.0);
+    assert_eq!(a["excluded_s"], 7_200.0);
+    assert_eq!(a["maintenance_s"], 0.0);
+    assert_eq!(a["measured_s"], 742.0 * 3600.0);
+    assert_eq!(a["downtime_s"], 8.0 * 3600.0);
+    assert_eq!(a["credit_amount"], "883.34");
+    let out = slaprobe(
+        &ws,
+        &["statement", "--contract", "acme", "--month", "2026-10"],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Agreed exclusions"), "{text}");
+    assert!(
+        text.contains("client firewall change (ticket 4711)"),
+        "{text}"
+    );
+
+    // Revoked: a's numbers are exactly those before.
+    let id = first.to_string();
+    slaprobe(
+        &ws,
+        &[
+            "exclude",
+            "--revoke",
+            &id,
+            "--reason",
+            "the firewall was ours",
+            "--by",
+            "Kim",
+        ],
+    )
+    .await;
+    let after = october_report(&ws, "a").await;
+    assert_eq!(after, before);
+
+    // b's whole outage (00:00–01:30) falls inside a contract-wide exclusion of 00:00–02:00:
+    // it does not count at all; every service of the contract loses the 2 h of measured time.
+    slaprobe(
+        &ws,
+        &[
+            "exclude",
+            "--contract",
+            "acme",
+            "--from",
+            "2026-10-12T00:00:00Z",
+            "--to",
+            "2026-10-12T02:00:00Z",
+            "--reason",
+            "force majeure: regional power cut",
+        ],
+    )
+    .await;
+    let b = october_report(&ws, "b").await;
+    assert_eq!(b["exclusion_s"], 7_200.0);
+    assert_eq!(b["downtime_s"], 0.0);
+    assert_eq!(b["incidents"], 0);
+    assert_eq!(b["credit_amount"], "0.00");
+    let c = october_report(&ws, "c").await;
+    assert_eq!(c["exclusion_s"], 7_200.0);
+    assert_eq!(c["availability"], 1.0);
+    let a = october_report(&ws, "a").await;
+    assert_eq!(a["exclusion_s"], 7_200.0);
+    assert_eq!(a["downtime_s"], 10.0 * 3600.0);
+    let out = slaprobe(
+        &ws,
+        &["statement", "--contract", "acme", "--month", "2026-10"],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("force majeure: regional power cut"), "{text}");
+    assert!(text.contains("REVOKED by Kim"), "{text}");
+
+    // Both acts stay listed.
+    let out = slaprobe(
+        &ws,
+        &["exclusions", "--contract", "acme", "--format", "json"],
+    )
+    .await;
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["reason"], "client firewall change (ticket 4711)");
+    assert_eq!(listed[0]["revoked"]["reason"], "the firewall was ours");
+    assert_eq!(listed[0]["revoked"]["by"], "Kim");
+    assert_eq!(listed[1]["revoked"], serde_json::Value::Null);
+    // Revoking twice, or an unknown id, is refused.
+    let again = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args(["exclude", "--revoke", &id, "--reason", "again", "--config"])
+        .arg(ws.path("probes.toml"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(again.status.code(), Some(64), "{again:?}");
+}
