@@ -7,6 +7,7 @@ use toml::de::DeValue;
 use super::fields::{email_list, required_id, route_reference, time_zone};
 use super::reader::{Diagnostics, Table, Value, as_string, type_name};
 use super::*;
+use crate::sla::calendar::Holiday;
 use crate::sla::credit::DowntimeCount;
 
 pub(super) fn contracts_section(
@@ -121,8 +122,9 @@ pub(super) fn contracts_section(
 }
 
 fn coverage(v: &DeValue<'_>) -> Result<Coverage, String> {
-    const HINT: &str = "write \"24x7\" or { days = \"Mon-Fri\", hours = \"09:00-18:00\", \
-                        holidays = [\"2026-12-25\"] }";
+    const HINT: &str = "write \"24x7\", { days = \"Mon-Fri\", hours = \"09:00-18:00\" } or \
+                        { hours = { \"Mon-Fri\" = \"09:00-18:00\", \"Sat\" = [\"10:00-12:00\"] } }, \
+                        with holidays = [\"2026-12-24\", \"--01-01\"] if any";
     let table = match v {
         DeValue::String(s) if s == "24x7" => return Ok(Coverage::Always),
         DeValue::Table(table) => table,
@@ -130,29 +132,77 @@ fn coverage(v: &DeValue<'_>) -> Result<Coverage, String> {
     };
     let mut days = None;
     let mut hours = None;
+    let mut weekly = None;
     let mut holidays = Vec::new();
     for (key, value) in table.iter() {
         match key.get_ref().as_ref() {
             "days" => days = Some(parse_days(as_string(value.get_ref())?)?),
-            "hours" => hours = Some(parse_hours(as_string(value.get_ref())?)?),
+            "hours" => match value.get_ref() {
+                DeValue::Table(per_day) => weekly = Some(parse_week(per_day)?),
+                other => hours = Some(parse_hours(as_string(other)?)?),
+            },
             "holidays" => {
                 let DeValue::Array(items) = value.get_ref() else {
                     return Err(format!("`holidays` must be a list of dates: {HINT}"));
                 };
                 for item in items {
-                    holidays.push(parse_date(item.get_ref())?);
+                    holidays.push(parse_holiday(item.get_ref())?);
                 }
             }
             other => return Err(format!("unknown key `{other}`: {HINT}")),
         }
     }
-    let (start_minute, end_minute) = hours.ok_or_else(|| format!("`hours` is missing: {HINT}"))?;
-    Ok(Coverage::BusinessHours {
-        days: days.unwrap_or([true, true, true, true, true, false, false]),
-        start_minute,
-        end_minute,
-        holidays,
-    })
+    match (weekly, hours, days) {
+        (Some(_), _, Some(_)) => Err(format!(
+            "with `hours` given per day, `days` has nothing to say: drop it ({HINT})"
+        )),
+        (Some(days), ..) => Ok(Coverage::Weekly { days, holidays }),
+        (None, Some((start, end)), days) => Ok(Coverage::business_hours(
+            days.unwrap_or([true, true, true, true, true, false, false]),
+            start,
+            end,
+            holidays,
+        )),
+        (None, None, _) => Err(format!("`hours` is missing: {HINT}")),
+    }
+}
+
+/// `{ "Mon-Fri" = "09:00-18:00", "Sat" = ["10:00-12:00", "13:00-15:00"] }`: each weekday's
+/// ranges; a day named twice is an error.
+fn parse_week(per_day: &toml::de::DeTable<'_>) -> Result<[Vec<(u32, u32)>; 7], String> {
+    let mut week: [Vec<(u32, u32)>; 7] = Default::default();
+    let mut named = [false; 7];
+    for (key, value) in per_day.iter() {
+        let set = parse_days(key.get_ref())?;
+        let ranges = match value.get_ref() {
+            DeValue::String(s) => vec![parse_hours(s)?],
+            DeValue::Array(items) => items
+                .iter()
+                .map(|i| as_string(i.get_ref()).and_then(parse_hours))
+                .collect::<Result<_, _>>()?,
+            other => {
+                return Err(format!(
+                    "`{}`: expected hours such as \"09:00-18:00\" or a list of them, found {}",
+                    key.get_ref(),
+                    type_name(other)
+                ));
+            }
+        };
+        for day in 0..7 {
+            if !set[day] {
+                continue;
+            }
+            if named[day] {
+                return Err(format!(
+                    "`{}` names a day another key names too: give each day its hours once",
+                    key.get_ref()
+                ));
+            }
+            named[day] = true;
+            week[day].extend(&ranges);
+        }
+    }
+    Ok(week)
 }
 
 fn parse_days(text: &str) -> Result<[bool; 7], String> {
@@ -186,7 +236,8 @@ fn parse_days(text: &str) -> Result<[bool; 7], String> {
 }
 
 fn parse_hours(text: &str) -> Result<(u32, u32), String> {
-    const HINT: &str = "write hours such as \"09:00-18:00\" (24-hour clock, end after start)";
+    const HINT: &str = "write hours such as \"09:00-18:00\" or \"22:00-06:00\" (24-hour clock; an \
+                        end at or before the start is the next day's)";
     let minute = |s: &str| -> Result<u32, String> {
         let (h, m) = s
             .trim()
@@ -203,10 +254,27 @@ fn parse_hours(text: &str) -> Result<(u32, u32), String> {
         .split_once('-')
         .ok_or_else(|| format!("`{text}`: {HINT}"))?;
     let (start, end) = (minute(a)?, minute(b)?);
-    if end <= start {
-        return Err(format!("`{text}`: {HINT}"));
+    if start >= 1440 {
+        return Err(format!("`{text}`: a range starts before 24:00 ({HINT})"));
     }
     Ok((start, end))
+}
+
+/// A holiday: a date (`"2026-12-24"`) or the same day every year (`"--01-01"`).
+fn parse_holiday(v: &DeValue<'_>) -> Result<Holiday, String> {
+    if let DeValue::String(s) = v
+        && let Some(rest) = s.strip_prefix("--")
+    {
+        let bad = || format!("`{s}` is not a yearly date: write --MM-DD, e.g. \"--01-01\"");
+        let (m, d) = rest.split_once('-').ok_or_else(bad)?;
+        let (month, day): (i8, i8) = (m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+        // Checked against a leap year, so that --02-29 is allowed (it applies in leap years).
+        if m.len() != 2 || d.len() != 2 || jiff::civil::Date::new(2028, month, day).is_err() {
+            return Err(bad());
+        }
+        return Ok(Holiday::Yearly { month, day });
+    }
+    parse_date(v).map(Holiday::On)
 }
 
 fn parse_date(v: &DeValue<'_>) -> Result<jiff::civil::Date, String> {

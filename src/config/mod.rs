@@ -426,4 +426,43 @@ alert = "oncall"
         assert_eq!(route("no-route"), None);
         assert_eq!(route("own-route"), Some("oncall"));
     }
+
+    #[test]
+    fn coverage_per_weekday_overnight_and_yearly_holidays_parse() {
+        use crate::sla::calendar::{Coverage, Holiday};
+        let text = r#"
+[[contract]]
+id = "c"
+client = "C"
+target = "99.9%"
+coverage = { hours = { "Mon-Thu" = "09:00-18:00", "Fri" = ["09:00-12:00", "22:00-06:00"], "Sun" = "00:00-24:00" }, holidays = ["2026-12-24", "--01-01"] }
+
+[[contract]]
+id = "old"
+client = "Old"
+target = "99.9%"
+coverage = { days = "Sat", hours = "22:00-06:00" }
+"#;
+        let config = parse(text, std::path::Path::new("t.toml")).unwrap();
+        let Coverage::Weekly { days, holidays } = &config.contracts[0].coverage else {
+            panic!("weekly")
+        };
+        assert_eq!(days[0], [(540, 1080)]);
+        assert_eq!(days[4], [(540, 720), (1320, 360)]);
+        assert!(days[5].is_empty());
+        assert_eq!(days[6], [(0, 1440)]);
+        assert_eq!(
+            holidays,
+            &[
+                Holiday::On("2026-12-24".parse().unwrap()),
+                Holiday::Yearly { month: 1, day: 1 }
+            ]
+        );
+        // The old form, now with an overnight range.
+        let Coverage::Weekly { days, .. } = &config.contracts[1].coverage else {
+            panic!("weekly")
+        };
+        assert_eq!(days[5], [(1320, 360)]);
+        assert!(days[0].is_empty());
+    }
 }

@@ -23,14 +23,55 @@ pub struct TimeZoneName {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Coverage {
     Always,
-    BusinessHours {
-        /// Index 0 is Monday.
+    /// Local ranges per weekday, less holidays.
+    Weekly {
+        /// Index 0 is Monday: each range `(start, end)` in minutes after that day's local
+        /// midnight. An end at or before the start runs past midnight and belongs to the day it
+        /// starts ("Fri" 22:00–06:00 is Friday 22:00 to Saturday 06:00); 1440 is "24:00".
+        days: [Vec<(u32, u32)>; 7],
+        holidays: Vec<Holiday>,
+    },
+}
+
+impl Coverage {
+    /// The same hours on each of `days` (index 0 is Monday): the `{ days, hours }` form.
+    pub fn business_hours(
         days: [bool; 7],
-        /// Minutes after local midnight; `end_minute` may be 1440.
         start_minute: u32,
         end_minute: u32,
-        holidays: Vec<jiff::civil::Date>,
+        holidays: Vec<Holiday>,
+    ) -> Coverage {
+        Coverage::Weekly {
+            days: days.map(|on| {
+                if on {
+                    vec![(start_minute, end_minute)]
+                } else {
+                    Vec::new()
+                }
+            }),
+            holidays,
+        }
+    }
+}
+
+/// A day without coverage: a date, or a date every year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holiday {
+    On(Date),
+    /// `--MM-DD`.
+    Yearly {
+        month: i8,
+        day: i8,
     },
+}
+
+impl Holiday {
+    pub fn is(&self, date: Date) -> bool {
+        match *self {
+            Holiday::On(d) => d == date,
+            Holiday::Yearly { month, day } => date.month() == month && date.day() == day,
+        }
+    }
 }
 
 /// Milliseconds of a local date-time in `tz`, RFC 5545 rules for gaps and folds.
@@ -66,13 +107,7 @@ pub fn month(tz: &TimeZone, year: i16, month: i8) -> Option<(i64, i64)> {
 /// The covered time within `[from, to)`: all of it for 24×7, else each covered day's hours in
 /// `tz`, without holidays.
 pub fn covered(coverage: &Coverage, tz: &TimeZone, from: i64, to: i64) -> Intervals {
-    let Coverage::BusinessHours {
-        days,
-        start_minute,
-        end_minute,
-        holidays,
-    } = coverage
-    else {
+    let Coverage::Weekly { days, holidays } = coverage else {
         return Intervals::single(from, to);
     };
     if from >= to {
@@ -95,8 +130,12 @@ pub fn covered(coverage: &Coverage, tz: &TimeZone, from: i64, to: i64) -> Interv
     let last = local_date(tz, to).tomorrow().unwrap_or(local_date(tz, to));
     while date <= last {
         let weekday = date.weekday().to_monday_zero_offset() as usize;
-        if days[weekday] && !holidays.contains(&date) {
-            spans.push((at(date, *start_minute), at(date, *end_minute)));
+        if !holidays.iter().any(|h| h.is(date)) {
+            for &(start, end) in &days[weekday] {
+                // An end at or before the start is the next day's.
+                let end = if end <= start { end + 1440 } else { end };
+                spans.push((at(date, start), at(date, end)));
+            }
         }
         match date.tomorrow() {
             Ok(next) => date = next,
@@ -212,12 +251,12 @@ mod tests {
     #[test]
     fn business_hours_across_a_week_with_a_holiday_and_dst() {
         let tz = berlin();
-        let coverage = Coverage::BusinessHours {
-            days: [true, true, true, true, true, false, false],
-            start_minute: 9 * 60,
-            end_minute: 18 * 60,
-            holidays: vec!["2026-10-28".parse().unwrap()],
-        };
+        let coverage = Coverage::business_hours(
+            [true, true, true, true, true, false, false],
+            9 * 60,
+            18 * 60,
+            vec![Holiday::On("2026-10-28".parse().unwrap())],
+        );
         // Mon 2026-10-26 .. Mon 2026-11-02 local: Mon, Tue, Thu, Fri covered (Wed is a holiday),
         // 9 h each = 36 h; Saturday and Sunday not covered.
         let from = ms("2026-10-25T23:00:00Z");
@@ -305,5 +344,131 @@ mod tests {
             w.spans(),
             &[(ms("2026-11-02T00:00:00Z"), ms("2026-11-02T01:00:00Z"))]
         );
+    }
+
+    fn utc(text: &str) -> i64 {
+        text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    /// Coverage with `ranges` on one weekday (0 is Monday) and `holidays`.
+    fn one_day(weekday: usize, ranges: &[(u32, u32)], holidays: Vec<Holiday>) -> Coverage {
+        let mut days: [Vec<(u32, u32)>; 7] = Default::default();
+        days[weekday] = ranges.to_vec();
+        Coverage::Weekly { days, holidays }
+    }
+
+    /// (what, coverage, from, to, the covered spans expected, in UTC).
+    type CoverageCase = (
+        &'static str,
+        Coverage,
+        &'static str,
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+    );
+
+    const SAT: usize = 5;
+    const FRI: usize = 4;
+    const SUN: usize = 6;
+
+    #[test]
+    fn weekday_ranges_overnight_and_across_dst_nights() {
+        let tz = berlin();
+        let h = |hh: u32| hh * 60;
+        // (what, coverage, from, to, expected UTC spans) — all computed by hand; Berlin is
+        // UTC+2 (CEST) until 2026-10-25 03:00, then UTC+1 (CET); CET→CEST on 2026-03-29 02:00.
+        let cases: Vec<CoverageCase> = vec![
+            (
+                "a Saturday with two ranges: 10–12 and 13–15 CEST = 08–10Z and 11–13Z",
+                one_day(SAT, &[(h(10), h(12)), (h(13), h(15))], vec![]),
+                "2026-10-17T00:00:00Z",
+                "2026-10-19T00:00:00Z",
+                vec![
+                    ("2026-10-17T08:00:00Z", "2026-10-17T10:00:00Z"),
+                    ("2026-10-17T11:00:00Z", "2026-10-17T13:00:00Z"),
+                ],
+            ),
+            (
+                "Fri 22:00–06:00: Friday 22:00 CEST to Saturday 06:00 CEST, 8 h (20:00Z–04:00Z)",
+                one_day(FRI, &[(h(22), h(6))], vec![]),
+                "2026-10-23T00:00:00Z",
+                "2026-10-25T00:00:00Z",
+                vec![("2026-10-23T20:00:00Z", "2026-10-24T04:00:00Z")],
+            ),
+            (
+                "Sat 22:00–06:00 across the autumn DST night: 22:00 CEST (20:00Z) to 06:00 CET \
+                 (05:00Z), 9 h elapsed",
+                one_day(SAT, &[(h(22), h(6))], vec![]),
+                "2026-10-24T00:00:00Z",
+                "2026-10-26T00:00:00Z",
+                vec![("2026-10-24T20:00:00Z", "2026-10-25T05:00:00Z")],
+            ),
+            (
+                "Sat 22:00–06:00 across the spring DST night: 22:00 CET (21:00Z) to 06:00 CEST \
+                 (04:00Z), 7 h elapsed",
+                one_day(SAT, &[(h(22), h(6))], vec![]),
+                "2026-03-28T00:00:00Z",
+                "2026-03-30T00:00:00Z",
+                vec![("2026-03-28T21:00:00Z", "2026-03-29T04:00:00Z")],
+            ),
+            (
+                "Sun 00:00–24:00 on the autumn DST Sunday: 25 h (22:00Z Sat to 23:00Z Sun)",
+                one_day(SUN, &[(0, 1440)], vec![]),
+                "2026-10-24T00:00:00Z",
+                "2026-10-27T00:00:00Z",
+                vec![("2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z")],
+            ),
+            (
+                "a holiday on the Friday removes the overnight range that starts on it",
+                one_day(
+                    FRI,
+                    &[(h(22), h(6))],
+                    vec![Holiday::On("2026-10-23".parse().unwrap())],
+                ),
+                "2026-10-23T00:00:00Z",
+                "2026-10-25T00:00:00Z",
+                vec![],
+            ),
+            (
+                "a holiday on the Saturday leaves Friday's range, Saturday morning included",
+                one_day(
+                    FRI,
+                    &[(h(22), h(6))],
+                    vec![Holiday::On("2026-10-24".parse().unwrap())],
+                ),
+                "2026-10-23T00:00:00Z",
+                "2026-10-25T00:00:00Z",
+                vec![("2026-10-23T20:00:00Z", "2026-10-24T04:00:00Z")],
+            ),
+        ];
+        for (what, coverage, from, to, expected) in cases {
+            let got = covered(&coverage, &tz, utc(from), utc(to));
+            let expected: Vec<(i64, i64)> =
+                expected.iter().map(|(a, b)| (utc(a), utc(b))).collect();
+            assert_eq!(got.spans(), &expected[..], "{what}");
+        }
+    }
+
+    #[test]
+    fn a_yearly_holiday_recurs() {
+        // Mon–Fri 09:00–18:00 Berlin (CET, UTC+1) with --01-01: the week of Mon 2026-12-28 has
+        // Mon–Thu covered (4 × 9 h = 36 h), New Year's Friday not; so does the week of
+        // 2027-12-27 (Fri 2027-12-31 covered, Sat 2028-01-01 is a weekend anyway): 5 × 9 h.
+        let tz = berlin();
+        let coverage = Coverage::business_hours(
+            [true, true, true, true, true, false, false],
+            9 * 60,
+            18 * 60,
+            vec![Holiday::Yearly { month: 1, day: 1 }],
+        );
+        let week = |from: &str, to: &str| covered(&coverage, &tz, utc(from), utc(to)).total();
+        assert_eq!(
+            week("2026-12-27T23:00:00Z", "2027-01-03T23:00:00Z"),
+            36 * HOUR
+        );
+        assert_eq!(
+            week("2027-12-26T23:00:00Z", "2028-01-02T23:00:00Z"),
+            45 * HOUR
+        );
+        assert!(Holiday::Yearly { month: 12, day: 25 }.is("2031-12-25".parse().unwrap()));
     }
 }

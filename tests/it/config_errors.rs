@@ -7,6 +7,30 @@ const BASE: &str = "[[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99.9%\"
 /// (what is wrong, the config after BASE, expected line, column, text in the message)
 const CASES: &[(&str, &str, usize, usize, &str)] = &[
     (
+        "days beside hours given per day",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\n\
+         coverage = { days = \"Mon-Fri\", hours = { \"Sat\" = \"10:00-12:00\" } }\n",
+        9,
+        12,
+        "drop it",
+    ),
+    (
+        "a day given hours twice",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\n\
+         coverage = { hours = { \"Mon-Fri\" = \"09:00-18:00\", \"Fri\" = \"22:00-06:00\" } }\n",
+        9,
+        12,
+        "give each day its hours once",
+    ),
+    (
+        "a yearly holiday that is no date",
+        "[[contract]]\nid = \"d\"\nclient = \"D\"\ntarget = \"99%\"\n\
+         coverage = { days = \"Mon-Fri\", hours = \"09:00-18:00\", holidays = [\"--02-30\"] }\n",
+        9,
+        12,
+        "is not a yearly date",
+    ),
+    (
         "terms from a month that is not YYYY-MM",
         "[[contract.terms]]\nfrom = \"2027-1\"\ntarget = \"99%\"\n",
         6,

@@ -45,6 +45,7 @@ fn month_numbers(
     let ex = Exclusions {
         covered: calendar::covered(coverage, &tz, from, to),
         maintenance: Intervals::empty(),
+        agreed: Intervals::empty(),
         no_data_policy: NoDataPolicy::Exclude,
     };
     let a = compute(&timeline(incidents, now), &ex, from, to, now);
@@ -98,12 +99,12 @@ fn february_exactly_at_the_target_is_met() {
 fn business_hours_in_berlin_october_with_a_night_outage() {
     // Mon–Fri 09:00–18:00 Berlin in October 2026: 22 weekdays × 9 h = 198 h covered.
     // An outage Tue 2026-10-06 03:00–10:00 local (01:00Z–08:00Z) counts 09:00–10:00 = 1 h.
-    let coverage = Coverage::BusinessHours {
-        days: [true, true, true, true, true, false, false],
-        start_minute: 9 * 60,
-        end_minute: 18 * 60,
-        holidays: vec![],
-    };
+    let coverage = Coverage::business_hours(
+        [true, true, true, true, true, false, false],
+        9 * 60,
+        18 * 60,
+        vec![],
+    );
     let (period, measured, down) = month_numbers(
         "Europe/Berlin",
         2026,
