@@ -194,6 +194,7 @@ fn daemon_section(
         flush_interval: Duration::from_millis(200),
         worker_threads: None,
         public_contracts: None,
+        operator_token_env: None,
     };
     let Some(mut t) = value.and_then(|v| Table::new(v, "[daemon]", d)) else {
         return daemon;
@@ -248,6 +249,7 @@ fn daemon_section(
         }
         daemon.public_contracts = Some(ids);
     }
+    daemon.operator_token_env = t.string("operator_token_env", d);
     if let Some(flush) = t.duration("flush_interval", d) {
         if flush > Duration::from_secs(10) {
             d.error(

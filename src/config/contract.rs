@@ -89,6 +89,7 @@ pub(super) fn contracts_section(
             d,
         );
         let statement_hour = t.integer("statement_hour", 0, 23, d);
+        let client_token_env = t.string("client_token_env", d);
         let at_risk_below = t.percent("at_risk_below", d);
         let alert = route_reference(&mut t, route_ids, d);
         t.finish(d);
@@ -113,6 +114,7 @@ pub(super) fn contracts_section(
             statement_to,
             statements: statements.unwrap_or(StatementPolicy::Always),
             statement_hour: statement_hour.unwrap_or(6) as u8,
+            client_token_env,
             at_risk_below: at_risk_below
                 .unwrap_or_else(|| Fraction::parse_percent("25%").expect("a valid percentage")),
             alert: alert.unwrap_or(Alert::Inherit),

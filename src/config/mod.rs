@@ -126,8 +126,10 @@ pub struct Daemon {
     pub flush_interval: Duration,
     /// Threads running probes; `None`: one per core.
     pub worker_threads: Option<usize>,
-    /// The contracts the status page at `/` shows; `None`: all.
+    /// The contracts the status page at `/`, and the API without a token, show; `None`: all.
     pub public_contracts: Option<Vec<String>>,
+    /// The variable holding the operator's API token (sees every contract).
+    pub operator_token_env: Option<String>,
 }
 
 /// `[smtp]`.
@@ -170,6 +172,8 @@ pub struct Contract {
     pub statements: StatementPolicy,
     /// The local hour on the 1st after which last month's statement is sent.
     pub statement_hour: u8,
+    /// The variable holding this contract's client token (a client portal: that contract only).
+    pub client_token_env: Option<String>,
     /// "SLA AT RISK" when less than this share of the month's error budget is left (0: never).
     pub at_risk_below: Fraction,
     pub alert: Alert,

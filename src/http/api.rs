@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State as Extract};
+use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::audience::Audience;
 use crate::report::{self, PeriodSpec};
 use crate::report::{monthly, statement, status};
 use crate::store::read;
@@ -28,6 +29,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A token that matches no operator or client token.
+    pub fn unauthorized() -> ApiError {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "the token is not valid here".into(),
+        )
+    }
+}
+
 fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, what)
 }
@@ -36,11 +47,12 @@ fn bad_request(what: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, what)
 }
 
-/// What a request reads with: the config in force and the daemon's clock.
+/// What a request reads with: the config in force, the daemon's clock and who is asking.
 #[derive(Clone)]
 pub struct Reading {
     pub config: Arc<Config>,
     pub clock: Clock,
+    pub audience: Audience,
 }
 
 /// Runs `f` with a read connection off the async threads.
@@ -67,11 +79,13 @@ fn db_error(e: rusqlite::Error) -> ApiError {
 }
 
 /// `GET /api/v1/services`.
-pub async fn services(Extract(reading): Extract<Reading>) -> Result<Response, ApiError> {
-    let lines = with_read(reading, |conn, config, now| {
+pub async fn services(reading: Reading) -> Result<Response, ApiError> {
+    let audience = reading.audience.clone();
+    let lines = with_read(reading, move |conn, config, now| {
         config
             .services
             .iter()
+            .filter(|s| audience.sees(config, &s.contract))
             .map(|s| status::line(conn, config, s, now))
             .collect::<Result<Vec<_>, _>>()
             .map_err(db_error)
@@ -82,13 +96,12 @@ pub async fn services(Extract(reading): Extract<Reading>) -> Result<Response, Ap
 
 /// `GET /api/v1/services/{id}`: state, the latest outcomes, the last 90 days' report with its
 /// incidents.
-pub async fn service(
-    Extract(reading): Extract<Reading>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn service(reading: Reading, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let audience = reading.audience.clone();
     let value = with_read(reading, move |conn, config, now| {
         let service = config
             .service(&id)
+            .filter(|s| audience.sees(config, &s.contract))
             .ok_or_else(|| not_found(format!("no service `{id}`")))?;
         let line = status::line(conn, config, service, now).map_err(db_error)?;
         let recent = match read::service_num(conn, &id).map_err(db_error)? {
@@ -136,26 +149,26 @@ pub struct ReportQuery {
 
 /// `GET /api/v1/report?(service=ID|contract=ID)&(month=YYYY-MM|from=T&to=T|last=30d)`: the
 /// JSON of `slaprobe report --format json`.
-pub async fn report(
-    Extract(reading): Extract<Reading>,
-    Query(q): Query<ReportQuery>,
-) -> Result<Response, ApiError> {
+pub async fn report(reading: Reading, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
     let spec = PeriodSpec::from_args(
         q.month.as_deref(),
         q.from.as_deref().zip(q.to.as_deref()),
         q.last.as_deref(),
     )
     .map_err(|e| bad_request(e.to_string()))?;
+    let audience = reading.audience.clone();
     let value = with_read(reading, move |conn, config, now| {
         let services: Vec<_> = match (&q.service, &q.contract) {
             (Some(id), None) => vec![
                 config
                     .service(id)
+                    .filter(|s| audience.sees(config, &s.contract))
                     .ok_or_else(|| not_found(format!("no service `{id}`")))?,
             ],
             (None, Some(id)) => {
                 config
                     .contract(id)
+                    .filter(|c| audience.sees(config, &c.id))
                     .ok_or_else(|| not_found(format!("no contract `{id}`")))?;
                 config
                     .services
@@ -187,7 +200,7 @@ pub struct StatementQuery {
 
 /// `GET /api/v1/contracts/{id}/statements/{YYYY-MM}?format=json|html|csv` (default json).
 pub async fn statement(
-    Extract(reading): Extract<Reading>,
+    reading: Reading,
     Path((id, month)): Path<(String, String)>,
     Query(q): Query<StatementQuery>,
 ) -> Result<Response, ApiError> {
@@ -203,9 +216,11 @@ pub async fn statement(
             )));
         }
     };
+    let audience = reading.audience.clone();
     let body = with_read(reading, move |conn, config, now| {
         let contract = config
             .contract(&id)
+            .filter(|c| audience.sees(config, &c.id))
             .ok_or_else(|| not_found(format!("no contract `{id}`")))?;
         let month = monthly::Month::of(contract, &month).map_err(|e| bad_request(e.to_string()))?;
         let st = monthly::render(conn, config, contract, &month, now).map_err(db_error)?;

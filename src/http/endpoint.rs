@@ -13,6 +13,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::http::api::{ApiError, Reading};
+use crate::http::audience::Audience;
 use crate::http::metrics::{DaemonMetrics, DurationSummary};
 use crate::store::StoreStats;
 use crate::text::Chain;
@@ -61,12 +63,21 @@ pub async fn serve(
     }
 }
 
-impl axum::extract::FromRef<State> for crate::http::api::Reading {
-    fn from_ref(state: &State) -> Self {
-        crate::http::api::Reading {
-            config: state.config.current(),
+impl axum::extract::FromRequestParts<State> for Reading {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &State,
+    ) -> Result<Self, Self::Rejection> {
+        let config = state.config.current();
+        let audience =
+            Audience::of(&parts.headers, &config).map_err(|_| ApiError::unauthorized())?;
+        Ok(Reading {
+            config,
             clock: state.clock.clone(),
-        }
+            audience,
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! `/metrics` exposition, plus the daemon's own counters they show.
 
 pub mod api;
+pub mod audience;
 pub mod endpoint;
 pub mod exposition;
 pub mod metrics;

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod architecture;
+mod audience;
 mod cli;
 mod config_errors;
 mod contracts;
