@@ -142,10 +142,31 @@ pub fn json(contract: Option<&Contract>, reports: &[ServiceReport]) -> serde_jso
                 "total_fee": total.total_fee.to_string(),
                 "credit_total": total.total.to_string(),
                 "credit_capped": total.capped,
+                "contract_level": contract_level_json(reports),
             })
         }
         None => serde_json::to_value(&services[0]).expect("reports serialize"),
     }
+}
+
+/// The contract as one service: down while any of its services is (DESIGN.md §6.1).
+pub fn contract_level(reports: &[ServiceReport]) -> availability::ContractLevel {
+    let numbers: Vec<&Availability> = reports.iter().map(|r| &r.numbers).collect();
+    availability::ContractLevel::of(&numbers)
+}
+
+/// The `contract_level` block of a contract report or statement.
+pub fn contract_level_json(reports: &[ServiceReport]) -> serde_json::Value {
+    let c = contract_level(reports);
+    serde_json::json!({
+        "measured_s": seconds(c.measured_ms),
+        "downtime_s": seconds(c.downtime_ms),
+        "uptime_s": seconds(c.uptime_ms),
+        "availability": c.availability(),
+        "incidents": c.incidents.len(),
+        "mttr_s": c.mttr_ms().map(seconds),
+        "mtbf_s": c.mtbf_ms().map(seconds),
+    })
 }
 
 /// A contract's total credit over its services' reports: the exact sum of what each issues,

@@ -235,6 +235,22 @@ pub fn to_text(st: &Statement) -> String {
             let _ = writeln!(out, "    {start} – {end}  {duration}  {cause}");
         }
     }
+    if st.services.len() > 1 {
+        let c = report::contract_level(&st.services);
+        let availability = match c.measured_ms {
+            0 => "n/a".to_string(),
+            measured => percent(c.uptime_ms.max(0) as u64, measured as u64),
+        };
+        let _ = writeln!(
+            out,
+            "\nThe contract as a whole (down while any service is down): availability {}, \
+             downtime {}, {} incident{}",
+            availability,
+            human_duration(c.downtime_ms),
+            c.incidents.len(),
+            if c.incidents.len() == 1 { "" } else { "s" }
+        );
+    }
     if !st.exclusions.is_empty() {
         let _ = writeln!(out, "\nAgreed exclusions (left out of the measured time):");
         for e in &st.exclusions {
@@ -345,6 +361,7 @@ struct StatementJson<'a> {
     total_fee: String,
     credit_total: String,
     credit_capped: bool,
+    contract_level: serde_json::Value,
     services: Vec<ReportJson>,
 }
 
@@ -359,6 +376,7 @@ pub fn to_json(st: &Statement) -> String {
         total_fee: st.total_fee.to_string(),
         credit_total: st.credit_total.to_string(),
         credit_capped: st.credit_capped,
+        contract_level: report::contract_level_json(&st.services),
         services: st.services.iter().map(|s| s.to_json()).collect(),
     };
     let mut text = serde_json::to_string_pretty(&json).expect("a statement serializes");

@@ -78,6 +78,9 @@ pub struct Availability {
     pub uptime_ms: i64,
     pub incidents: Vec<IncidentInPeriod>,
     pub blips: usize,
+    /// The measured time and the downtime inside it, as intervals (for contract-level figures).
+    pub measured: Intervals,
+    pub down: Intervals,
 }
 
 impl Availability {
@@ -211,6 +214,54 @@ fn assemble(
         uptime_ms: measured_ms - down.total(),
         incidents,
         blips,
+        measured: parts.measured.clone(),
+        down: down.clone(),
+    }
+}
+
+/// A contract as one service (DESIGN.md §6.1, "contract-level figures"): down while any of its
+/// services is down inside that service's measured time, measured over the union of their
+/// measured time; overlapping (or touching) downtime of several services is one incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractLevel {
+    pub measured_ms: i64,
+    pub downtime_ms: i64,
+    pub uptime_ms: i64,
+    /// `(start, end)` of each incident, in order.
+    pub incidents: Vec<(i64, i64)>,
+}
+
+impl ContractLevel {
+    /// Combines the services' numbers of one period.
+    pub fn of(services: &[&Availability]) -> ContractLevel {
+        let measured = services
+            .iter()
+            .fold(Intervals::empty(), |acc, a| acc.union(&a.measured));
+        let down = services.iter().fold(Intervals::empty(), |acc, a| {
+            acc.union(&a.down.intersect(&a.measured))
+        });
+        let (measured_ms, downtime_ms) = (measured.total(), down.total());
+        ContractLevel {
+            measured_ms,
+            downtime_ms,
+            uptime_ms: measured_ms - downtime_ms,
+            incidents: down.spans().to_vec(),
+        }
+    }
+
+    /// uptime / measured; `None` when nothing was measured.
+    pub fn availability(&self) -> Option<f64> {
+        (self.measured_ms > 0).then(|| self.uptime_ms as f64 / self.measured_ms as f64)
+    }
+
+    pub fn mttr_ms(&self) -> Option<i64> {
+        let n = self.incidents.len() as i64;
+        (n > 0).then(|| self.downtime_ms / n)
+    }
+
+    pub fn mtbf_ms(&self) -> Option<i64> {
+        let n = self.incidents.len() as i64;
+        (n > 0).then(|| self.uptime_ms / n)
     }
 }
 
@@ -601,5 +652,64 @@ mod tests {
             prop_assert_eq!(revoked.downtime_ms, b.downtime_ms);
             prop_assert_eq!(revoked.incidents, b.incidents);
         }
+    }
+
+    #[test]
+    fn a_contract_is_down_while_any_service_is_and_overlaps_are_one_incident() {
+        // A day; service a down 10:00–12:00, b down 11:00–13:00 (overlapping) and 18:00–18:30;
+        // b has no data 20:00–22:00 (excluded from its measured time), while a is down 21:00–21:30.
+        // Contract: measured = a's day ∪ b's day less 20–22 = the whole day (a measures it);
+        // down = 10:00–13:00 (one incident, 3 h) + 18:00–18:30 + 21:00–21:30 = 4 h, 3 incidents.
+        let tl = |incidents: Vec<(i64, i64)>, no_data: Vec<(i64, i64)>| Timeline {
+            incidents: incidents.into_iter().map(|(s, e)| (s, Some(e))).collect(),
+            no_data,
+            blips: vec![],
+            first_ms: Some(0),
+            last_ms: Some(DAY),
+            interval_ms: 30_000,
+            max_gap_ms: 70_000,
+        };
+        let ex = always(0, DAY, NoDataPolicy::Exclude);
+        let a = compute(
+            &tl(
+                vec![(10 * HOUR, 12 * HOUR), (21 * HOUR, 21 * HOUR + 30 * MIN)],
+                vec![],
+            ),
+            &ex,
+            0,
+            DAY,
+            2 * DAY,
+        );
+        let b = compute(
+            &tl(
+                vec![(11 * HOUR, 13 * HOUR), (18 * HOUR, 18 * HOUR + 30 * MIN)],
+                vec![(20 * HOUR, 22 * HOUR)],
+            ),
+            &ex,
+            0,
+            DAY,
+            2 * DAY,
+        );
+        assert_eq!(b.measured_ms, 22 * HOUR);
+        let c = ContractLevel::of(&[&a, &b]);
+        assert_eq!(c.measured_ms, DAY);
+        assert_eq!(c.downtime_ms, 4 * HOUR);
+        assert_eq!(
+            c.incidents,
+            [
+                (10 * HOUR, 13 * HOUR),
+                (18 * HOUR, 18 * HOUR + 30 * MIN),
+                (21 * HOUR, 21 * HOUR + 30 * MIN)
+            ]
+        );
+        assert_eq!(c.mttr_ms(), Some(80 * MIN));
+        assert_eq!(c.mtbf_ms(), Some(20 * HOUR / 3));
+        // One service alone: exactly its own numbers.
+        let alone = ContractLevel::of(&[&a]);
+        assert_eq!(
+            (alone.measured_ms, alone.downtime_ms),
+            (a.measured_ms, a.downtime_ms)
+        );
+        assert_eq!(alone.incidents.len(), a.incidents.len());
     }
 }

@@ -163,6 +163,18 @@ async fn credits_are_shares_of_each_service_fee_and_the_total_is_capped() {
     assert_eq!(report["total_fee"], "1000.00");
     assert_eq!(report["credit_total"], "1000.00");
     assert_eq!(report["credit_capped"], true);
+    // The contract as one service: a's 10 h and b's 1.5 h do not overlap: 11.5 h down in two
+    // incidents over 744 h measured; MTTR 5.75 h.
+    let whole = &report["contract_level"];
+    assert_eq!(whole["measured_s"], 744.0 * 3600.0);
+    assert_eq!(whole["downtime_s"], 11.5 * 3600.0);
+    assert_eq!(whole["incidents"], 2);
+    assert_eq!(whole["mttr_s"], 5.75 * 3600.0);
+    let availability = whole["availability"].as_f64().unwrap();
+    assert!(
+        (availability - 732.5 / 744.0).abs() < 1e-12,
+        "{availability}"
+    );
 
     let out = slaprobe(
         &ws,
