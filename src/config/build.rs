@@ -72,6 +72,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
 fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> {
     let mut daemon_value = None;
     let mut smtp_value = None;
+    let mut provider_value = None;
     let mut defaults_value = None;
     let mut contract_values = Vec::new();
     let mut service_values = Vec::new();
@@ -81,15 +82,17 @@ fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> 
         match key.get_ref().as_ref() {
             "daemon" => daemon_value = Some(value),
             "smtp" => smtp_value = Some(value),
+            "provider" => provider_value = Some(value),
             "defaults" => defaults_value = Some(value),
             "contract" => contract_values = array_of_tables(value, "contract", d),
             "service" => service_values = array_of_tables(value, "service", d),
             "maintenance" => maintenance_values = array_of_tables(value, "maintenance", d),
             "route" => route_values = array_of_tables(value, "route", d),
             other => {
-                const KNOWN: [&str; 7] = [
+                const KNOWN: [&str; 8] = [
                     "daemon",
                     "smtp",
+                    "provider",
                     "defaults",
                     "contract",
                     "service",
@@ -110,6 +113,7 @@ fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> 
     let declared_contracts = declared_ids(&contract_values);
     let daemon = daemon_section(daemon_value, base_dir, &declared_contracts, d);
     let smtp = smtp_value.and_then(|v| smtp_section(v, base_dir, d));
+    let provider = provider_value.and_then(|v| provider_section(v, d));
     let routes = routes_section(&route_values, d);
     // References are checked against every declared id, so that one broken table does not
     // make each reference to it an error too.
@@ -139,6 +143,7 @@ fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> 
 
     Some(Config {
         path: file.to_path_buf(),
+        provider,
         daemon,
         smtp,
         contracts,
@@ -261,6 +266,23 @@ fn daemon_section(
     }
     t.finish(d);
     daemon
+}
+
+/// `[provider]`: who issues the statements (shown on every one).
+fn provider_section(value: Value<'_, '_>, d: &mut Diagnostics) -> Option<Provider> {
+    let mut t = Table::new(value, "[provider]", d)?;
+    let name = t.string("name", d);
+    if name.is_none() && !t.has("name") {
+        t.missing("name", "write name = \"the provider's legal name\"", d);
+    }
+    let address = t.string("address", d);
+    let contact = t.string("contact", d);
+    t.finish(d);
+    Some(Provider {
+        name: name?,
+        address,
+        contact,
+    })
 }
 
 fn smtp_section(value: Value<'_, '_>, base_dir: &Path, d: &mut Diagnostics) -> Option<Smtp> {

@@ -90,6 +90,14 @@ pub(super) fn contracts_section(
         );
         let statement_hour = t.integer("statement_hour", 0, 23, d);
         let client_token_env = t.string("client_token_env", d);
+        let credit_on = t.choice(
+            "credit_on",
+            &[
+                ("service", CreditOn::Service),
+                ("contract", CreditOn::Contract),
+            ],
+            d,
+        );
         let at_risk_below = t.percent("at_risk_below", d);
         let alert = route_reference(&mut t, route_ids, d);
         t.finish(d);
@@ -115,6 +123,7 @@ pub(super) fn contracts_section(
             statements: statements.unwrap_or(StatementPolicy::Always),
             statement_hour: statement_hour.unwrap_or(6) as u8,
             client_token_env,
+            credit_on: credit_on.unwrap_or(CreditOn::Service),
             at_risk_below: at_risk_below
                 .unwrap_or_else(|| Fraction::parse_percent("25%").expect("a valid percentage")),
             alert: alert.unwrap_or(Alert::Inherit),

@@ -33,6 +33,8 @@ pub struct Config {
     pub path: PathBuf,
     pub daemon: Daemon,
     pub smtp: Option<Smtp>,
+    /// `[provider]`: who issues the statements.
+    pub provider: Option<Provider>,
     pub contracts: Vec<Contract>,
     pub services: Vec<Service>,
     pub maintenance: Vec<Maintenance>,
@@ -132,6 +134,14 @@ pub struct Daemon {
     pub operator_token_env: Option<String>,
 }
 
+/// `[provider]`: the issuer named on every statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub name: String,
+    pub address: Option<String>,
+    pub contact: Option<String>,
+}
+
 /// `[smtp]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Smtp {
@@ -168,6 +178,9 @@ pub struct Contract {
     pub downtime_credit: Option<DowntimeCredit>,
     /// `[[contract.terms]]`: changes of terms from a month on, sorted by `from`.
     pub terms: Vec<DatedTerms>,
+    /// Whether the tier credit is decided per service (default) or on the contract as one
+    /// service, against the total fee.
+    pub credit_on: CreditOn,
     pub statement_to: Vec<String>,
     pub statements: StatementPolicy,
     /// The local hour on the 1st after which last month's statement is sent.
@@ -241,6 +254,13 @@ impl Contract {
         }
         std::borrow::Cow::Owned(c)
     }
+}
+
+/// `credit_on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditOn {
+    Service,
+    Contract,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

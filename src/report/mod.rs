@@ -8,7 +8,7 @@ pub mod status;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::config::{Config, Contract, Service};
+use crate::config::{Config, Contract, CreditOn, Service};
 use crate::probe::Failure;
 use crate::sla::Intervals;
 use crate::sla::availability::Granularity;
@@ -142,7 +142,7 @@ pub fn json(contract: Option<&Contract>, reports: &[ServiceReport]) -> serde_jso
                 "total_fee": total.total_fee.to_string(),
                 "credit_total": total.total.to_string(),
                 "credit_capped": total.capped,
-                "contract_level": contract_level_json(reports),
+                "contract_level": contract_level_json(contract, reports),
             })
         }
         None => serde_json::to_value(&services[0]).expect("reports serialize"),
@@ -155,10 +155,11 @@ pub fn contract_level(reports: &[ServiceReport]) -> availability::ContractLevel 
     availability::ContractLevel::of(&numbers)
 }
 
-/// The `contract_level` block of a contract report or statement.
-pub fn contract_level_json(reports: &[ServiceReport]) -> serde_json::Value {
+/// The `contract_level` block of a contract report or statement; under `credit_on =
+/// "contract"` with the tier credit decided on it.
+pub fn contract_level_json(contract: &Contract, reports: &[ServiceReport]) -> serde_json::Value {
     let c = contract_level(reports);
-    serde_json::json!({
+    let mut block = serde_json::json!({
         "measured_s": seconds(c.measured_ms),
         "downtime_s": seconds(c.downtime_ms),
         "uptime_s": seconds(c.uptime_ms),
@@ -166,16 +167,49 @@ pub fn contract_level_json(reports: &[ServiceReport]) -> serde_json::Value {
         "incidents": c.incidents.len(),
         "mttr_s": c.mttr_ms().map(seconds),
         "mtbf_s": c.mtbf_ms().map(seconds),
-    })
+    });
+    let total_fee = Cents(reports.iter().map(|r| r.fee.0).sum());
+    let start = reports.first().map_or(0, |r| r.numbers.from_ms);
+    if let Some(tier) = contract_tier_credit(&contract.in_force(start), reports, total_fee) {
+        block["credit_percent"] = serde_json::json!(tier.percent.as_f64() * 100.0);
+        block["tier_credit_amount"] = serde_json::json!(tier.amount.to_string());
+    }
+    block
 }
 
 /// A contract's total credit over its services' reports: the exact sum of what each issues,
 /// never above `credit_cap` × the total fee.
 pub fn contract_credit(contract: &Contract, reports: &[ServiceReport]) -> ContractCredit {
-    let issued: Vec<_> = reports.iter().map(|r| r.credit.issued).collect();
+    let mut issued: Vec<_> = reports.iter().map(|r| r.credit.issued).collect();
     let total_fee = Cents(reports.iter().map(|r| r.fee.0).sum());
     let start = reports.first().map_or(0, |r| r.numbers.from_ms);
-    credit::contract_total(&issued, contract.in_force(start).credit_cap, total_fee)
+    let terms = contract.in_force(start);
+    if let Some(tier) = contract_tier_credit(&terms, reports, total_fee) {
+        issued.push(tier.issued);
+    }
+    credit::contract_total(&issued, terms.credit_cap, total_fee)
+}
+
+/// Under `credit_on = "contract"`: the tier credit decided on the contract-level availability,
+/// as a share of the total fee.
+fn contract_tier_credit(
+    terms: &Contract,
+    reports: &[ServiceReport],
+    total_fee: Cents,
+) -> Option<Credit> {
+    if terms.credit_on != CreditOn::Contract {
+        return None;
+    }
+    let whole = contract_level(reports);
+    let rules = Terms {
+        tiers: &terms.credits,
+        cap: terms.credit_cap,
+        fee: total_fee,
+        min: terms.credit_min,
+        target: terms.target,
+        downtime: None,
+    };
+    Some(credit::credit(rules, whole.uptime_ms, whole.measured_ms))
 }
 
 /// One service's numbers for a period.
@@ -472,9 +506,15 @@ pub fn service_report(
         }),
         (None, _) => None,
     };
+    // Under `credit_on = "contract"` the tier credit is the contract's (see `contract_credit`);
+    // a service keeps its downtime credit.
+    let tiers: &[credit::CreditTier] = match contract.credit_on {
+        CreditOn::Service => &contract.credits,
+        CreditOn::Contract => &[],
+    };
     let credit = credit::credit(
         Terms {
-            tiers: &contract.credits,
+            tiers,
             cap: contract.credit_cap,
             fee,
             min: contract.credit_min,

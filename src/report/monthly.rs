@@ -95,6 +95,9 @@ pub fn render(
         .map(|s| report::service_report(conn, config, s, period, now_ms))
         .collect::<Result<Vec<_>, _>>()?;
     let mut st = Statement::new(contract, &month.label, reports);
+    st.provider = config.provider.clone();
+    st.issue_date = (!st.partial)
+        .then(|| calendar::local_date(&contract.timezone.zone, month.to_ms).to_string());
     st.exclusions = report::agreed_exclusions(conn, config, contract, month.from_ms, month.to_ms)?;
     Ok(st)
 }

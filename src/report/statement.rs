@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use html_escape::encode_safe as esc;
 use serde::Serialize;
 
-use crate::config::Contract;
+use crate::config::{Contract, Provider};
 use crate::report::{self, ReportJson, ServiceReport};
 use crate::sla::values::{Cents, ExactCents, Fraction};
 use crate::store::exclusions::Exclusion;
@@ -33,12 +33,23 @@ pub struct Statement {
     pub credit_cap: Fraction,
     /// Agreed exclusions of the month (revoked ones too), listed with their reasons.
     pub exclusions: Vec<Exclusion>,
+    /// The contract as one service, as JSON (`report::contract_level_json`).
+    pub contract_level: serde_json::Value,
+    /// `CONTRACT-YYYY-MM`.
+    pub number: String,
+    /// The day after the month closes, in the contract's zone; `None` while it is open (a
+    /// draft). Derived from the month, so the same data renders the same bytes.
+    pub issue_date: Option<String>,
+    /// Who issues it (`[provider]`).
+    pub provider: Option<Provider>,
     zone: jiff::tz::TimeZone,
 }
 
 impl Statement {
     pub fn new(contract: &Contract, month: &str, services: Vec<ServiceReport>) -> Statement {
         let total = report::contract_credit(contract, &services);
+        let contract_level = report::contract_level_json(contract, &services);
+        let partial = services.iter().any(|s| s.numbers.partial);
         let credit_cap = services.first().map_or(contract.credit_cap, |s| {
             contract.in_force(s.numbers.from_ms).credit_cap
         });
@@ -47,7 +58,7 @@ impl Statement {
             client: contract.client.clone(),
             timezone: contract.timezone.name.clone(),
             month: month.to_string(),
-            partial: services.iter().any(|s| s.numbers.partial),
+            partial,
             currency: contract.currency.clone(),
             services,
             total_fee: total.total_fee,
@@ -55,6 +66,10 @@ impl Statement {
             credit_capped: total.capped,
             credit_cap,
             exclusions: Vec::new(),
+            contract_level,
+            number: format!("{}-{month}", contract.id),
+            issue_date: None,
+            provider: None,
             zone: contract.timezone.zone.clone(),
         }
     }
@@ -76,6 +91,45 @@ impl Statement {
             .parse::<jiff::civil::Date>()
             .map(|d| d.strftime("%B %Y").to_string())
             .unwrap_or_else(|_| self.month.clone())
+    }
+
+    /// "Issued by …" lines: the provider's name, address and contact.
+    fn issuer(&self) -> Vec<String> {
+        let Some(p) = &self.provider else {
+            return Vec::new();
+        };
+        let mut lines = vec![p.name.clone()];
+        lines.extend(p.address.clone());
+        lines.extend(p.contact.clone());
+        lines
+    }
+
+    fn issued(&self) -> String {
+        self.issue_date
+            .clone()
+            .unwrap_or_else(|| "draft (the month has not ended)".to_string())
+    }
+
+    /// Whether every service met its target (`None` if none measured anything).
+    fn met(&self) -> Option<bool> {
+        let verdicts: Vec<bool> = self.services.iter().filter_map(|s| s.met()).collect();
+        (!verdicts.is_empty()).then(|| verdicts.iter().all(|m| *m))
+    }
+
+    /// One row per service: name, target, availability, downtime, credit.
+    fn summary(&self) -> Vec<[String; 5]> {
+        self.services
+            .iter()
+            .map(|s| {
+                [
+                    service_title(s),
+                    s.target.to_string(),
+                    availability(s),
+                    human_duration(s.numbers.downtime_ms),
+                    format!("{} {}", s.credit.amount, self.currency),
+                ]
+            })
+            .collect()
     }
 
     fn period(&self) -> String {
@@ -192,7 +246,28 @@ fn total_line(st: &Statement) -> String {
     line
 }
 
+/// "every target met", "a target missed", or "nothing measured".
+fn met_summary(st: &Statement) -> &'static str {
+    match st.met() {
+        Some(true) => "every target met",
+        Some(false) => "a target missed",
+        None => "nothing measured",
+    }
+}
+
 /// Each incident: start and end in the client's zone, duration, first failure.
+/// An incident's end: when it ended; for a closed month, an incident still down at the month's
+/// end says so (with its end, once known) instead of "ongoing".
+fn incident_end(st: &Statement, s: &ServiceReport, end_ms: Option<i64>) -> String {
+    let month_end = s.numbers.to_ms;
+    match end_ms {
+        Some(end) if st.partial || end <= month_end => st.local(end),
+        Some(end) => format!("continues past the month's end (until {})", st.local(end)),
+        None if st.partial => "ongoing".to_string(),
+        None => "continues past the month's end".to_string(),
+    }
+}
+
 fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 4]> {
     s.numbers
         .incidents
@@ -201,7 +276,7 @@ fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 4]> {
         .map(|(i, cause)| {
             [
                 st.local(i.start_ms),
-                i.end_ms.map_or("ongoing".to_string(), |e| st.local(e)),
+                incident_end(st, s, i.end_ms),
                 human_duration(i.downtime_ms),
                 cause
                     .as_ref()
@@ -213,7 +288,12 @@ fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 4]> {
 
 pub fn to_text(st: &Statement) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Availability statement — {}", st.client);
+    let _ = writeln!(out, "Availability statement {} — {}", st.number, st.client);
+    let issuer = st.issuer();
+    if !issuer.is_empty() {
+        let _ = writeln!(out, "Issued by: {}", issuer.join(", "));
+    }
+    let _ = writeln!(out, "Issue date: {}", st.issued());
     let _ = writeln!(
         out,
         "Contract {}, {} ({})",
@@ -226,6 +306,26 @@ pub fn to_text(st: &Statement) -> String {
             "PARTIAL: the month has not ended; figures are up to now."
         );
     }
+    let _ = writeln!(out, "\nSummary");
+    let rows = st.summary();
+    let headers = ["Service", "Target", "Availability", "Downtime", "Credit"];
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([headers[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..5).map(width).collect();
+    for row in std::iter::once(headers.map(String::from)).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+    }
+    let _ = writeln!(out, "  {} — {}", total_line(st), met_summary(st));
     for s in &st.services {
         let _ = writeln!(out, "\nService {}", service_title(s));
         for (label, value) in figures(st, s) {
@@ -279,10 +379,28 @@ pub fn to_html(st: &Statement) -> String {
          table{{border-collapse:collapse;margin:0.5em 0 1.5em}}\n\
          th,td{{border:1px solid #bbb;padding:0.3em 0.6em;text-align:left}}\n\
          th{{background:#f0f0f0}}\ntd.t{{white-space:nowrap}}\n.missed{{color:#a00;font-weight:bold}}\n.met{{color:#060}}\n\
-         @media print{{body{{margin:0}}}}\n</style>\n</head>\n<body>\n",
+         @page{{size:auto;margin:15mm}}\n\
+         @media print{{body{{margin:0;font-size:10pt}}\
+         table{{width:auto;max-width:99%;page-break-inside:auto}}td.t{{white-space:normal}}\
+         tr,td,th{{page-break-inside:avoid}}thead{{display:table-header-group}}\
+         h2{{page-break-after:avoid}}}}\n</style>\n</head>\n<body>\n",
         esc(&title)
     );
-    let _ = writeln!(out, "<h1>Availability statement</h1>");
+    let _ = writeln!(out, "<h1>Availability statement {}</h1>", esc(&st.number));
+    let issuer = st.issuer();
+    if !issuer.is_empty() {
+        let lines: Vec<String> = issuer.iter().map(|l| esc(l).to_string()).collect();
+        let _ = writeln!(
+            out,
+            "<p><strong>Issued by:</strong> {}</p>",
+            lines.join("<br>\n")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<p><strong>Issue date:</strong> {}</p>",
+        esc(&st.issued())
+    );
     let _ = writeln!(
         out,
         "<p><strong>Client:</strong> {}<br>\n<strong>Contract:</strong> {}<br>\n\
@@ -299,6 +417,21 @@ pub fn to_html(st: &Statement) -> String {
             "<p class=\"missed\">Partial: the month has not ended; figures are up to now.</p>"
         );
     }
+    let _ = writeln!(
+        out,
+        "<h2>Summary</h2>\n<table>\n<thead><tr><th>Service</th><th>Target</th>\
+         <th>Availability</th><th>Downtime</th><th>Credit</th></tr></thead>"
+    );
+    for row in st.summary() {
+        let cells: Vec<String> = row.iter().map(|c| format!("<td>{}</td>", esc(c))).collect();
+        let _ = writeln!(out, "<tr>{}</tr>", cells.join(""));
+    }
+    let _ = writeln!(
+        out,
+        "</table>\n<p><strong>{}</strong> — {}</p>",
+        esc(&total_line(st)),
+        met_summary(st)
+    );
     for s in &st.services {
         let n = &s.numbers;
         let met_class = match s.met() {
@@ -352,6 +485,9 @@ pub fn to_html(st: &Statement) -> String {
 
 #[derive(Serialize)]
 struct StatementJson<'a> {
+    number: &'a str,
+    issue_date: Option<&'a str>,
+    provider: Option<serde_json::Value>,
     contract: &'a str,
     client: &'a str,
     timezone: &'a str,
@@ -367,6 +503,11 @@ struct StatementJson<'a> {
 
 pub fn to_json(st: &Statement) -> String {
     let json = StatementJson {
+        number: &st.number,
+        issue_date: st.issue_date.as_deref(),
+        provider: st.provider.as_ref().map(
+            |p| serde_json::json!({ "name": p.name, "address": p.address, "contact": p.contact }),
+        ),
         contract: &st.contract,
         client: &st.client,
         timezone: &st.timezone,
@@ -376,7 +517,7 @@ pub fn to_json(st: &Statement) -> String {
         total_fee: st.total_fee.to_string(),
         credit_total: st.credit_total.to_string(),
         credit_capped: st.credit_capped,
-        contract_level: report::contract_level_json(&st.services),
+        contract_level: st.contract_level.clone(),
         services: st.services.iter().map(|s| s.to_json()).collect(),
     };
     let mut text = serde_json::to_string_pretty(&json).expect("a statement serializes");

@@ -13,6 +13,11 @@ const CONFIG: &str = r#"
 [daemon]
 database = "slaprobe.db"
 
+[provider]
+name = "Example Hosting GmbH"
+address = "Musterstrasse 1, 10115 Berlin"
+contact = "billing@hosting.example"
+
 [[contract]]
 id = "acme"
 client = "ACME Corp"
@@ -190,6 +195,19 @@ async fn credits_are_shares_of_each_service_fee_and_the_total_is_capped() {
         text.contains("25% = 83.34 + downtime 1000.00 = 1083.34 EUR"),
         "{text}"
     );
+    // Who issues it, its number and date, and the summary before the details.
+    for line in [
+        "Availability statement acme-2026-10 — ACME Corp",
+        "Issued by: Example Hosting GmbH, Musterstrasse 1, 10115 Berlin, billing@hosting.example",
+        "Issue date: 2026-11-01",
+        "  Service  Target  Availability  Downtime        Credit",
+        "  b        99.9%   99.7983%      1 h 30 m 00 s   233.33 EUR",
+        "  a        99.9%   98.6559%      10 h 00 m 00 s  1083.34 EUR",
+        "  Total credit: 1000.00 EUR (capped at 100% of the total fee of 1000.00 EUR) — a target missed",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    assert!(text.find("Summary").unwrap() < text.find("Service a").unwrap());
     let out = slaprobe(
         &ws,
         &[
@@ -207,6 +225,9 @@ async fn credits_are_shares_of_each_service_fee_and_the_total_is_capped() {
     assert_eq!(json["credit_total"], "1000.00");
     assert_eq!(json["credit_capped"], true);
     assert_eq!(json["total_fee"], "1000.00");
+    assert_eq!(json["number"], "acme-2026-10");
+    assert_eq!(json["issue_date"], "2026-11-01");
+    assert_eq!(json["provider"]["name"], "Example Hosting GmbH");
 }
 
 /// The same service judged under the terms of each month: the base contract for October, new
@@ -428,4 +449,48 @@ async fn an_agreed_exclusion_leaves_the_measured_time_and_revoking_it_restores_t
         .await
         .unwrap();
     assert_eq!(again.status.code(), Some(64), "{again:?}");
+}
+
+#[tokio::test]
+async fn credit_on_contract_decides_the_tier_on_the_contract_as_a_whole() {
+    let ws = Workspace::new();
+    let config = CONFIG.replace(
+        "downtime_credit = { per = \"1h\", amount = 100.00, count = \"started\" }",
+        "credit_on = \"contract\"",
+    );
+    ws.config_text(&config);
+    for (service, down) in [
+        ("a", Some(("2026-10-10T00:00:00Z", "2026-10-10T10:00:00Z"))),
+        ("b", Some(("2026-10-12T00:00:00Z", "2026-10-12T01:30:00Z"))),
+        ("c", None),
+    ] {
+        let file = ws.path(&format!("{service}.jsonl"));
+        std::fs::write(&file, history(down)).unwrap();
+        slaprobe(
+            &ws,
+            &["import", "--service", service, file.to_str().unwrap()],
+        )
+        .await;
+    }
+    let args = [
+        "report",
+        "--contract",
+        "acme",
+        "--month",
+        "2026-10",
+        "--format",
+        "json",
+    ];
+    let out = slaprobe(&ws, &args).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The contract as one service: 11.5 h down of 744 h = 98.45%, below 99% → the 25% tier,
+    // of the total fee: 25% × 1000.00 = 250.00. No service has a tier credit of its own.
+    let whole = &report["contract_level"];
+    assert_eq!(whole["credit_percent"], 25.0);
+    assert_eq!(whole["tier_credit_amount"], "250.00");
+    for service in report["services"].as_array().unwrap() {
+        assert_eq!(service["credit_amount"], "0.00", "{service}");
+    }
+    assert_eq!(report["credit_total"], "250.00");
+    assert_eq!(report["credit_capped"], false);
 }
