@@ -159,14 +159,15 @@ pub fn contract_level(reports: &[ServiceReport]) -> availability::ContractLevel 
 /// "contract"` with the tier credit decided on it.
 pub fn contract_level_json(contract: &Contract, reports: &[ServiceReport]) -> serde_json::Value {
     let c = contract_level(reports);
+    let (availability, mttr_ms, mtbf_ms) = c.availability_mttr_mtbf();
     let mut block = serde_json::json!({
         "measured_s": seconds(c.measured_ms),
         "downtime_s": seconds(c.downtime_ms),
         "uptime_s": seconds(c.uptime_ms),
-        "availability": c.availability(),
+        "availability": availability,
         "incidents": c.incidents.len(),
-        "mttr_s": c.mttr_ms().map(seconds),
-        "mtbf_s": c.mtbf_ms().map(seconds),
+        "mttr_s": mttr_ms.map(seconds),
+        "mtbf_s": mtbf_ms.map(seconds),
     });
     let total_fee = Cents(reports.iter().map(|r| r.fee.0).sum());
     let start = reports.first().map_or(0, |r| r.numbers.from_ms);

@@ -87,20 +87,28 @@ impl Availability {
     /// uptime / measured, `None` when nothing was measured. For display: decisions use
     /// `uptime_ms` and `measured_ms` exactly.
     pub fn availability(&self) -> Option<f64> {
-        (self.measured_ms > 0).then(|| self.uptime_ms as f64 / self.measured_ms as f64)
+        share(self.uptime_ms, self.measured_ms)
     }
 
     /// Mean time to repair: downtime / incidents; `None` with no incidents.
     pub fn mttr_ms(&self) -> Option<i64> {
-        let n = self.incidents.len() as i64;
-        (n > 0).then(|| self.downtime_ms / n)
+        per_incident(self.downtime_ms, self.incidents.len())
     }
 
     /// Mean time between failures: uptime / incidents; `None` with no incidents.
     pub fn mtbf_ms(&self) -> Option<i64> {
-        let n = self.incidents.len() as i64;
-        (n > 0).then(|| self.uptime_ms / n)
+        per_incident(self.uptime_ms, self.incidents.len())
     }
+}
+
+/// `part / whole` for display; `None` when `whole` is 0 (undefined, not 100%).
+fn share(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// `total / incidents`; `None` with no incidents ("no failures", never 0 or infinity).
+fn per_incident(total_ms: i64, incidents: usize) -> Option<i64> {
+    (incidents > 0).then(|| total_ms / incidents as i64)
 }
 
 /// Computes the numbers for `[from_ms, to_ms)` as of `now_ms`.
@@ -250,18 +258,14 @@ impl ContractLevel {
     }
 
     /// uptime / measured; `None` when nothing was measured.
-    pub fn availability(&self) -> Option<f64> {
-        (self.measured_ms > 0).then(|| self.uptime_ms as f64 / self.measured_ms as f64)
-    }
-
-    pub fn mttr_ms(&self) -> Option<i64> {
-        let n = self.incidents.len() as i64;
-        (n > 0).then(|| self.downtime_ms / n)
-    }
-
-    pub fn mtbf_ms(&self) -> Option<i64> {
-        let n = self.incidents.len() as i64;
-        (n > 0).then(|| self.uptime_ms / n)
+    /// uptime / measured, downtime / incidents and uptime / incidents, as for a service.
+    pub fn availability_mttr_mtbf(&self) -> (Option<f64>, Option<i64>, Option<i64>) {
+        let n = self.incidents.len();
+        (
+            share(self.uptime_ms, self.measured_ms),
+            per_incident(self.downtime_ms, n),
+            per_incident(self.uptime_ms, n),
+        )
     }
 }
 
@@ -702,8 +706,9 @@ mod tests {
                 (21 * HOUR, 21 * HOUR + 30 * MIN)
             ]
         );
-        assert_eq!(c.mttr_ms(), Some(80 * MIN));
-        assert_eq!(c.mtbf_ms(), Some(20 * HOUR / 3));
+        let (_, mttr, mtbf) = c.availability_mttr_mtbf();
+        assert_eq!(mttr, Some(80 * MIN));
+        assert_eq!(mtbf, Some(20 * HOUR / 3));
         // One service alone: exactly its own numbers.
         let alone = ContractLevel::of(&[&a]);
         assert_eq!(

@@ -94,8 +94,13 @@ async fn slaprobe(ws: &Workspace, args: &[&str]) -> std::process::Output {
 /// The workspace after importing: `a` down 10 h on 2026-10-10, `b` down 1 h 30 m on
 /// 2026-10-12, `c` healthy.
 async fn october() -> Workspace {
+    october_under(CONFIG).await
+}
+
+/// `october()` under another config.
+async fn october_under(config: &str) -> Workspace {
     let ws = Workspace::new();
-    ws.config_text(CONFIG);
+    ws.config_text(config);
     for (service, down) in [
         ("a", Some(("2026-10-10T00:00:00Z", "2026-10-10T10:00:00Z"))),
         ("b", Some(("2026-10-12T00:00:00Z", "2026-10-12T01:30:00Z"))),
@@ -453,25 +458,11 @@ async fn an_agreed_exclusion_leaves_the_measured_time_and_revoking_it_restores_t
 
 #[tokio::test]
 async fn credit_on_contract_decides_the_tier_on_the_contract_as_a_whole() {
-    let ws = Workspace::new();
     let config = CONFIG.replace(
         "downtime_credit = { per = \"1h\", amount = 100.00, count = \"started\" }",
         "credit_on = \"contract\"",
     );
-    ws.config_text(&config);
-    for (service, down) in [
-        ("a", Some(("2026-10-10T00:00:00Z", "2026-10-10T10:00:00Z"))),
-        ("b", Some(("2026-10-12T00:00:00Z", "2026-10-12T01:30:00Z"))),
-        ("c", None),
-    ] {
-        let file = ws.path(&format!("{service}.jsonl"));
-        std::fs::write(&file, history(down)).unwrap();
-        slaprobe(
-            &ws,
-            &["import", "--service", service, file.to_str().unwrap()],
-        )
-        .await;
-    }
+    let ws = october_under(&config).await;
     let args = [
         "report",
         "--contract",
