@@ -523,46 +523,24 @@ fn statement(
         StatementFormat::Json => "json",
         StatementFormat::Csv => "csv",
     };
-    let [fresh] = crate::report::monthly::renderings(&st)
-        .into_iter()
-        .filter(|(f, _)| *f == name)
-        .map(|(_, text)| text)
-        .collect::<Vec<_>>()
-        .try_into()
-        .expect("every format is rendered once");
     // A recorded (sent) statement is printed as it was recorded; a fresh computation that
     // differs is only mentioned, unless asked for.
-    let recorded = match recompute {
-        false => crate::store::statements::copy(&conn, &contract.id, month, name).unwrap_or(None),
-        true => None,
-    };
-    let Some((bytes, at_ms)) = recorded else {
-        print!("{fresh}");
-        return ExitCode::SUCCESS;
-    };
-    if bytes == fresh.as_bytes() {
-        print!("{fresh}");
-        return ExitCode::SUCCESS;
-    }
-    eprintln!(
-        "note: this is the statement recorded at {}; a fresh computation differs (a late import, \
-         an exclusion or a config change): --recompute prints it",
-        timestamp_to_second(at_ms)
-    );
-    if format == StatementFormat::Json {
-        let mut json: serde_json::Value =
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        if let Some(object) = json.as_object_mut() {
-            object.insert("recomputed_differs".into(), serde_json::Value::Bool(true));
+    let shown = match crate::report::monthly::shown(&conn, &st, name, recompute) {
+        Ok(shown) => shown,
+        Err(e) => {
+            eprintln!("cannot read the statement record: {e}");
+            return ExitCode::FAILURE;
         }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).expect("JSON serializes")
+    };
+    if let (true, Some(at_ms)) = (shown.recomputed_differs, shown.recorded_ms) {
+        eprintln!(
+            "note: this is the statement recorded at {}; a fresh computation differs (a late \
+             import, an exclusion or a config change): --recompute prints it",
+            timestamp_to_second(at_ms)
         );
-    } else {
-        use std::io::Write as _;
-        let _ = std::io::stdout().write_all(&bytes);
     }
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(&shown.bytes);
     ExitCode::SUCCESS
 }
 

@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::audience::Audience;
 use crate::report::{self, PeriodSpec};
-use crate::report::{monthly, statement, status};
+use crate::report::{monthly, status};
 use crate::store::read;
 
 /// How many latest outcomes `/api/v1/services/{id}` lists.
@@ -196,6 +196,9 @@ pub async fn report(reading: Reading, Query(q): Query<ReportQuery>) -> Result<Re
 #[derive(Debug, Deserialize)]
 pub struct StatementQuery {
     format: Option<String>,
+    /// `recompute=true`: a fresh computation even when the month's statement was recorded.
+    #[serde(default)]
+    recompute: bool,
 }
 
 /// `GET /api/v1/contracts/{id}/statements/{YYYY-MM}?format=json|html|csv` (default json).
@@ -205,11 +208,10 @@ pub async fn statement(
     Query(q): Query<StatementQuery>,
 ) -> Result<Response, ApiError> {
     let format = q.format.unwrap_or_else(|| "json".into());
-    let (content_type, render): (&str, fn(&statement::Statement) -> String) = match format.as_str()
-    {
-        "json" => ("application/json", statement::to_json),
-        "html" => ("text/html; charset=utf-8", statement::to_html),
-        "csv" => ("text/csv; charset=utf-8", statement::to_csv),
+    let content_type = match format.as_str() {
+        "json" => "application/json",
+        "html" => "text/html; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
         other => {
             return Err(bad_request(format!(
                 "format `{other}`: use json, html or csv"
@@ -224,8 +226,25 @@ pub async fn statement(
             .ok_or_else(|| not_found(format!("no contract `{id}`")))?;
         let month = monthly::Month::of(contract, &month).map_err(|e| bad_request(e.to_string()))?;
         let st = monthly::render(conn, config, contract, &month, now).map_err(db_error)?;
-        Ok(render(&st))
+        monthly::shown(conn, &st, &format, q.recompute).map_err(db_error)
     })
     .await?;
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    // A recorded statement is served as recorded; the header says when a fresh computation
+    // differs (`?recompute=true` for that one).
+    let differs = if body.recomputed_differs {
+        "true"
+    } else {
+        "false"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::HeaderName::from_static("x-slaprobe-recomputed-differs"),
+                differs,
+            ),
+        ],
+        body.bytes,
+    )
+        .into_response())
 }

@@ -149,6 +149,69 @@ pub enum Queued {
     NoData,
 }
 
+/// What is shown of a month's statement in one format (DESIGN.md §6.1): what was recorded,
+/// when it was, or else the fresh rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub bytes: Vec<u8>,
+    /// When the shown bytes were recorded (`None`: a fresh rendering).
+    pub recorded_ms: Option<i64>,
+    /// The recorded bytes are shown and a fresh computation differs from them (JSON then
+    /// carries `"recomputed_differs": true`).
+    pub recomputed_differs: bool,
+}
+
+/// The statement `st` of `contract` and `month` in `format` (`text`, `html`, `json`, `csv`) as
+/// recorded, unless `recompute` or nothing was recorded.
+pub fn shown(
+    conn: &Connection,
+    st: &Statement,
+    format: &str,
+    recompute: bool,
+) -> rusqlite::Result<Shown> {
+    let fresh = renderings(st)
+        .into_iter()
+        .find(|(f, _)| *f == format)
+        .map(|(_, text)| text.into_bytes())
+        .unwrap_or_default();
+    let recorded = match recompute {
+        // A database from before the record existed has no copy to show.
+        false => statements::copy(conn, &st.contract, &st.month, format).unwrap_or(None),
+        true => None,
+    };
+    Ok(match recorded {
+        Some((bytes, at_ms)) if bytes != fresh => Shown {
+            bytes: match format {
+                "json" => flag_differs(&bytes),
+                _ => bytes,
+            },
+            recorded_ms: Some(at_ms),
+            recomputed_differs: true,
+        },
+        Some((bytes, at_ms)) => Shown {
+            bytes,
+            recorded_ms: Some(at_ms),
+            recomputed_differs: false,
+        },
+        None => Shown {
+            bytes: fresh,
+            recorded_ms: None,
+            recomputed_differs: false,
+        },
+    })
+}
+
+/// The recorded JSON with `"recomputed_differs": true` added.
+fn flag_differs(json: &[u8]) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("recomputed_differs".into(), serde_json::Value::Bool(true));
+    }
+    let mut text = serde_json::to_string_pretty(&value).expect("JSON serializes");
+    text.push('\n');
+    text.into_bytes()
+}
+
 /// A statement in every format it is kept in, by the format's name.
 pub fn renderings(st: &Statement) -> [(&'static str, String); 4] {
     [
