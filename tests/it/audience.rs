@@ -2,12 +2,7 @@
 //! `/api/v1` route with no token, a wrong token, a client token (its own contract and another)
 //! and the operator token; the tokens appear in no log.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-use crate::support::{TestTcp, Workspace, eventually};
+use crate::support::{DaemonProcess, TestTcp, Workspace};
 
 const OPERATOR: &str = "operator-token-5f1c";
 const ACME: &str = "acme-client-token-77d2";
@@ -39,39 +34,15 @@ async fn each_route_answers_each_audience_with_what_it_may_see() {
         ));
     }
     ws.config_text(&config);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
-        .args(["run", "--config"])
-        .arg(ws.path("probes.toml"))
-        .env("SLAPROBE_LOG", "debug")
-        .env("SLAPROBE_TEST_OPERATOR", OPERATOR)
-        .env("SLAPROBE_TEST_ACME", ACME)
-        .env("SLAPROBE_TEST_BETA", BETA)
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().unwrap();
-    let reader = {
-        let log = log.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        })
-    };
-    let base = eventually(Duration::from_secs(10), "the endpoint address", || {
-        let log = log.lock().unwrap();
-        let line = log
-            .lines()
-            .find(|l| l.contains("HTTP endpoint listening"))?;
-        let bound = line.split("bound=").nth(1)?.split_whitespace().next()?;
-        Some(format!("http://{bound}"))
-    })
-    .await;
+    let daemon = DaemonProcess::spawn(
+        &ws,
+        &[
+            ("SLAPROBE_TEST_OPERATOR", OPERATOR),
+            ("SLAPROBE_TEST_ACME", ACME),
+            ("SLAPROBE_TEST_BETA", BETA),
+        ],
+    );
+    let base = format!("http://{}", daemon.endpoint().await);
 
     // The crate's prober installs the TLS crypto provider reqwest needs.
     slaprobe::probe::Prober::new().unwrap();
@@ -154,10 +125,7 @@ async fn each_route_answers_each_audience_with_what_it_may_see() {
         assert_eq!(status, 200, "{path}");
     }
 
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    let _ = reader.await;
-    let log = log.lock().unwrap();
+    let (_, log) = daemon.stop().await;
     for token in [OPERATOR, ACME, BETA] {
         assert!(!log.contains(token), "a token in the log");
     }

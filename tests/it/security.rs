@@ -1,13 +1,10 @@
 //! Security: planted secrets reach no output, the database files are private, the endpoint is
 //! read-only and shows only what the config exposes, HTML escapes what it shows.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 use crate::smtp_server::TestSmtp;
-use crate::support::{Mode, TestHttp, Workspace, eventually};
+use crate::support::{DaemonProcess, Mode, TestHttp, Workspace};
 
 const SMTP_SECRET: &str = "Smtp-Pl4nted-Secret";
 const URL_SECRET: &str = "Url-Pl4nted-Secret";
@@ -85,37 +82,8 @@ async fn planted_secrets_appear_in_no_output() {
     );
     ws.config_text(&config);
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
-        .args(["run", "--config"])
-        .arg(ws.path("probes.toml"))
-        .env("SLAPROBE_LOG", "debug")
-        .env("SLAPROBE_TEST_SMTP_PASSWORD", SMTP_SECRET)
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        })
-    };
-    let endpoint = eventually(Duration::from_secs(10), "the endpoint address", || {
-        let log = log.lock().unwrap();
-        let line = log
-            .lines()
-            .find(|l| l.contains("HTTP endpoint listening"))?;
-        let bound = line.split("bound=").nth(1)?;
-        Some(bound.split_whitespace().next()?.to_string())
-    })
-    .await;
+    let daemon = DaemonProcess::spawn(&ws, &[("SLAPROBE_TEST_SMTP_PASSWORD", SMTP_SECRET)]);
+    let endpoint = daemon.endpoint().await;
 
     // Both services go down and the on-call mail (with the failures' details) goes out.
     let mail = smtp.wait_for(1, Duration::from_secs(15)).await;
@@ -222,14 +190,8 @@ async fn planted_secrets_appear_in_no_output() {
         .1;
     assert!(probed.contains("401"), "the probe failed: {probed}");
 
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(child.wait().await.unwrap().success());
-    reader.await.unwrap();
-    let log = log.lock().unwrap().clone();
+    let (status, log) = daemon.stop().await;
+    assert!(status.success());
     assert!(log.contains("Store open."), "{log}");
     outputs.push(("the daemon's log".to_string(), log));
     for message in smtp.received() {

@@ -620,3 +620,67 @@ pub async fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `slaprobe run` on a workspace's config as a child process (debug logging), its stderr
+/// gathered line by line.
+pub struct DaemonProcess {
+    pub child: tokio::process::Child,
+    log: Arc<Mutex<String>>,
+    reader: JoinHandle<()>,
+}
+
+impl DaemonProcess {
+    /// Starts the real binary with `env` set.
+    pub fn spawn(ws: &Workspace, env: &[(&str, &str)]) -> DaemonProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+            .args(["run", "--config"])
+            .arg(ws.path("probes.toml"))
+            .env("SLAPROBE_LOG", "debug")
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let reader = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            })
+        };
+        DaemonProcess { child, log, reader }
+    }
+
+    /// `host:port` of the HTTP endpoint, from its start-up log line.
+    pub async fn endpoint(&self) -> String {
+        eventually(Duration::from_secs(10), "the endpoint address", || {
+            let log = self.log.lock().unwrap();
+            let line = log
+                .lines()
+                .find(|l| l.contains("HTTP endpoint listening"))?;
+            let bound = line.split("bound=").nth(1)?;
+            Some(bound.split_whitespace().next()?.to_string())
+        })
+        .await
+    }
+
+    /// Stops it with SIGTERM; its exit status and everything it logged.
+    pub async fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().unwrap().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let status = self.child.wait().await.unwrap();
+        self.reader.await.unwrap();
+        let log = self.log.lock().unwrap().clone();
+        (status, log)
+    }
+}
