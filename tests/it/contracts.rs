@@ -91,6 +91,21 @@ async fn slaprobe(ws: &Workspace, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// `VERB --contract acme --month 2026-10 --format json` (`report` or `statement`), parsed.
+async fn october_json(ws: &Workspace, verb: &str) -> serde_json::Value {
+    let args = [
+        verb,
+        "--contract",
+        "acme",
+        "--month",
+        "2026-10",
+        "--format",
+        "json",
+    ];
+    let out = slaprobe(ws, &args).await;
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The workspace after importing: `a` down 10 h on 2026-10-10, `b` down 1 h 30 m on
 /// 2026-10-12, `c` healthy.
 async fn october() -> Workspace {
@@ -120,20 +135,7 @@ async fn october_under(config: &str) -> Workspace {
 #[tokio::test]
 async fn credits_are_shares_of_each_service_fee_and_the_total_is_capped() {
     let ws = october().await;
-    let out = slaprobe(
-        &ws,
-        &[
-            "report",
-            "--contract",
-            "acme",
-            "--month",
-            "2026-10",
-            "--format",
-            "json",
-        ],
-    )
-    .await;
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = october_json(&ws, "report").await;
     let service = |id: &str| {
         report["services"]
             .as_array()
@@ -213,20 +215,7 @@ async fn credits_are_shares_of_each_service_fee_and_the_total_is_capped() {
         assert!(text.contains(line), "{line:?} in\n{text}");
     }
     assert!(text.find("Summary").unwrap() < text.find("Service a").unwrap());
-    let out = slaprobe(
-        &ws,
-        &[
-            "statement",
-            "--contract",
-            "acme",
-            "--month",
-            "2026-10",
-            "--format",
-            "json",
-        ],
-    )
-    .await;
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = october_json(&ws, "statement").await;
     assert_eq!(json["credit_total"], "1000.00");
     assert_eq!(json["credit_capped"], true);
     assert_eq!(json["total_fee"], "1000.00");
@@ -463,17 +452,7 @@ async fn credit_on_contract_decides_the_tier_on_the_contract_as_a_whole() {
         "credit_on = \"contract\"",
     );
     let ws = october_under(&config).await;
-    let args = [
-        "report",
-        "--contract",
-        "acme",
-        "--month",
-        "2026-10",
-        "--format",
-        "json",
-    ];
-    let out = slaprobe(&ws, &args).await;
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = october_json(&ws, "report").await;
     // The contract as one service: 11.5 h down of 744 h = 98.45%, below 99% → the 25% tier,
     // of the total fee: 25% × 1000.00 = 250.00. No service has a tier credit of its own.
     let whole = &report["contract_level"];
