@@ -4,6 +4,7 @@
 //! repeats nor forgets an alert.
 
 pub mod budget;
+pub mod cert;
 pub mod policy;
 pub mod render;
 
@@ -58,6 +59,11 @@ pub enum AlertInput {
         config: Arc<Config>,
         added: HashMap<String, Option<OpenIncident>>,
     },
+    /// A probe saw a certificate expiring within `cert_expiry_warn`.
+    CertExpiring {
+        service: String,
+        not_after_ms: i64,
+    },
 }
 
 /// Where service tasks send transitions. Never blocks.
@@ -67,6 +73,14 @@ pub struct AlertSender(mpsc::UnboundedSender<AlertInput>);
 impl AlertSender {
     pub fn send(&self, transition: Transition) {
         let _ = self.0.send(AlertInput::Transition(transition));
+    }
+
+    /// A service's certificate expires soon (told once per certificate, again on its last day).
+    pub fn cert_expiring(&self, service: &str, not_after_ms: i64) {
+        let _ = self.0.send(AlertInput::CertExpiring {
+            service: service.to_string(),
+            not_after_ms,
+        });
     }
 
     /// Hands over a reloaded config; sent before the services it adds start, so that their
@@ -130,6 +144,8 @@ pub struct AlertTask {
     open: HashMap<String, OpenIncident>,
     /// Alerts the outbox could not take yet, oldest first.
     unwritten: Vec<Unwritten>,
+    /// Certificates seen expiring since the last look: (service, notAfter ms).
+    certs: Vec<(String, i64)>,
     stats: Arc<AlertStats>,
 }
 
@@ -156,6 +172,7 @@ impl AlertTask {
             last_down,
             open: HashMap::new(),
             unwritten: Vec::new(),
+            certs: Vec::new(),
             stats: Arc::new(AlertStats::default()),
         };
         task.configure(config, open.clone())?;
@@ -251,6 +268,9 @@ impl AlertTask {
             let now = self.clock.now_ms();
             let calendar = ConfigCalendar(self.config.clone());
             self.policy.tick(now, &calendar);
+            if !self.certs.is_empty() && !stopping {
+                self.check_certs(now).await;
+            }
             if now >= next_budget_check && !stopping {
                 self.check_budgets(now).await;
                 next_budget_check = now + budget_every(&self.config).as_millis() as i64;
@@ -276,6 +296,15 @@ impl AlertTask {
         let now = self.clock.now_ms();
         let transition = match input {
             AlertInput::Transition(transition) => transition,
+            AlertInput::CertExpiring {
+                service,
+                not_after_ms,
+            } => {
+                if !self.certs.contains(&(service.clone(), not_after_ms)) {
+                    self.certs.push((service, not_after_ms));
+                }
+                return;
+            }
             AlertInput::Reload { config, added } => {
                 if let Err(e) = self.configure(config, added) {
                     error!(error = %Chain(&e), "Cannot read what was told of open incidents; alerts for \
@@ -315,6 +344,36 @@ impl AlertTask {
                 self.open.remove(&service);
                 self.policy.closed(now, &service, start_ms, end_ms);
             }
+        }
+    }
+
+    /// Certificates seen expiring: one CERT EXPIRING per certificate, again on its last day
+    /// (flags in the store keep each to one notice across restarts).
+    async fn check_certs(&mut self, now: i64) {
+        let certs: Vec<(String, i64)> = std::mem::take(&mut self.certs)
+            .into_iter()
+            .filter(|(s, _)| self.policy.is_watched(s))
+            .collect();
+        if certs.is_empty() {
+            return;
+        }
+        let due = with_db(&self.db, move |conn| {
+            let mut due = Vec::new();
+            for (service, not_after_ms) in certs {
+                if alerts::set_flag(conn, &service, &cert::flag(not_after_ms, now), now)? {
+                    due.push((service, cert::summary(not_after_ms, now)));
+                }
+            }
+            Ok(due)
+        })
+        .await;
+        match due {
+            Ok(due) => {
+                for (service, summary) in due {
+                    self.policy.certificate(now, &service, summary);
+                }
+            }
+            Err(e) => error!(error = %Chain(&e), "Cannot record certificate notices."),
         }
     }
 

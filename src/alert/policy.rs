@@ -59,6 +59,7 @@ pub enum Kind {
     StillDown,
     Flapping,
     AtRisk,
+    CertExpiring,
 }
 
 impl Kind {
@@ -70,6 +71,7 @@ impl Kind {
             Kind::StillDown => "STILL DOWN",
             Kind::Flapping => "FLAPPING",
             Kind::AtRisk => "SLA AT RISK",
+            Kind::CertExpiring => "CERT EXPIRING",
         }
     }
 }
@@ -113,6 +115,10 @@ pub enum What {
     },
     /// A burn-rate rule fires, or the month's budget runs low; the text is the alerting task's.
     Budget {
+        summary: String,
+    },
+    /// A certificate near expiry (the service is up).
+    Certificate {
         summary: String,
     },
 }
@@ -313,6 +319,20 @@ impl Policy {
             st.watched.route.group_window_ms,
         );
         self.add(now_ms, Kind::AtRisk, to, window, item);
+    }
+
+    /// A certificate of `service` expires soon: one CERT EXPIRING notice (the caller keeps it
+    /// to one per certificate and stage).
+    pub fn certificate(&mut self, now_ms: i64, service: &str, summary: String) {
+        let Some(st) = self.services.get(service) else {
+            return;
+        };
+        let item = st.item(What::Certificate { summary });
+        let (to, window) = (
+            st.watched.route.email.clone(),
+            st.watched.route.group_window_ms,
+        );
+        self.add(now_ms, Kind::CertExpiring, to, window, item);
     }
 
     /// Timers: DOWN held back by maintenance, escalation, reminders, the end of flapping.

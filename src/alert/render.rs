@@ -143,6 +143,7 @@ pub fn email(notice: &Notice, facts: &dyn Fn(&str) -> Option<ServiceFacts>, now_
                 );
             }
             What::Budget { summary } => line(&mut text, "Budget", summary),
+            What::Certificate { summary } => line(&mut text, "Certificate", summary),
         }
     }
     let _ = writeln!(

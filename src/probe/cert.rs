@@ -6,8 +6,14 @@ use x509_cert::der::Decode;
 
 use super::{Failure, Reason};
 
-/// Fails with `cert_expiry` when the certificate (DER) expires within `warn` of `now`.
-pub fn check_expiry(der: &[u8], warn: Duration, now: jiff::Timestamp) -> Result<(), Failure> {
+/// Checks the certificate (DER) against `now`: an expired one fails as `tls`; one that expires
+/// within `warn` is a warning (its `notAfter`, DESIGN.md §6.1), not a failure: the service is
+/// up.
+pub fn check_expiry(
+    der: &[u8],
+    warn: Duration,
+    now: jiff::Timestamp,
+) -> Result<Option<jiff::Timestamp>, Failure> {
     let not_after = not_after(der).map_err(|e| {
         Failure::new(
             Reason::Tls,
@@ -16,18 +22,13 @@ pub fn check_expiry(der: &[u8], warn: Duration, now: jiff::Timestamp) -> Result<
     })?;
     let remaining = not_after.duration_since(now);
     let margin = jiff::SignedDuration::try_from(warn).unwrap_or(jiff::SignedDuration::MAX);
-    if remaining < margin {
-        let detail = if remaining.is_negative() {
-            format!("certificate expired at {not_after}")
-        } else {
-            format!(
-                "certificate expires at {not_after}, within the {} warning margin",
-                humantime::format_duration(warn)
-            )
-        };
-        return Err(Failure::new(Reason::CertExpiry, detail));
+    if remaining.is_negative() {
+        return Err(Failure::new(
+            Reason::Tls,
+            format!("certificate expired at {not_after}"),
+        ));
     }
-    Ok(())
+    Ok((remaining < margin).then_some(not_after))
 }
 
 /// The certificate's `notAfter` instant.

@@ -57,7 +57,8 @@ impl HttpClients {
     }
 
     /// Runs the probe; the caller bounds its time (dropping the future closes the connection).
-    pub async fn probe(&self, spec: &HttpSpec, now_ms: i64) -> Result<(), Failure> {
+    /// On success, the `notAfter` (ms) of a certificate inside `cert_expiry_warn`, if any.
+    pub async fn probe(&self, spec: &HttpSpec, now_ms: i64) -> Result<Option<i64>, Failure> {
         let mut request = self
             .client(spec)
             .request(spec.method.clone(), spec.url.clone());
@@ -66,12 +67,13 @@ impl HttpClients {
         }
         let mut response = request.send().await.map_err(|e| classify(&e))?;
 
+        let mut expiring = None;
         if let Some(warn) = spec.cert_expiry_warn
             && let Some(info) = response.extensions().get::<reqwest::tls::TlsInfo>()
             && let Some(der) = info.peer_certificate()
         {
             let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or_default();
-            cert::check_expiry(der, warn, now)?;
+            expiring = cert::check_expiry(der, warn, now)?.map(|t| t.as_millisecond());
         }
 
         let status = response.status().as_u16();
@@ -111,7 +113,7 @@ impl HttpClients {
 
         if spec.body_contains.is_none() && spec.body_regex.is_none() {
             // Nothing to check in the body: do not read it (the connection is dropped).
-            return Ok(());
+            return Ok(expiring);
         }
         let mut body = Vec::new();
         while body.len() < spec.max_body_bytes {
@@ -147,7 +149,7 @@ impl HttpClients {
                 ),
             ));
         }
-        Ok(())
+        Ok(expiring)
     }
 }
 

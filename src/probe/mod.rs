@@ -229,12 +229,23 @@ impl Prober {
     /// Runs `spec` once within `timeout`, never returning later than the timeout (plus
     /// scheduling slack) and never failing for a target's fault. `at_ms` is the wall-clock start.
     pub async fn run(&self, spec: &ProbeSpec, timeout: Duration, at_ms: i64) -> Outcome {
+        self.run_noted(spec, timeout, at_ms).await.0
+    }
+
+    /// `run`, and the `notAfter` (ms) of a certificate within `cert_expiry_warn`: a warning to
+    /// tell, not a failure.
+    pub async fn run_noted(
+        &self,
+        spec: &ProbeSpec,
+        timeout: Duration,
+        at_ms: i64,
+    ) -> (Outcome, Option<i64>) {
         let started = tokio::time::Instant::now();
         let work = async {
             match spec {
                 ProbeSpec::Http(h) => self.http.probe(h, self.clock.now_ms()).await,
-                ProbeSpec::Tcp(t) => tcp::probe(t).await,
-                ProbeSpec::Dns(d) => dns::probe(d, timeout).await,
+                ProbeSpec::Tcp(t) => tcp::probe(t).await.map(|()| None),
+                ProbeSpec::Dns(d) => dns::probe(d, timeout).await.map(|()| None),
             }
         };
         let result = match tokio::time::timeout(timeout, work).await {
@@ -244,10 +255,24 @@ impl Prober {
                 format!("no answer within {}", humantime::format_duration(timeout)),
             )),
         };
-        Outcome {
-            at_ms,
-            latency: started.elapsed(),
-            failure: result.err(),
+        let latency = started.elapsed();
+        match result {
+            Ok(expiring) => (
+                Outcome {
+                    at_ms,
+                    latency,
+                    failure: None,
+                },
+                expiring,
+            ),
+            Err(failure) => (
+                Outcome {
+                    at_ms,
+                    latency,
+                    failure: Some(failure),
+                },
+                None,
+            ),
         }
     }
 }

@@ -30,6 +30,15 @@ pub trait ProbeRunner: Send + Sync + 'static {
         service: &'a Service,
         at_ms: i64,
     ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+    /// `run`, and the `notAfter` (ms) of a certificate near expiry if the probe saw one.
+    fn run_noted<'a>(
+        &'a self,
+        service: &'a Service,
+        at_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = (Outcome, Option<i64>)> + Send + 'a>> {
+        Box::pin(async move { (self.run(service, at_ms).await, None) })
+    }
 }
 
 impl ProbeRunner for Prober {
@@ -39,6 +48,19 @@ impl ProbeRunner for Prober {
         at_ms: i64,
     ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
         Box::pin(Prober::run(self, &service.probe, service.timeout, at_ms))
+    }
+
+    fn run_noted<'a>(
+        &'a self,
+        service: &'a Service,
+        at_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = (Outcome, Option<i64>)> + Send + 'a>> {
+        Box::pin(Prober::run_noted(
+            self,
+            &service.probe,
+            service.timeout,
+            at_ms,
+        ))
     }
 }
 
@@ -133,7 +155,10 @@ impl ServiceTask {
             }
             shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
             let at_ms = shared.clock.now_ms();
-            let outcome = shared.runner.run(&self.service, at_ms).await;
+            let (outcome, cert_expiring) = shared.runner.run_noted(&self.service, at_ms).await;
+            if let (Some(not_after_ms), Some(alerts)) = (cert_expiring, &shared.alerts) {
+                alerts.cert_expiring(&id, not_after_ms);
+            }
             shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
 

@@ -285,3 +285,34 @@ async fn a_message_still_gathering_at_shutdown_is_kept() {
         .unwrap();
     assert_eq!(subjects, ["[slaprobe] DOWN: web (c)"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_near_expiry_is_one_notice_not_downtime() {
+    let smtp = TestSmtp::start().await;
+    let today = jiff::Zoned::now().date();
+    let https =
+        crate::support::TestHttps::start(today.checked_add(jiff::Span::new().days(5)).unwrap())
+            .await;
+    let ws = Workspace::new();
+    let services = format!(
+        "[[service]]\nid = \"web\"\ncontract = \"c\"\nhttp = \"{}\"\ntls_verify = false\n\
+         cert_expiry_warn = \"14d\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\n",
+        https.url()
+    );
+    let config = ws.config_text(&config_text(&smtp, "group_window = \"100ms\"", &services));
+    let running = runtime::start(config, Options::default()).await.unwrap();
+    let notice = smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(subjects(&notice), ["[slaprobe] CERT EXPIRING: web (c)"]);
+    assert!(
+        notice[0].text().contains("the certificate expires at"),
+        "{}",
+        notice[0].text()
+    );
+    // Many more probes see the same certificate: no second notice, and no downtime.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    running.stop().await.unwrap();
+    assert_eq!(smtp.received().len(), 1, "{:?}", subjects(&smtp.received()));
+    let db = Db::open(&ws.db());
+    assert!(db.incidents("web").is_empty());
+    assert!(db.outcomes("web").iter().all(|o| o.is_ok()));
+}
