@@ -1,11 +1,9 @@
 //! Contracts that survive a dispute (DESIGN.md §6.1), end to end through the real binary:
 //! histories imported, then `report` and `statement` checked against numbers computed by hand.
 
-use std::fmt::Write as _;
-
 use tokio::process::Command;
 
-use crate::support::Workspace;
+use crate::support::{Workspace, history_line};
 
 /// One contract of 1000.00 EUR a month over three services, with a downtime credit of 100.00
 /// for every started hour of downtime.
@@ -59,16 +57,7 @@ fn history_until(end: &str, down: &[(&str, &str)]) -> String {
     let mut out = String::new();
     let mut t = start;
     while t < end {
-        let ts = jiff::Timestamp::from_millisecond(t).unwrap();
-        if down.iter().any(|d| d.contains(&t)) {
-            writeln!(
-                out,
-                r#"{{"ts":"{ts}","ok":false,"latency_ms":5,"reason":"connect"}}"#
-            )
-            .unwrap();
-        } else {
-            writeln!(out, r#"{{"ts":"{ts}","ok":true,"latency_ms":5}}"#).unwrap();
-        }
+        out.push_str(&history_line(t, !down.iter().any(|d| d.contains(&t))));
         t += 60_000;
     }
     out

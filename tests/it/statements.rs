@@ -1,7 +1,6 @@
 //! Monthly statements sent by the daemon exactly once per contract and month, across restarts
 //! and an SMTP outage; `statement --send` resends on purpose.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use mail_parser::MimeHeaders;
@@ -9,7 +8,7 @@ use slaprobe::report::monthly;
 use slaprobe::runtime::{self, Options};
 
 use crate::smtp_server::{SmtpMode, TestSmtp};
-use crate::support::{TestTcp, Workspace, eventually};
+use crate::support::{TestTcp, Workspace, eventually, history_line};
 
 fn config_text(smtp: &TestSmtp, tcp: &TestTcp, statements: &str) -> String {
     format!(
@@ -55,17 +54,8 @@ fn import_due_month(ws: &Workspace, down_minutes: i64) -> monthly::Month {
     let mut lines = String::new();
     let mut t = month.from_ms;
     while t < month.to_ms {
-        let ts = jiff::Timestamp::from_millisecond(t).unwrap();
         let failed = (outage..outage + down_minutes * 60_000).contains(&t);
-        if failed {
-            writeln!(
-                lines,
-                r#"{{"ts":"{ts}","ok":false,"latency_ms":5,"reason":"connect"}}"#
-            )
-            .unwrap();
-        } else {
-            writeln!(lines, r#"{{"ts":"{ts}","ok":true,"latency_ms":5}}"#).unwrap();
-        }
+        lines.push_str(&history_line(t, !failed));
         t += 600_000;
     }
     let file = ws.path("history.jsonl");

@@ -684,3 +684,13 @@ impl DaemonProcess {
         (status, log)
     }
 }
+
+/// One line of a `slaprobe import` file: an outcome at `at_ms`, ok or a failed connect, 5 ms.
+pub fn history_line(at_ms: i64, ok: bool) -> String {
+    let ts = jiff::Timestamp::from_millisecond(at_ms).unwrap();
+    if ok {
+        format!("{{\"ts\":\"{ts}\",\"ok\":true,\"latency_ms\":5}}\n")
+    } else {
+        format!("{{\"ts\":\"{ts}\",\"ok\":false,\"latency_ms\":5,\"reason\":\"connect\"}}\n")
+    }
+}
