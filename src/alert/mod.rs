@@ -1,10 +1,12 @@
-//! Alerting: the task that feeds incident transitions to the pure `policy`, checks error-budget
-//! burn rates and the month's budget once a minute, and writes the resulting e-mails to the
-//! outbox (or, without `[smtp]`, to the log), recording what was told so a restart neither
-//! repeats nor forgets an alert.
+//! Alerting: the task that feeds incident transitions and acknowledgements to the pure
+//! `policy`, checks error-budget burn rates and the month's budget once a minute, sends the
+//! daily digests, and writes the resulting e-mails (or, without `[smtp]`, log lines) and channel
+//! messages to the outbox, recording what was told so a restart neither repeats nor forgets an
+//! alert.
 
 pub mod budget;
 pub mod cert;
+pub mod digest;
 pub mod policy;
 pub mod render;
 
@@ -19,16 +21,18 @@ use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::notify::MailOut;
+use crate::notify::{HttpChannels, MailOut};
 use crate::probe::Failure;
 use crate::report::{self, Period};
 use crate::sla::burn::{self, Severity};
 use crate::sla::tracker::OpenIncident;
+use crate::store::acks;
 use crate::store::alerts::{self, QueuedAlert, ToldOf};
+use crate::store::outbox::ChannelMessage;
 use crate::store::{SharedConnection, read, with_db};
 use crate::text::Chain;
 use budget::BurnVerdict;
-use policy::{MaintenanceCalendar, Notice, Policy, RouteRules, Told, Watched, What};
+use policy::{MaintenanceCalendar, Notice, Policy, Recipient, RouteRules, Told, Watched, What};
 use render::ServiceFacts;
 
 /// Burn rates and budgets are checked this often (more often if a rule's short window is
@@ -100,6 +104,9 @@ pub struct AlertStats {
 /// How often alerts kept in memory are written to the outbox again.
 const UNWRITTEN_RETRY: Duration = Duration::from_secs(5);
 
+/// How often the store is read for acknowledgements (`slaprobe ack` runs in another process).
+const ACK_POLL: Duration = Duration::from_secs(1);
+
 /// An alert decided but not yet in the outbox because the database refused the write. It is
 /// sent directly meanwhile, and written (as sent, or pending if sending failed too) with what
 /// it told once the database takes writes again.
@@ -107,6 +114,15 @@ struct Unwritten {
     notice: Notice,
     composed: Option<crate::notify::Composed>,
     sent: bool,
+    /// One message per channel the notice goes to, and whether it was sent directly.
+    channels: Vec<(ChannelMessage, bool)>,
+}
+
+/// The HTTP channels' sender and the delivery task to wake when messages are queued.
+#[derive(Clone)]
+pub struct Outlet {
+    pub channels: Arc<HttpChannels>,
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Maintenance windows from the config.
@@ -135,6 +151,9 @@ pub struct AlertTask {
     config: Arc<Config>,
     db: SharedConnection,
     mail: Option<MailOut>,
+    /// The channels beside e-mail: written to the outbox (and their deliverer woken), or sent
+    /// directly when the outbox is unavailable.
+    http: Outlet,
     clock: Clock,
     policy: Policy,
     /// Per service: when it was last down (`i64::MAX` while down), for the budget checks.
@@ -155,6 +174,7 @@ impl AlertTask {
         config: Arc<Config>,
         db: SharedConnection,
         mail: Option<MailOut>,
+        http: Outlet,
         clock: Clock,
         open: &HashMap<String, Option<OpenIncident>>,
     ) -> rusqlite::Result<(AlertTask, AlertSender, mpsc::UnboundedReceiver<AlertInput>)> {
@@ -167,6 +187,7 @@ impl AlertTask {
             config: config.clone(),
             db,
             mail,
+            http,
             clock,
             policy: Policy::new(),
             last_down,
@@ -201,15 +222,18 @@ impl AlertTask {
             .map(|r| (r.id.as_str(), Arc::new(RouteRules::of(r))))
             .collect();
         let conn = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now_ms();
         for service in &config.services {
             let Some(route) = config.route_of(service) else {
                 self.policy.unwatch(&service.id);
                 continue;
             };
+            let contract = config.contract_of(service).in_force(now);
             let watched = Watched {
                 service: service.id.clone(),
                 contract: service.contract.clone(),
                 route: routes[route.id.as_str()].clone(),
+                targets: config.targets_of(service, &contract),
             };
             if !self.policy.rewatch(watched.clone()) {
                 let told = match self.open.get(&service.id) {
@@ -236,6 +260,8 @@ impl AlertTask {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut next_budget_check = self.clock.now_ms();
+        let mut next_ack_check = self.clock.now_ms();
+        let mut digests = digest::Digests::default();
         loop {
             let calendar = ConfigCalendar(self.config.clone());
             let now = self.clock.now_ms();
@@ -243,7 +269,9 @@ impl AlertTask {
                 .policy
                 .next_due(now, &calendar)
                 .unwrap_or(i64::MAX)
-                .min(next_budget_check);
+                .min(next_budget_check)
+                .min(next_ack_check)
+                .min(digests.next_due(&self.config, now));
             let mut wait = Duration::from_millis((due - now).clamp(0, 3_600_000) as u64);
             if !self.unwritten.is_empty() {
                 wait = wait.min(UNWRITTEN_RETRY);
@@ -266,6 +294,10 @@ impl AlertTask {
                 self.observe(t);
             }
             let now = self.clock.now_ms();
+            if now >= next_ack_check && !stopping {
+                self.check_acks(now).await;
+                next_ack_check = now + ACK_POLL.as_millis() as i64;
+            }
             let calendar = ConfigCalendar(self.config.clone());
             self.policy.tick(now, &calendar);
             if !self.certs.is_empty() && !stopping {
@@ -275,7 +307,10 @@ impl AlertTask {
                 self.check_budgets(now).await;
                 next_budget_check = now + budget_every(&self.config).as_millis() as i64;
             }
-            let notices = self.policy.take_due(now, stopping);
+            let mut notices = self.policy.take_due(now, stopping);
+            if !stopping {
+                notices.extend(digests.due(&self.db, &self.config, now).await);
+            }
             if !notices.is_empty() || !self.unwritten.is_empty() {
                 self.write(notices, now).await;
             }
@@ -343,6 +378,38 @@ impl AlertTask {
                 self.last_down.insert(service.clone(), end_ms);
                 self.open.remove(&service);
                 self.policy.closed(now, &service, start_ms, end_ms);
+            }
+        }
+    }
+
+    /// Acknowledgements recorded since the last look (by `slaprobe ack` or the API): each
+    /// stops its incident's escalation and reminders and tells those already told, once.
+    async fn check_acks(&mut self, now: i64) {
+        let found = with_db(&self.db, |conn| acks::open_acks(conn)).await;
+        let acks = match found {
+            Ok(acks) => acks,
+            Err(e) => {
+                error!(error = %Chain(&e), "Cannot read acknowledgements.");
+                return;
+            }
+        };
+        for open in acks {
+            let known = self
+                .policy
+                .told(&open.service)
+                .is_some_and(|t| t.start_ms == open.start_ms && t.ack.is_some());
+            if known || !self.policy.is_watched(&open.service) {
+                continue;
+            }
+            if self
+                .policy
+                .acknowledged(now, &open.service, open.start_ms, open.ack.clone())
+            {
+                info!(
+                    service = %open.service,
+                    by = open.ack.by.as_deref().unwrap_or("(not named)"),
+                    "Incident acknowledged: no further escalation or reminders."
+                );
             }
         }
     }
@@ -420,43 +487,27 @@ impl AlertTask {
         let kept = items.len();
         let result = with_db(&self.db, move |conn| {
             for notice in notices {
-                let facts = |id: &str| facts(conn, &config, id, &notice, now);
-                let email = render::email(&notice, &facts, now);
-                let composed = match &from {
-                    Some(from) => match crate::notify::compose(from, &email) {
-                        Ok(composed) => Some(composed),
-                        Err(e) => {
-                            error!(subject = %email.subject, error = %Chain(&e), "Cannot compose an alert.");
-                            None
-                        }
-                    },
-                    None => {
-                        warn!(
-                            to = %email.to.join(", "),
-                            body = %email.text,
-                            "{} (no [smtp]: logged only)",
-                            email.subject
-                        );
-                        None
-                    }
-                };
-                items.push(Unwritten {
-                    notice,
-                    composed,
-                    sent: false,
-                });
+                items.push(render_notice(conn, &config, from.as_ref(), notice, now));
             }
             let told: Vec<Vec<ToldOf>> = items.iter().map(|i| told_of(&i.notice)).collect();
+            let channels: Vec<Vec<(&ChannelMessage, bool)>> = items
+                .iter()
+                .map(|i| i.channels.iter().map(|(m, sent)| (m, *sent)).collect())
+                .collect();
             let queued: Vec<QueuedAlert<'_>> = items
                 .iter()
                 .zip(&told)
-                .map(|(item, told)| QueuedAlert {
+                .zip(&channels)
+                .map(|((item, told), channels)| QueuedAlert {
                     message: item.composed.as_ref(),
                     sent: item.sent,
+                    channels,
                     told,
                 })
                 .collect();
             let written = alerts::queue(conn, &queued, now);
+            drop(queued);
+            drop(channels);
             Ok((items, written.err()))
         })
         .await;
@@ -481,6 +532,12 @@ impl AlertTask {
                 {
                     mail.wake.notify_one();
                 }
+                if items
+                    .iter()
+                    .any(|i| i.channels.iter().any(|(_, sent)| !sent))
+                {
+                    self.http.wake.notify_one();
+                }
             }
             Some(e) => {
                 if kept == 0 {
@@ -491,17 +548,88 @@ impl AlertTask {
                          them in memory until the database takes writes again."
                     );
                 }
-                if let Some(mail) = &self.mail {
-                    send_directly(&mail.mailer, &mut items).await;
-                }
+                let mailer = self.mail.as_ref().map(|m| m.mailer.clone());
+                send_directly(mailer.as_deref(), &self.http.channels, &mut items, now).await;
                 self.unwritten = items;
             }
         }
     }
 }
 
-/// Sends alerts the outbox could not take, straight to the SMTP server; each one once.
-async fn send_directly(mailer: &crate::notify::Mailer, items: &mut [Unwritten]) {
+/// An e-mail (composed, or logged without `[smtp]`) and one message per channel for `notice`.
+fn render_notice(
+    conn: &Connection,
+    config: &Config,
+    from: Option<&lettre::message::Mailbox>,
+    notice: Notice,
+    now: i64,
+) -> Unwritten {
+    let channels: Vec<(ChannelMessage, bool)> = notice
+        .to
+        .iter()
+        .filter_map(|r| match r {
+            Recipient::Channel(channel) => {
+                Some((render::channel_message(&notice, channel, now), false))
+            }
+            Recipient::Email(_) => None,
+        })
+        .collect();
+    let mut composed = None;
+    if !render::email_recipients(&notice).is_empty() {
+        let facts = |id: &str| facts(conn, config, id, &notice, now);
+        let email = render::email(&notice, &facts, now);
+        match from {
+            Some(from) => match crate::notify::compose(from, &email) {
+                Ok(c) => composed = Some(c),
+                Err(e) => {
+                    error!(subject = %email.subject, error = %Chain(&e), "Cannot compose an alert.")
+                }
+            },
+            None => warn!(
+                to = %email.to.join(", "),
+                body = %email.text,
+                "{} (no [smtp]: logged only)",
+                email.subject
+            ),
+        }
+    }
+    Unwritten {
+        notice,
+        composed,
+        sent: false,
+        channels,
+    }
+}
+
+/// Sends alerts the outbox could not take, straight to the SMTP server and the channels; each
+/// one once.
+async fn send_directly(
+    mailer: Option<&crate::notify::Mailer>,
+    channels: &HttpChannels,
+    items: &mut [Unwritten],
+    now: i64,
+) {
+    for item in items.iter_mut() {
+        for (message, sent) in item.channels.iter_mut().filter(|(_, sent)| !sent) {
+            match channels
+                .send(&message.destination, &message.body, now)
+                .await
+            {
+                Ok(()) => {
+                    *sent = true;
+                    info!(subject = %message.subject, channel = message.channel, "Alert sent directly (the outbox is unavailable).");
+                }
+                Err(e) => warn!(
+                    subject = %message.subject,
+                    error = %e.message,
+                    "Cannot send an alert directly either; it stays in memory and is tried again."
+                ),
+            }
+        }
+    }
+    let Some(mailer) = mailer else {
+        return;
+    };
     for item in items.iter_mut().filter(|i| !i.sent) {
         let Some(composed) = &item.composed else {
             continue;
@@ -547,12 +675,17 @@ fn longest_window(config: &Config) -> i64 {
 /// What was told of an open incident, as the policy resumes it.
 fn told(conn: &Connection, service: &str, incident: OpenIncident) -> rusqlite::Result<Told> {
     let times = alerts::told_times(conn, service, incident.start_ms)?;
+    // An acknowledgement not yet announced is left for `check_acks` to find and announce.
+    let ack = acks::ack_of(conn, service, incident.start_ms)?.filter(|_| times.ack_told);
     Ok(Told {
-        start_ms: incident.start_ms,
-        failure: incident.first_failure,
         down_sent_ms: times.down_sent_ms,
-        escalated_ms: times.escalated_ms,
+        escalated: times.escalation_steps,
         reminded_ms: times.reminded_ms,
+        ack,
+        ack_told: times.ack_told,
+        response_overdue_told: times.response_overdue,
+        restore_overdue_told: times.restore_overdue,
+        ..Told::new(incident.start_ms, incident.first_failure)
     })
 }
 
@@ -564,9 +697,16 @@ fn told_of(notice: &Notice) -> Vec<ToldOf> {
         .filter_map(|item| {
             let (start_ms, told) = match &item.what {
                 What::Down { start_ms, .. } => (*start_ms, alerts::Told::Down),
-                What::Escalated { start_ms, .. } => (*start_ms, alerts::Told::Escalated),
+                What::Escalated { start_ms, step, .. } => {
+                    (*start_ms, alerts::Told::Escalated(*step))
+                }
                 What::StillDown { start_ms, .. } => (*start_ms, alerts::Told::Reminded),
                 What::Recovered { start_ms, .. } => (*start_ms, alerts::Told::Recovered),
+                What::Acknowledged { start_ms, .. } => (*start_ms, alerts::Told::Acknowledged),
+                What::ResponseOverdue { start_ms, .. } => {
+                    (*start_ms, alerts::Told::ResponseOverdue)
+                }
+                What::RestoreOverdue { start_ms, .. } => (*start_ms, alerts::Told::RestoreOverdue),
                 _ => return None,
             };
             Some(ToldOf {

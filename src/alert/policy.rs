@@ -2,7 +2,10 @@
 //! as parameters, notices come out; no I/O, no clock.
 //!
 //! Per service: DOWN when an incident opens, RECOVERED when it closes (only if DOWN was sent),
-//! ESCALATED once `escalate_after` past the DOWN, STILL DOWN every `repeat`; nothing while a
+//! ESCALATED once per step of the chain `after` the DOWN, STILL DOWN every `repeat` — neither
+//! once the incident is acknowledged, which sends ACKNOWLEDGED to those already told; RESPONSE
+//! OVERDUE when `respond_within` passes unacknowledged and RESTORE OVERDUE when
+//! `restore_within` passes, once each (DESIGN.md §6.2); nothing while a
 //! maintenance window is on (unless the route says otherwise: a DOWN held back goes out when the
 //! window ends and the service is still down); more than `flap_transitions` transitions within
 //! `flap_window` send one FLAPPING notice and then nothing until a whole window passes quietly.
@@ -11,16 +14,41 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::config::Route;
+use crate::config::{Channel, Route};
 use crate::probe::Failure;
+pub use crate::sla::response::Ack;
+use crate::sla::response::Targets;
+
+/// Who a notice goes to: an e-mail address or a channel. A notice's recipients are sorted, so
+/// that the same set gathers into one message.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Recipient {
+    Email(String),
+    Channel(Channel),
+}
+
+impl Recipient {
+    /// Addresses as e-mail recipients.
+    pub fn emails(addresses: &[String]) -> impl Iterator<Item = Recipient> + '_ {
+        addresses.iter().cloned().map(Recipient::Email)
+    }
+}
+
+/// A step of the escalation chain, in milliseconds after the DOWN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRules {
+    pub after_ms: i64,
+    pub to: Vec<Recipient>,
+}
 
 /// A route's rules in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRules {
     pub id: String,
-    pub email: Vec<String>,
-    pub escalate_after_ms: Option<i64>,
-    pub escalate_to: Vec<String>,
+    /// The first line: e-mail addresses and channels.
+    pub to: Vec<Recipient>,
+    /// The escalation chain, by `after_ms`.
+    pub escalate: Vec<StepRules>,
     pub repeat_ms: Option<i64>,
     pub group_window_ms: i64,
     pub flap_transitions: usize,
@@ -31,11 +59,22 @@ pub struct RouteRules {
 impl RouteRules {
     pub fn of(route: &Route) -> RouteRules {
         let ms = |d: std::time::Duration| d.as_millis() as i64;
+        let to = |email: &[String], channels: &[Channel]| -> Vec<Recipient> {
+            Recipient::emails(email)
+                .chain(channels.iter().cloned().map(Recipient::Channel))
+                .collect()
+        };
         RouteRules {
             id: route.id.clone(),
-            email: route.email.clone(),
-            escalate_after_ms: route.escalate_after.map(ms),
-            escalate_to: route.escalate_to.clone(),
+            to: to(&route.email, &route.channels),
+            escalate: route
+                .escalate
+                .iter()
+                .map(|step| StepRules {
+                    after_ms: ms(step.after),
+                    to: to(&step.email, &step.channels),
+                })
+                .collect(),
             repeat_ms: route.repeat.map(ms),
             group_window_ms: ms(route.group_window),
             flap_transitions: route.flap_transitions as usize,
@@ -60,6 +99,11 @@ pub enum Kind {
     Flapping,
     AtRisk,
     CertExpiring,
+    Acknowledged,
+    ResponseOverdue,
+    RestoreOverdue,
+    /// The daily digest of a route (not decided here: the alerting task writes it).
+    Digest,
 }
 
 impl Kind {
@@ -72,6 +116,27 @@ impl Kind {
             Kind::Flapping => "FLAPPING",
             Kind::AtRisk => "SLA AT RISK",
             Kind::CertExpiring => "CERT EXPIRING",
+            Kind::Acknowledged => "ACKNOWLEDGED",
+            Kind::ResponseOverdue => "RESPONSE OVERDUE",
+            Kind::RestoreOverdue => "RESTORE OVERDUE",
+            Kind::Digest => "DAILY DIGEST",
+        }
+    }
+
+    /// The `event` of a webhook's JSON (DESIGN.md §6.2).
+    pub fn event(self) -> &'static str {
+        match self {
+            Kind::Down => "down",
+            Kind::Recovered => "recovered",
+            Kind::Escalated => "escalated",
+            Kind::StillDown => "still_down",
+            Kind::Flapping => "flapping",
+            Kind::AtRisk => "at_risk",
+            Kind::CertExpiring => "cert_expiring",
+            Kind::Acknowledged => "acknowledged",
+            Kind::ResponseOverdue => "response_overdue",
+            Kind::RestoreOverdue => "restore_overdue",
+            Kind::Digest => "digest",
         }
     }
 }
@@ -101,9 +166,11 @@ pub enum What {
     Stable {
         since_ms: i64,
     },
+    /// Step `step` (from 0) of the escalation chain.
     Escalated {
         start_ms: i64,
         failure: Failure,
+        step: usize,
     },
     StillDown {
         start_ms: i64,
@@ -121,6 +188,28 @@ pub enum What {
     Certificate {
         summary: String,
     },
+    Acknowledged {
+        start_ms: i64,
+        ack: Ack,
+    },
+    /// `respond_within` passed without an acknowledgement.
+    ResponseOverdue {
+        start_ms: i64,
+        failure: Failure,
+        limit_ms: i64,
+    },
+    /// `restore_within` passed with the service still down.
+    RestoreOverdue {
+        start_ms: i64,
+        failure: Failure,
+        limit_ms: i64,
+    },
+    /// A route's daily digest of `day` (`YYYY-MM-DD`); the item's `service` is empty and its
+    /// `contract` is the route.
+    Digest {
+        day: String,
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,7 +224,7 @@ pub struct Item {
 pub struct Notice {
     pub kind: Kind,
     /// Sorted, without duplicates.
-    pub to: Vec<String>,
+    pub to: Vec<Recipient>,
     pub items: Vec<Item>,
 }
 
@@ -145,8 +234,31 @@ pub struct Told {
     pub start_ms: i64,
     pub failure: Failure,
     pub down_sent_ms: Option<i64>,
-    pub escalated_ms: Option<i64>,
+    /// How many steps of the escalation chain were sent.
+    pub escalated: usize,
     pub reminded_ms: Option<i64>,
+    pub ack: Option<Ack>,
+    /// Whether ACKNOWLEDGED was sent (or there was nobody to tell).
+    pub ack_told: bool,
+    pub response_overdue_told: bool,
+    pub restore_overdue_told: bool,
+}
+
+impl Told {
+    /// A new incident: nothing told yet.
+    pub fn new(start_ms: i64, failure: Failure) -> Told {
+        Told {
+            start_ms,
+            failure,
+            down_sent_ms: None,
+            escalated: 0,
+            reminded_ms: None,
+            ack: None,
+            ack_told: false,
+            response_overdue_told: false,
+            restore_overdue_told: false,
+        }
+    }
 }
 
 /// A service the policy alerts for (muted services are not watched).
@@ -155,6 +267,8 @@ pub struct Watched {
     pub service: String,
     pub contract: String,
     pub route: Arc<RouteRules>,
+    /// The response targets in force (RESPONSE and RESTORE OVERDUE).
+    pub targets: Targets,
 }
 
 struct ServiceState {
@@ -165,15 +279,13 @@ struct ServiceState {
 }
 
 impl ServiceState {
-    fn recipients(&self) -> Vec<String> {
+    /// The route's first line and every escalation step sent for the open incident.
+    fn recipients(&self) -> Vec<Recipient> {
         let route = &self.watched.route;
-        let mut to = route.email.clone();
-        if self
-            .incident
-            .as_ref()
-            .is_some_and(|i| i.escalated_ms.is_some())
-        {
-            to.extend(route.escalate_to.iter().cloned());
+        let steps = self.incident.as_ref().map_or(0, |i| i.escalated);
+        let mut to = route.to.clone();
+        for step in route.escalate.iter().take(steps) {
+            to.extend(step.to.iter().cloned());
         }
         to
     }
@@ -217,7 +329,7 @@ struct Group {
 #[derive(Default)]
 pub struct Policy {
     services: HashMap<String, ServiceState>,
-    groups: BTreeMap<(Kind, Vec<String>), Group>,
+    groups: BTreeMap<(Kind, Vec<Recipient>), Group>,
 }
 
 impl Policy {
@@ -275,13 +387,7 @@ impl Policy {
         let Some(st) = self.services.get_mut(service) else {
             return;
         };
-        st.incident = Some(Told {
-            start_ms,
-            failure,
-            down_sent_ms: None,
-            escalated_ms: None,
-            reminded_ms: None,
-        });
+        st.incident = Some(Told::new(start_ms, failure));
         if st.count_transition(now_ms) {
             return self.start_flapping(now_ms, service);
         }
@@ -315,7 +421,7 @@ impl Policy {
         };
         let item = st.item(What::Budget { summary });
         let (to, window) = (
-            st.watched.route.email.clone(),
+            st.watched.route.to.clone(),
             st.watched.route.group_window_ms,
         );
         self.add(now_ms, Kind::AtRisk, to, window, item);
@@ -329,7 +435,7 @@ impl Policy {
         };
         let item = st.item(What::Certificate { summary });
         let (to, window) = (
-            st.watched.route.email.clone(),
+            st.watched.route.to.clone(),
             st.watched.route.group_window_ms,
         );
         self.add(now_ms, Kind::CertExpiring, to, window, item);
@@ -366,7 +472,7 @@ impl Policy {
             return self.add(
                 now_ms,
                 Kind::Recovered,
-                route.email.clone(),
+                route.to.clone(),
                 route.group_window_ms,
                 item,
             );
@@ -380,24 +486,31 @@ impl Policy {
         let Some(down_sent) = incident.down_sent_ms else {
             return self.announce_down(now_ms, id, Some(Note::AfterMaintenance), calendar);
         };
-        if let Some(after) = route.escalate_after_ms
-            && incident.escalated_ms.is_none()
-            && now_ms >= down_sent + after
-        {
+        self.overdue(now_ms, id, &incident);
+        if incident.ack.is_some() {
+            return; // taken up: no escalation, no reminders
+        }
+        let st = self.services.get_mut(id).expect("listed");
+        let due_steps = route
+            .escalate
+            .iter()
+            .enumerate()
+            .skip(incident.escalated)
+            .take_while(|(_, step)| now_ms >= down_sent + step.after_ms);
+        let mut fired = Vec::new();
+        for (index, step) in due_steps {
             let item = st.item(What::Escalated {
                 start_ms: incident.start_ms,
                 failure: incident.failure.clone(),
+                step: index,
             });
+            fired.push((step.to.clone(), item));
             if let Some(i) = st.incident.as_mut() {
-                i.escalated_ms = Some(now_ms);
+                i.escalated = index + 1;
             }
-            self.add(
-                now_ms,
-                Kind::Escalated,
-                route.escalate_to.clone(),
-                route.group_window_ms,
-                item,
-            );
+        }
+        for (to, item) in fired {
+            self.add(now_ms, Kind::Escalated, to, route.group_window_ms, item);
         }
         let st = self.services.get_mut(id).expect("listed");
         if let Some(repeat) = route.repeat_ms {
@@ -414,6 +527,77 @@ impl Policy {
                 self.add(now_ms, Kind::StillDown, to, route.group_window_ms, item);
             }
         }
+    }
+
+    /// RESPONSE OVERDUE and RESTORE OVERDUE, once each, to everyone told so far.
+    fn overdue(&mut self, now_ms: i64, id: &str, incident: &Told) {
+        let st = self.services.get_mut(id).expect("listed");
+        let targets = st.watched.targets;
+        let window = st.watched.route.group_window_ms;
+        let lasted = now_ms - incident.start_ms;
+        let mut due = Vec::new();
+        if let Some(limit) = targets.respond_within_ms
+            && incident.ack.is_none()
+            && !incident.response_overdue_told
+            && lasted > limit
+        {
+            due.push(What::ResponseOverdue {
+                start_ms: incident.start_ms,
+                failure: incident.failure.clone(),
+                limit_ms: limit,
+            });
+        }
+        if let Some(limit) = targets.restore_within_ms
+            && !incident.restore_overdue_told
+            && lasted > limit
+        {
+            due.push(What::RestoreOverdue {
+                start_ms: incident.start_ms,
+                failure: incident.failure.clone(),
+                limit_ms: limit,
+            });
+        }
+        let mut notices = Vec::new();
+        for what in due {
+            let kind = match what {
+                What::ResponseOverdue { .. } => Kind::ResponseOverdue,
+                _ => Kind::RestoreOverdue,
+            };
+            if let Some(i) = st.incident.as_mut() {
+                match kind {
+                    Kind::ResponseOverdue => i.response_overdue_told = true,
+                    _ => i.restore_overdue_told = true,
+                }
+            }
+            notices.push((kind, st.recipients(), st.item(what)));
+        }
+        for (kind, to, item) in notices {
+            self.add(now_ms, kind, to, window, item);
+        }
+    }
+
+    /// The open incident of `service` that started at `start_ms` was acknowledged: no more
+    /// escalation or reminders, and ACKNOWLEDGED to those already told. `false` when that
+    /// incident is not the open one (it ended, or another one opened since).
+    pub fn acknowledged(&mut self, now_ms: i64, service: &str, start_ms: i64, ack: Ack) -> bool {
+        let Some(st) = self.services.get_mut(service) else {
+            return false;
+        };
+        let Some(incident) = st.incident.as_mut().filter(|i| i.start_ms == start_ms) else {
+            return false;
+        };
+        if incident.ack.is_some() {
+            return true;
+        }
+        let told = incident.down_sent_ms.is_some();
+        incident.ack = Some(ack.clone());
+        incident.ack_told = true;
+        if told && !st.flapping {
+            let item = st.item(What::Acknowledged { start_ms, ack });
+            let (to, window) = (st.recipients(), st.watched.route.group_window_ms);
+            self.add(now_ms, Kind::Acknowledged, to, window, item);
+        }
+        true
     }
 
     /// The next time `tick` or `take_due` has something to do.
@@ -433,21 +617,34 @@ impl Policy {
             let Some(down_sent) = incident.down_sent_ms else {
                 return Some(now_ms);
             };
+            let targets = st.watched.targets;
+            let response = targets
+                .respond_within_ms
+                .filter(|_| incident.ack.is_none() && !incident.response_overdue_told)
+                .map(|limit| incident.start_ms + limit + 1);
+            let restore = targets
+                .restore_within_ms
+                .filter(|_| !incident.restore_overdue_told)
+                .map(|limit| incident.start_ms + limit + 1);
+            let overdue = response.into_iter().chain(restore);
+            if incident.ack.is_some() {
+                return overdue.min();
+            }
             let escalate = route
-                .escalate_after_ms
-                .filter(|_| incident.escalated_ms.is_none())
-                .map(|after| down_sent + after);
+                .escalate
+                .get(incident.escalated)
+                .map(|step| down_sent + step.after_ms);
             let remind = route
                 .repeat_ms
                 .map(|r| incident.reminded_ms.unwrap_or(down_sent).max(down_sent) + r);
-            escalate.into_iter().chain(remind).min()
+            escalate.into_iter().chain(remind).chain(overdue).min()
         });
         groups.chain(services).min()
     }
 
     /// Messages whose group window has passed (all of them with `everything`, at shutdown).
     pub fn take_due(&mut self, now_ms: i64, everything: bool) -> Vec<Notice> {
-        let due: Vec<(Kind, Vec<String>)> = self
+        let due: Vec<(Kind, Vec<Recipient>)> = self
             .groups
             .iter()
             .filter(|(_, g)| everything || g.due_ms <= now_ms)
@@ -505,7 +702,7 @@ impl Policy {
         self.add(now_ms, Kind::Flapping, to, window, item);
     }
 
-    fn add(&mut self, now_ms: i64, kind: Kind, mut to: Vec<String>, window_ms: i64, item: Item) {
+    fn add(&mut self, now_ms: i64, kind: Kind, mut to: Vec<Recipient>, window_ms: i64, item: Item) {
         to.sort();
         to.dedup();
         if to.is_empty() {
@@ -558,9 +755,11 @@ mod tests {
     fn rules() -> RouteRules {
         RouteRules {
             id: "oncall".into(),
-            email: vec!["oncall@x.example".into()],
-            escalate_after_ms: Some(30 * MIN),
-            escalate_to: vec!["lead@x.example".into()],
+            to: vec![Recipient::Email("oncall@x.example".into())],
+            escalate: vec![StepRules {
+                after_ms: 30 * MIN,
+                to: vec![Recipient::Email("lead@x.example".into())],
+            }],
             repeat_ms: Some(60 * MIN),
             group_window_ms: 30 * S,
             flap_transitions: 6,
@@ -578,6 +777,7 @@ mod tests {
                     service: format!("s{i:03}"),
                     contract: "c".into(),
                     route: route.clone(),
+                    targets: Targets::default(),
                 },
                 None,
             );
@@ -598,7 +798,17 @@ mod tests {
         p.tick(now, cal);
         p.take_due(now, false)
             .into_iter()
-            .map(|n| (n.kind, n.to, n.items.len()))
+            .map(|n| (n.kind, names(&n.to), n.items.len()))
+            .collect()
+    }
+
+    /// Recipients as text: the address, or the channel's description.
+    fn names(to: &[Recipient]) -> Vec<String> {
+        to.iter()
+            .map(|r| match r {
+                Recipient::Email(a) => a.clone(),
+                Recipient::Channel(c) => c.describe(),
+            })
             .collect()
     }
 
@@ -651,6 +861,7 @@ mod tests {
                 group_window_ms: 0,
                 ..rules()
             }),
+            targets: Targets::default(),
         }
     }
 
@@ -787,11 +998,8 @@ mod tests {
         p.watch(
             ungrouped_watch("s"),
             Some(Told {
-                start_ms: T0,
-                failure: failure(),
                 down_sent_ms: Some(T0 + 5 * S),
-                escalated_ms: None,
-                reminded_ms: None,
+                ..Told::new(T0, failure())
             }),
         );
         assert_eq!(at(&mut p, T0 + 10 * MIN, &cal), []);
@@ -805,16 +1013,7 @@ mod tests {
 
         // Never told (e.g. stopped inside the group window): told now, once.
         let mut p = one_service_ungrouped();
-        p.watch(
-            ungrouped_watch("s000"),
-            Some(Told {
-                start_ms: T0,
-                failure: failure(),
-                down_sent_ms: None,
-                escalated_ms: None,
-                reminded_ms: None,
-            }),
-        );
+        p.watch(ungrouped_watch("s000"), Some(Told::new(T0, failure())));
         assert_eq!(at(&mut p, T0 + MIN, &cal), [(Kind::Down, oncall(), 1)]);
         assert_eq!(at(&mut p, T0 + 2 * MIN, &cal), []);
     }
@@ -835,14 +1034,15 @@ mod tests {
         assert_eq!(at(&mut p, T0 + MIN, &cal), [(Kind::Down, oncall(), 1)]);
         let moved = RouteRules {
             id: "night".into(),
-            email: vec!["night@x.example".into()],
-            escalate_after_ms: None,
+            to: vec![Recipient::Email("night@x.example".into())],
+            escalate: Vec::new(),
             ..rules()
         };
         assert!(p.rewatch(Watched {
             service: "s000".into(),
             contract: "c".into(),
             route: Arc::new(moved),
+            targets: Targets::default(),
         }));
         // s001 left the config.
         p.retain(|id| id != "s001");
@@ -854,5 +1054,216 @@ mod tests {
             at(&mut p, T0 + 42 * MIN, &cal),
             [(Kind::Recovered, vec!["night@x.example".to_string()], 1)]
         );
+    }
+
+    fn mail(address: &str) -> Recipient {
+        Recipient::Email(address.into())
+    }
+
+    /// A route with a two-step chain (15 min → lead, 60 min → cto), reminders every 30 min,
+    /// no group window, and the given response targets.
+    fn chained(targets: Targets) -> Policy {
+        let route = Arc::new(RouteRules {
+            group_window_ms: 0,
+            repeat_ms: Some(30 * MIN),
+            escalate: vec![
+                StepRules {
+                    after_ms: 15 * MIN,
+                    to: vec![mail("lead@x.example")],
+                },
+                StepRules {
+                    after_ms: 60 * MIN,
+                    to: vec![mail("cto@x.example")],
+                },
+            ],
+            ..rules()
+        });
+        let mut p = Policy::new();
+        p.watch(
+            Watched {
+                service: "s".into(),
+                contract: "c".into(),
+                route,
+                targets,
+            },
+            None,
+        );
+        p
+    }
+
+    fn ack(at: i64, by: &str) -> Ack {
+        Ack {
+            at_ms: at,
+            by: Some(by.into()),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn each_step_of_the_chain_fires_once_and_an_ack_stops_the_rest() {
+        let cal = NoMaintenance;
+        let lead = vec!["lead@x.example".to_string()];
+        let oncall_lead = vec!["lead@x.example".to_string(), "oncall@x.example".to_string()];
+
+        // Unacknowledged: DOWN at T0, lead at +15 min, a reminder to both at +30, cto at +60.
+        let mut p = chained(Targets::default());
+        p.opened(T0, "s", T0, failure(), &cal);
+        assert_eq!(at(&mut p, T0, &cal), [(Kind::Down, oncall(), 1)]);
+        assert_eq!(p.next_due(T0, &cal), Some(T0 + 15 * MIN));
+        assert_eq!(
+            at(&mut p, T0 + 15 * MIN, &cal),
+            [(Kind::Escalated, lead.clone(), 1)]
+        );
+        assert_eq!(
+            at(&mut p, T0 + 30 * MIN, &cal),
+            [(Kind::StillDown, oncall_lead.clone(), 1)]
+        );
+        assert_eq!(
+            at(&mut p, T0 + 60 * MIN, &cal),
+            [
+                (Kind::Escalated, vec!["cto@x.example".to_string()], 1),
+                (
+                    Kind::StillDown,
+                    vec![
+                        "cto@x.example".to_string(),
+                        "lead@x.example".to_string(),
+                        "oncall@x.example".to_string()
+                    ],
+                    1
+                )
+            ]
+        );
+        assert_eq!(p.told("s").unwrap().escalated, 2);
+
+        // Acknowledged between the steps: the first step was sent, the second never is, nor
+        // any reminder; ACKNOWLEDGED goes to those told so far.
+        let mut p = chained(Targets::default());
+        p.opened(T0, "s", T0, failure(), &cal);
+        at(&mut p, T0, &cal);
+        assert_eq!(
+            at(&mut p, T0 + 15 * MIN, &cal),
+            [(Kind::Escalated, lead.clone(), 1)]
+        );
+        assert!(p.acknowledged(T0 + 20 * MIN, "s", T0, ack(T0 + 20 * MIN, "jo")));
+        assert_eq!(
+            at(&mut p, T0 + 20 * MIN, &cal),
+            [(Kind::Acknowledged, oncall_lead.clone(), 1)]
+        );
+        assert_eq!(p.next_due(T0 + 20 * MIN, &cal), None);
+        assert_eq!(at(&mut p, T0 + 5 * 60 * MIN, &cal), []);
+        // The recovery still goes to everyone told.
+        p.closed(T0 + 6 * 60 * MIN, "s", T0, T0 + 6 * 60 * MIN);
+        assert_eq!(
+            at(&mut p, T0 + 6 * 60 * MIN, &cal),
+            [(Kind::Recovered, oncall_lead, 1)]
+        );
+
+        // An ack for another incident (or none open) changes nothing.
+        let mut p = chained(Targets::default());
+        assert!(!p.acknowledged(T0, "s", T0, ack(T0, "jo")));
+        p.opened(T0, "s", T0, failure(), &cal);
+        assert!(!p.acknowledged(T0, "s", T0 - MIN, ack(T0, "jo")));
+    }
+
+    #[test]
+    fn overdue_notices_come_once_when_the_targets_pass() {
+        let cal = NoMaintenance;
+        let targets = Targets {
+            respond_within_ms: Some(10 * MIN),
+            restore_within_ms: Some(4 * 60 * MIN),
+        };
+        let mut p = chained(targets);
+        p.opened(T0, "s", T0, failure(), &cal);
+        at(&mut p, T0, &cal);
+        // 10 min is still in time; just past it, RESPONSE OVERDUE to those told (on-call).
+        assert_eq!(p.next_due(T0, &cal), Some(T0 + 10 * MIN + 1));
+        assert_eq!(at(&mut p, T0 + 10 * MIN, &cal), []);
+        assert_eq!(
+            at(&mut p, T0 + 10 * MIN + 1, &cal),
+            [(Kind::ResponseOverdue, oncall(), 1)]
+        );
+        // Acknowledged at 40 min (after the lead and a reminder): restore is still watched.
+        at(&mut p, T0 + 30 * MIN, &cal);
+        assert!(p.acknowledged(T0 + 40 * MIN, "s", T0, ack(T0 + 40 * MIN, "jo")));
+        at(&mut p, T0 + 40 * MIN, &cal);
+        assert_eq!(p.next_due(T0 + 40 * MIN, &cal), Some(T0 + 4 * 60 * MIN + 1));
+        let both = vec!["lead@x.example".to_string(), "oncall@x.example".to_string()];
+        assert_eq!(
+            at(&mut p, T0 + 4 * 60 * MIN + 1, &cal),
+            [(Kind::RestoreOverdue, both, 1)]
+        );
+        assert_eq!(at(&mut p, T0 + 9 * 60 * MIN, &cal), [], "once each");
+
+        // Acknowledged in time: no RESPONSE OVERDUE ever.
+        let mut p = chained(targets);
+        p.opened(T0, "s", T0, failure(), &cal);
+        at(&mut p, T0, &cal);
+        p.acknowledged(T0 + 5 * MIN, "s", T0, ack(T0 + 5 * MIN, "jo"));
+        assert_eq!(
+            at(&mut p, T0 + 5 * MIN, &cal),
+            [(Kind::Acknowledged, oncall(), 1)]
+        );
+        assert_eq!(at(&mut p, T0 + 3 * 60 * MIN, &cal), []);
+    }
+
+    #[test]
+    fn a_resumed_incident_keeps_its_steps_and_its_ack() {
+        let cal = NoMaintenance;
+        let mut p = chained(Targets::default());
+        p.watch(
+            Watched {
+                service: "s".into(),
+                contract: "c".into(),
+                route: p.services["s"].watched.route.clone(),
+                targets: Targets::default(),
+            },
+            Some(Told {
+                down_sent_ms: Some(T0),
+                escalated: 1,
+                reminded_ms: Some(T0 + 30 * MIN),
+                ..Told::new(T0, failure())
+            }),
+        );
+        // Step 1 was sent before the restart: the next is the cto's at +60 min.
+        assert_eq!(p.next_due(T0 + 40 * MIN, &cal), Some(T0 + 60 * MIN));
+        let mut p = chained(Targets::default());
+        p.watch(
+            Watched {
+                service: "s".into(),
+                contract: "c".into(),
+                route: p.services["s"].watched.route.clone(),
+                targets: Targets::default(),
+            },
+            Some(Told {
+                down_sent_ms: Some(T0),
+                ack: Some(ack(T0 + MIN, "jo")),
+                ack_told: true,
+                ..Told::new(T0, failure())
+            }),
+        );
+        assert_eq!(p.next_due(T0 + 40 * MIN, &cal), None);
+        assert_eq!(at(&mut p, T0 + 5 * 60 * MIN, &cal), []);
+    }
+
+    #[test]
+    fn channels_gather_with_e_mail_into_one_notice() {
+        let hook = Recipient::Channel(Channel::Webhook {
+            url: "http://127.0.0.1:9/hook".into(),
+            secret_env: "HOOK".into(),
+        });
+        let mut p = policy_with(
+            200,
+            RouteRules {
+                to: vec![mail("oncall@x.example"), hook.clone()],
+                ..rules()
+            },
+        );
+        for i in 0..200 {
+            p.opened(T0, &format!("s{i:03}"), T0, failure(), &NoMaintenance);
+        }
+        let sent = p.take_due(T0 + 30 * S, false);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].items.len(), 200);
+        assert_eq!(sent[0].to, vec![mail("oncall@x.example"), hook]);
     }
 }

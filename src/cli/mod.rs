@@ -1,5 +1,7 @@
-//! The command line: `run`, `check`, `probe`, `status` (DESIGN.md §3).
+//! The command line: `run`, `check`, `probe`, `status`, `report`, `statement`, `ack`, … (DESIGN.md
+//! §3, §6).
 
+pub mod ack;
 pub mod exclusions;
 pub mod import;
 
@@ -63,6 +65,8 @@ pub enum Command {
     },
     /// The SLA numbers of a service or a contract over a period.
     Report(ReportArgs),
+    /// Acknowledge a service's open incident: stops escalation and reminders (exit 1: none open).
+    Ack(ack::AckArgs),
     /// Record an agreed exclusion (prints its id), or revoke one with --revoke ID.
     Exclude(exclusions::ExcludeArgs),
     /// List agreed exclusions, revoked ones included.
@@ -177,6 +181,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Probe { service } => probe(&config, &service),
         Command::Status { format } => status(&config, format),
         Command::Report(args) => report(&config, &args),
+        Command::Ack(args) => ack::ack(&config, &args),
         Command::Exclude(args) => exclusions::exclude(&config, &args),
         Command::Exclusions(args) => exclusions::list(&config, &args),
         Command::Import { service, file } => import(&config, &service, &file),
@@ -335,7 +340,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
 
 fn print_mail(mail: &crate::notify::MailSummary) {
     println!(
-        "\nMAIL: {} pending, {} failed in the last 30 days, {} sent",
+        "\nMAIL: {} pending, {} failed in the last 30 days, {} sent (e-mail and channels)",
         mail.pending.len(),
         mail.failed.len(),
         mail.sent

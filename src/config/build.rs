@@ -1,5 +1,5 @@
-//! Builds a validated `Config` from TOML text: the document, `[daemon]`, `[smtp]`, `[[route]]`
-//! and the helpers every table uses; the other tables have a module each.
+//! Builds a validated `Config` from TOML text: the document, `[daemon]`, `[smtp]` and the
+//! helpers every table uses; the other tables have a module each.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -9,12 +9,12 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::contract::contracts_section;
-use super::fields::{email_list, required_id, time_zone};
+use super::fields::time_zone;
 use super::maintenance::maintenance_section;
-use super::reader::{Diagnostics, Table, Value, as_string, line_column, type_name};
+use super::reader::{Diagnostics, Table, Value, as_string, line_column};
+use super::route::routes_section;
 use super::service::{defaults_section, services_section};
 use super::*;
-use crate::sla::burn::{self, BurnRule};
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -356,132 +356,4 @@ fn smtp_section(value: Value<'_, '_>, base_dir: &Path, d: &mut Diagnostics) -> O
         password,
         from: from?,
     })
-}
-
-fn routes_section(values: &[Value<'_, '_>], d: &mut Diagnostics) -> Vec<Route> {
-    let mut routes: Vec<Route> = Vec::new();
-    let mut seen = Vec::new();
-    for value in values {
-        let Some(mut t) = Table::new(value, "[[route]]", d) else {
-            continue;
-        };
-        let id = required_id(&mut t, &mut seen, d);
-        let email = email_list(&mut t, "email", d);
-        let escalate_after = t.duration("escalate_after", d);
-        let escalate_to = email_list(&mut t, "escalate_to", d);
-        let repeat = t.duration("repeat", d);
-        let group_window = t.duration_or_zero("group_window", d);
-        let muted = t.get("alert").and_then(|v| {
-            d.parse(v, "alert", |v| match v {
-                DeValue::Boolean(b) => Ok(!*b),
-                other => Err(format!(
-                    "expected true or false (false mutes the route), found {}",
-                    type_name(other)
-                )),
-            })
-        });
-        let flap_transitions = t.integer("flap_transitions", 2, 1000, d);
-        let flap_window = t.duration("flap_window", d);
-        let maintenance_alerts = t.bool("maintenance_alerts", d);
-        let burn_rules = t.get("burn_rules").map(|v| burn_rules(v, d));
-        if email.is_empty() && !t.has("email") {
-            t.missing("email", "write email = [\"oncall@example.com\"]", d);
-        }
-        if escalate_after.is_some() && escalate_to.is_empty() {
-            d.error(
-                t.key_span("escalate_after"),
-                "`escalate_after` needs `escalate_to`: write escalate_to = [\"lead@example.com\"]",
-            );
-        }
-        t.finish(d);
-        if let Some(id) = id {
-            routes.push(Route {
-                id,
-                muted: muted.unwrap_or(false),
-                email,
-                escalate_after,
-                escalate_to,
-                repeat,
-                group_window: group_window.unwrap_or(Duration::from_secs(30)),
-                flap_transitions: flap_transitions.unwrap_or(6) as u32,
-                flap_window: flap_window.unwrap_or(Duration::from_secs(3600)),
-                maintenance_alerts: maintenance_alerts.unwrap_or(false),
-                burn_rules: burn_rules.flatten().unwrap_or_else(burn::default_rules),
-            });
-        }
-    }
-    routes
-}
-
-/// `burn_rules = [ { long = "1h", short = "5m", burn = 14.4, severity = "page" }, … ]`.
-fn burn_rules(v: Value<'_, '_>, d: &mut Diagnostics) -> Option<Vec<BurnRule>> {
-    const HINT: &str = "write burn_rules = [ { long = \"1h\", short = \"5m\", burn = 14.4, \
-                        severity = \"page\" }, … ] (or [] for none)";
-    d.parse(v, "burn_rules", |v| {
-        let DeValue::Array(items) = v else {
-            return Err(format!("expected a list of rules: {HINT}"));
-        };
-        let mut rules = Vec::new();
-        for item in items {
-            let DeValue::Table(table) = item.get_ref() else {
-                return Err(format!("every rule is a table: {HINT}"));
-            };
-            let (mut long, mut short, mut rate, mut severity) = (None, None, None, None);
-            for (key, value) in table.iter() {
-                let value = value.get_ref();
-                match key.get_ref().as_ref() {
-                    "long" => long = Some(super::reader::parse_duration(value)?),
-                    "short" => short = Some(super::reader::parse_duration(value)?),
-                    "burn" => rate = Some(burn_tenths(value)?),
-                    "severity" => {
-                        severity = Some(match value {
-                            DeValue::String(s) if s == "page" => burn::Severity::Page,
-                            DeValue::String(s) if s == "ticket" => burn::Severity::Ticket,
-                            _ => {
-                                return Err(format!(
-                                    "`severity` is \"page\" or \"ticket\": {HINT}"
-                                ));
-                            }
-                        })
-                    }
-                    other => return Err(format!("unknown key `{other}` in a burn rule: {HINT}")),
-                }
-            }
-            let (Some(long), Some(short), Some(rate_tenths)) = (long, short, rate) else {
-                return Err(format!(
-                    "every rule needs `long`, `short` and `burn`: {HINT}"
-                ));
-            };
-            if short >= long {
-                return Err(format!(
-                    "a rule's `short` window ({}) must be shorter than its `long` one ({})",
-                    humantime::format_duration(short),
-                    humantime::format_duration(long)
-                ));
-            }
-            rules.push(BurnRule {
-                long,
-                short,
-                rate_tenths,
-                severity: severity.unwrap_or(burn::Severity::Page),
-            });
-        }
-        Ok(rules)
-    })
-}
-
-/// A burn rate with at most one decimal (14.4), in tenths.
-fn burn_tenths(v: &DeValue<'_>) -> Result<u64, String> {
-    let text = match v {
-        DeValue::Integer(i) => i.as_str().to_string(),
-        DeValue::Float(f) => f.as_str().to_string(),
-        _ => return Err("`burn` is a number such as 14.4".to_string()),
-    };
-    let (whole, tenth) = text.split_once('.').unwrap_or((&text, "0"));
-    match (whole.parse::<u64>(), tenth.len(), tenth.parse::<u64>()) {
-        (Ok(w), 1, Ok(t)) if w * 10 + t > 0 => Ok(w * 10 + t),
-        _ => Err(format!(
-            "`burn` = {text}: write a positive number with at most one decimal, e.g. 14.4"
-        )),
-    }
 }

@@ -74,6 +74,9 @@ pub(super) fn contracts_section(
         let credit_cap = t.percent("credit_cap", d);
         let credit_min = t.money("credit_min", d);
         let downtime_credit = t.get("downtime_credit").and_then(|v| downtime_credit(v, d));
+        let respond_within = t.duration("respond_within", d);
+        let restore_within = t.duration("restore_within", d);
+        let breach_credit = t.get("breach_credit").and_then(|v| breach_credit(v, d));
         let terms = t
             .get("terms")
             .map(|v| dated_terms(v, d))
@@ -119,6 +122,9 @@ pub(super) fn contracts_section(
             credit_min: credit_min.unwrap_or_default(),
             downtime_credit,
             terms,
+            respond_within,
+            restore_within,
+            breach_credit,
             statement_to,
             statements: statements.unwrap_or(StatementPolicy::Always),
             statement_hour: statement_hour.unwrap_or(6) as u8,
@@ -356,6 +362,9 @@ fn dated_terms(v: Value<'_, '_>, d: &mut Diagnostics) -> Vec<DatedTerms> {
         let credit_min = t.money("credit_min", d);
         let monthly_fee = t.money("monthly_fee", d);
         let downtime_credit = t.get("downtime_credit").and_then(|v| downtime_credit(v, d));
+        let respond_within = t.duration("respond_within", d);
+        let restore_within = t.duration("restore_within", d);
+        let breach_credit = t.get("breach_credit").and_then(|v| breach_credit(v, d));
         t.finish(d);
         let Some((from, from_year, from_month)) = from else {
             continue;
@@ -371,10 +380,32 @@ fn dated_terms(v: Value<'_, '_>, d: &mut Diagnostics) -> Vec<DatedTerms> {
             credit_min,
             monthly_fee,
             downtime_credit,
+            respond_within,
+            restore_within,
+            breach_credit,
         });
     }
     all.sort_by_key(|t| (t.from_year, t.from_month));
     all
+}
+
+/// `breach_credit = { response = "5%", restore = "10%" }`: either may be left out (0%).
+fn breach_credit(v: Value<'_, '_>, d: &mut Diagnostics) -> Option<BreachCredit> {
+    let mut t = Table::new(v, "`breach_credit`", d)?;
+    let response = t.percent("response", d);
+    let restore = t.percent("restore", d);
+    if !t.has("response") && !t.has("restore") {
+        d.error(
+            v.span(),
+            "`breach_credit` names no share: write breach_credit = { response = \"5%\", \
+             restore = \"10%\" } (the share of the service's fee per breaching incident)",
+        );
+    }
+    t.finish(d);
+    Some(BreachCredit {
+        response: response.unwrap_or(Fraction::ZERO),
+        restore: restore.unwrap_or(Fraction::ZERO),
+    })
 }
 
 /// `downtime_credit = { per = "1h", amount = 50.00, count = "started", beyond = "budget" }`.

@@ -8,6 +8,7 @@ mod contract;
 mod fields;
 mod maintenance;
 mod reader;
+mod route;
 mod service;
 
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use crate::sla::burn::BurnRule;
 use crate::sla::calendar::{Coverage, TimeZoneName};
 use crate::sla::credit::{CreditTier, DowntimeCredit};
 use crate::sla::maintenance::Maintenance;
+use crate::sla::response::{BreachCredit, Targets};
 use crate::sla::tracker::Rules;
 use crate::sla::values::{Cents, Fraction};
 
@@ -75,6 +77,16 @@ impl Config {
             .iter()
             .position(|s| s.id == service.id)
             .map_or(Cents(0), |i| fees[i])
+    }
+
+    /// A service's response targets under `contract` (the contract as in force): its own
+    /// `respond_within` and `restore_within`, else the contract's.
+    pub fn targets_of(&self, service: &Service, contract: &Contract) -> Targets {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as i64);
+        Targets {
+            respond_within_ms: ms(service.respond_within.or(contract.respond_within)),
+            restore_within_ms: ms(service.restore_within.or(contract.restore_within)),
+        }
     }
 
     /// The route a service's alerts follow, if any (`alert = false` anywhere mutes).
@@ -178,6 +190,11 @@ pub struct Contract {
     pub downtime_credit: Option<DowntimeCredit>,
     /// `[[contract.terms]]`: changes of terms from a month on, sorted by `from`.
     pub terms: Vec<DatedTerms>,
+    /// `respond_within` and `restore_within` (DESIGN.md §6.2); a service may set its own.
+    pub respond_within: Option<Duration>,
+    pub restore_within: Option<Duration>,
+    /// `breach_credit = { response = "5%", restore = "10%" }`.
+    pub breach_credit: Option<BreachCredit>,
     /// Whether the tier credit is decided per service (default) or on the contract as one
     /// service, against the total fee.
     pub credit_on: CreditOn,
@@ -207,6 +224,9 @@ pub struct DatedTerms {
     pub credit_min: Option<Cents>,
     pub monthly_fee: Option<Cents>,
     pub downtime_credit: Option<DowntimeCredit>,
+    pub respond_within: Option<Duration>,
+    pub restore_within: Option<Duration>,
+    pub breach_credit: Option<BreachCredit>,
 }
 
 impl Contract {
@@ -251,6 +271,15 @@ impl Contract {
         }
         if t.downtime_credit.is_some() {
             c.downtime_credit = t.downtime_credit;
+        }
+        if t.respond_within.is_some() {
+            c.respond_within = t.respond_within;
+        }
+        if t.restore_within.is_some() {
+            c.restore_within = t.restore_within;
+        }
+        if t.breach_credit.is_some() {
+            c.breach_credit = t.breach_credit;
         }
         std::borrow::Cow::Owned(c)
     }
@@ -297,6 +326,9 @@ pub struct Service {
     pub own_fee: Option<Cents>,
     /// Its share of the contract's `monthly_fee` (default 1).
     pub fee_share: u32,
+    /// Its own response targets, over the contract's.
+    pub respond_within: Option<Duration>,
+    pub restore_within: Option<Duration>,
 }
 
 impl Service {
@@ -331,8 +363,10 @@ pub struct Route {
     /// `alert = false`: the route is muted (services using it send nothing).
     pub muted: bool,
     pub email: Vec<String>,
-    pub escalate_after: Option<Duration>,
-    pub escalate_to: Vec<String>,
+    /// Webhooks, Slack and Telegram beside (or instead of) e-mail.
+    pub channels: Vec<Channel>,
+    /// The escalation chain, by `after`; `escalate_after` + `escalate_to` is a chain of one.
+    pub escalate: Vec<EscalationStep>,
     pub repeat: Option<Duration>,
     /// Transitions within it to the same recipients go out as one message.
     pub group_window: Duration,
@@ -344,6 +378,85 @@ pub struct Route {
     pub maintenance_alerts: bool,
     /// The multiwindow, multi-burn-rate rules (DESIGN.md §2); empty: no burn-rate alerts.
     pub burn_rules: Vec<BurnRule>,
+    /// `digest = "daily"`: one summary a day, after `digest_hour` in `[daemon] timezone`.
+    pub digest: Option<Digest>,
+}
+
+/// One step of an escalation chain: `after` the DOWN, unless acknowledged or recovered first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationStep {
+    pub after: Duration,
+    pub email: Vec<String>,
+    pub channels: Vec<Channel>,
+}
+
+/// `digest = "daily"` and `digest_hour`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest {
+    /// The local hour (in `[daemon] timezone`) after which yesterday's digest goes out.
+    pub hour: u8,
+}
+
+/// A channel beside e-mail (DESIGN.md §6.2). It holds the names of the environment variables
+/// with its secrets, never the secrets: the sender reads them when it sends.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// POST of the event as JSON, signed with HMAC-SHA256 of the body.
+    Webhook { url: String, secret_env: String },
+    /// A Slack incoming webhook; its URL is the secret.
+    Slack { url_env: String },
+    /// The Telegram Bot API's `sendMessage`.
+    Telegram {
+        token_env: String,
+        chat_id: String,
+        api: String,
+    },
+}
+
+impl Channel {
+    /// The environment variables holding its secrets.
+    pub fn secret_envs(&self) -> Vec<&str> {
+        match self {
+            Channel::Webhook { secret_env, .. } => vec![secret_env],
+            Channel::Slack { url_env } => vec![url_env],
+            Channel::Telegram { token_env, .. } => vec![token_env],
+        }
+    }
+
+    /// How logs and `status` name it, without secrets: `webhook https://hooks.example/x`,
+    /// `slack $SLACK_URL`, `telegram -100123`.
+    pub fn describe(&self) -> String {
+        match self {
+            Channel::Webhook { url, .. } => format!("webhook {url}"),
+            Channel::Slack { url_env } => format!("slack ${url_env}"),
+            Channel::Telegram { chat_id, .. } => format!("telegram {chat_id}"),
+        }
+    }
+}
+
+impl Config {
+    /// The environment variables the config's channels need that are not set (a daemon does
+    /// not start, and a reload is refused, while any is missing).
+    pub fn missing_channel_secrets(&self) -> Vec<String> {
+        let mut missing: Vec<String> = self
+            .routes
+            .iter()
+            .flat_map(|r| {
+                r.channels
+                    .iter()
+                    .chain(r.escalate.iter().flat_map(|s| &s.channels))
+            })
+            .flat_map(|c| c.secret_envs())
+            .filter(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+            .map(str::to_string)
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    }
 }
 
 /// Every problem found in a config, in document order.

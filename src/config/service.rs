@@ -278,6 +278,8 @@ pub(super) fn services_section(
         let send = t.string("send", d);
         let alert = route_reference(&mut t, route_ids, d);
         let fee = fee_basis(&mut t, contract.as_deref(), contracts, value.span(), d);
+        let respond_within = t.duration("respond_within", d);
+        let restore_within = t.duration("restore_within", d);
         let probe = service_probe(&mut t, &own, defaults, send, d);
         let interval = own
             .interval
@@ -323,6 +325,8 @@ pub(super) fn services_section(
             alert: alert.unwrap_or(Alert::Inherit),
             own_fee: fee.own,
             fee_share: fee.share,
+            respond_within,
+            restore_within,
         });
         fees.push(fee);
     }

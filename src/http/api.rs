@@ -1,5 +1,6 @@
-//! The read-only JSON API under `/api/v1/`: services and their state, reports and client
-//! statements — the same numbers as the CLI, computed from the database on each request.
+//! The JSON API under `/api/v1/`: services and their state, reports and client statements —
+//! the same numbers as the CLI, computed from the database on each request — and the one
+//! write, `POST /api/v1/services/{id}/ack`, for the operator token only (DESIGN.md §6.2, §6.4).
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use crate::config::Config;
 use crate::http::audience::Audience;
 use crate::report::{self, PeriodSpec};
 use crate::report::{monthly, status};
-use crate::store::read;
+use crate::store::{acks, read};
 
 /// How many latest outcomes `/api/v1/services/{id}` lists.
 const RECENT_OUTCOMES: usize = 50;
@@ -76,6 +77,95 @@ async fn with_read<T: Send + 'static>(
 
 fn db_error(e: rusqlite::Error) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("database: {e}"))
+}
+
+/// The body of `POST /api/v1/services/{id}/ack`; empty is allowed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    by: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /api/v1/services/{id}/ack` (operator token): acknowledges the service's open incident.
+/// 200 with the acknowledgement (`"already": true` when someone came first, whose it is), 409
+/// when no incident is open, 401 without the operator token (403 with a client token for its
+/// own contract).
+pub async fn ack(
+    reading: Reading,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let config = reading.config.clone();
+    let contract = config.service(&id).map(|s| s.contract.clone());
+    match &reading.audience {
+        Audience::Operator => {}
+        Audience::Public => {
+            return Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "acknowledging needs the operator token (Authorization: Bearer …)".into(),
+            ));
+        }
+        Audience::Client(_) => {
+            return Err(match contract {
+                Some(c) if reading.audience.sees(&config, &c) => ApiError(
+                    StatusCode::FORBIDDEN,
+                    "a client token may read, not acknowledge".into(),
+                ),
+                _ => not_found(format!("no service `{id}`")),
+            });
+        }
+    }
+    if contract.is_none() {
+        return Err(not_found(format!("no service `{id}`")));
+    }
+    let body: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
+        AckBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            bad_request(format!(
+                "the body is {{\"by\": \"NAME\", \"note\": \"TEXT\"}} (both optional): {e}"
+            ))
+        })?
+    };
+    let now = reading.clock.now_ms();
+    let ack = crate::sla::response::Ack::new(now, body.by.as_deref(), body.note.as_deref())
+        .map_err(bad_request)?;
+    let database = config.daemon.database.clone();
+    let service = id.clone();
+    let wanted = ack.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut conn = crate::store::open_writer_connection(&database)
+            .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        acks::acknowledge(&mut conn, &service, &wanted).map_err(db_error)
+    })
+    .await
+    .map_err(|_| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request failed".into(),
+        )
+    })??;
+    let (start_ms, ack, already) = match outcome {
+        acks::AckOutcome::Acknowledged { start_ms } => (start_ms, ack, false),
+        acks::AckOutcome::Already { start_ms, ack } => (start_ms, ack, true),
+        acks::AckOutcome::NoOpenIncident => {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!("`{id}` has no open incident: nothing to acknowledge"),
+            ));
+        }
+    };
+    tracing::info!(service = %id, by = ack.by.as_deref().unwrap_or("(not named)"), already, "Acknowledged through the API.");
+    Ok(axum::Json(serde_json::json!({
+        "service": id,
+        "incident_start": crate::text::timestamp(start_ms),
+        "acknowledged_at": crate::text::timestamp(ack.at_ms),
+        "acknowledged_by": ack.by,
+        "note": ack.note,
+        "already": already,
+    }))
+    .into_response())
 }
 
 /// `GET /api/v1/services`.

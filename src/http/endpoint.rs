@@ -1,4 +1,5 @@
-//! The daemon's HTTP endpoint (read-only): health, readiness and the daemon's own counters.
+//! The daemon's HTTP endpoint: health, readiness, the daemon's own counters, the status page,
+//! `/metrics` and the API (read-only but for the operator's acknowledgements).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -46,6 +47,10 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/api/v1/services", get(crate::http::api::services))
         .route("/api/v1/services/{id}", get(crate::http::api::service))
+        .route(
+            "/api/v1/services/{id}/ack",
+            axum::routing::post(crate::http::api::ack),
+        )
         .route("/api/v1/report", get(crate::http::api::report))
         .route(
             "/api/v1/contracts/{id}/statements/{month}",

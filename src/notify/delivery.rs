@@ -1,6 +1,8 @@
-//! The delivery task: claims due messages from the outbox one at a time, hands them to the SMTP
-//! server, and records the result: sent, retried later with exponential backoff (a transient
-//! failure: connection refused, timeout, 4xx), or failed (a 5xx rejection, logged and kept).
+//! The delivery tasks: one per transport (the SMTP server; the HTTP channels), each claims due
+//! messages from the outbox one at a time, hands them over, and records the result: sent,
+//! retried later with exponential backoff or after the receiver's `Retry-After` (a transient
+//! failure: connection refused, timeout, SMTP 4xx, HTTP 408/429/5xx), or failed (a permanent
+//! rejection, logged and kept for `status`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,9 +12,10 @@ use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
 use super::backoff::Backoff;
+use super::channels::HttpChannels;
 use super::smtp::Mailer;
 use crate::clock::Clock;
-use crate::store::outbox::{self, Claimed};
+use crate::store::outbox::{self, Claimed, Transport};
 use crate::store::{SharedConnection, with_db};
 use crate::text::Chain;
 
@@ -40,23 +43,59 @@ pub struct MailOut {
     pub mailer: Arc<Mailer>,
 }
 
-/// Delivers until `stop` turns true. Mail left over stays in the outbox for the next start.
+/// What hands claimed messages over: the SMTP server, or the HTTP channels.
+#[derive(Clone)]
+pub enum Deliverer {
+    Smtp(Arc<Mailer>),
+    Http(Arc<HttpChannels>),
+}
+
+impl Deliverer {
+    fn transport(&self) -> Transport {
+        match self {
+            Deliverer::Smtp(_) => Transport::Email,
+            Deliverer::Http(_) => Transport::Http,
+        }
+    }
+
+    /// Sends one claimed message. Never cancelled half-way: the receiver may already have
+    /// taken it, and dropping the answer would send it twice; each transport bounds its time.
+    pub async fn send(&self, message: &Claimed, now_ms: i64) -> Result<(), super::SendError> {
+        match self {
+            Deliverer::Smtp(mailer) => {
+                mailer
+                    .send(&message.sender, &message.recipients, &message.message)
+                    .await
+            }
+            Deliverer::Http(channels) => {
+                let destination = message.recipients.join("\n");
+                channels.send(&destination, &message.message, now_ms).await
+            }
+        }
+    }
+}
+
+/// Delivers until `stop` turns true. Messages left over stay in the outbox for the next start.
 pub async fn deliver(
     db: SharedConnection,
-    mailer: Arc<Mailer>,
+    deliverer: Deliverer,
     clock: Clock,
     wake: Arc<Notify>,
     stats: Arc<DeliveryStats>,
     backoff: Backoff,
     mut stop: watch::Receiver<bool>,
 ) {
-    info!(server = %mailer.server, "Mail delivery started.");
+    let transport = deliverer.transport();
+    match &deliverer {
+        Deliverer::Smtp(mailer) => info!(server = %mailer.server, "Mail delivery started."),
+        Deliverer::Http(_) => info!("Delivery to webhooks, Slack and Telegram started."),
+    }
     loop {
         if *stop.borrow() {
             break;
         }
         let now = clock.now_ms();
-        let claimed = match with_db(&db, move |c| outbox::claim_next(c, now)).await {
+        let claimed = match with_db(&db, move |c| outbox::claim_next(c, now, transport)).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 error!(error = %Chain(&e), "Cannot read the outbox; trying again shortly.");
@@ -64,15 +103,11 @@ pub async fn deliver(
             }
         };
         if let Some(message) = claimed {
-            // Never cancelled half-way: the server may already have taken the message, and
-            // dropping the answer would send it twice. `Mailer::send` bounds the whole conversation.
-            let result = mailer
-                .send(&message.sender, &message.recipients, &message.message)
-                .await;
+            let result = deliverer.send(&message, now).await;
             record(&db, &clock, &stats, backoff, message, result).await;
             continue;
         }
-        let next = with_db(&db, |c| outbox::next_due_ms(c))
+        let next = with_db(&db, move |c| outbox::next_due_ms(c, transport))
             .await
             .ok()
             .flatten();
@@ -87,7 +122,22 @@ pub async fn deliver(
             _ = tokio::time::sleep(wait) => {}
         }
     }
-    info!("Mail delivery stopped; anything not sent stays in the outbox.");
+    match transport {
+        Transport::Email => info!("Mail delivery stopped; anything not sent stays in the outbox."),
+        Transport::Http => {
+            info!("Channel delivery stopped; anything not sent stays in the outbox.")
+        }
+    }
+}
+
+/// Who a message goes to, for logs: the addresses, or the channel without its secrets.
+fn destination_label(message: &Claimed) -> String {
+    if message.channel == "email" {
+        return message.recipients.join(", ");
+    }
+    serde_json::from_str::<crate::config::Channel>(&message.recipients.join("\n"))
+        .map(|c| c.describe())
+        .unwrap_or_else(|_| message.channel.clone())
 }
 
 /// Records the result of one delivery attempt (and logs it).
@@ -108,17 +158,19 @@ pub async fn record(
             info!(
                 id,
                 subject = %message.subject,
-                to = %message.recipients.join(", "),
+                channel = %message.channel,
+                to = %destination_label(&message),
                 attempts,
                 waited_ms = now - message.created_ms,
                 "Mail sent."
             );
             let was_retried = message.attempts > 0;
+            let channel = message.channel.clone();
             with_db(db, move |c| {
                 outbox::mark_sent(c, id, attempts, now)?;
                 if was_retried {
-                    // The server is back: what waits for its backoff can go now.
-                    outbox::retry_waiting_now(c, now)?;
+                    // The receiver is back: what waits for its backoff can go now.
+                    outbox::retry_waiting_now(c, now, &channel)?;
                 }
                 Ok(())
             })
@@ -129,7 +181,8 @@ pub async fn record(
             error!(
                 id,
                 subject = %message.subject,
-                to = %message.recipients.join(", "),
+                channel = %message.channel,
+                to = %destination_label(&message),
                 error = %e.message,
                 "Mail rejected permanently; not retrying (see `slaprobe status`)."
             );
@@ -140,7 +193,9 @@ pub async fn record(
         }
         Err(e) => {
             stats.retries.fetch_add(1, Ordering::Relaxed);
-            let next = now + backoff.delay_ms(attempts);
+            let next = now
+                + e.retry_after_ms
+                    .unwrap_or_else(|| backoff.delay_ms(attempts));
             warn!(
                 id,
                 subject = %message.subject,

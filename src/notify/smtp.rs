@@ -47,6 +47,8 @@ pub struct SendError {
     /// A 5xx answer: retrying will not help.
     pub permanent: bool,
     pub message: String,
+    /// How long the receiver asked to wait (`Retry-After`), in milliseconds.
+    pub retry_after_ms: Option<i64>,
 }
 
 impl Mailer {
@@ -99,6 +101,7 @@ impl Mailer {
         let invalid = |what: &str| SendError {
             permanent: true,
             message: format!("invalid address `{what}`"),
+            retry_after_ms: None,
         };
         let from: Address = sender.parse().map_err(|_| invalid(sender))?;
         let to = recipients
@@ -108,6 +111,7 @@ impl Mailer {
         let envelope = Envelope::new(Some(from), to).map_err(|e| SendError {
             permanent: true,
             message: e.to_string(),
+            retry_after_ms: None,
         })?;
         // lettre's own timeout covers connecting only: a server that accepts and then stays
         // silent would hold the delivery for ever. (If it hangs after taking the message, the
@@ -117,6 +121,7 @@ impl Mailer {
             Ok(Err(e)) => Err(SendError {
                 permanent: e.is_permanent(),
                 message: describe(&e),
+                retry_after_ms: None,
             }),
             Err(_) => Err(SendError {
                 permanent: false,
@@ -124,6 +129,7 @@ impl Mailer {
                     "the SMTP server did not finish the conversation within {}",
                     humantime::format_duration(SMTP_TIMEOUT)
                 ),
+                retry_after_ms: None,
             }),
         }
     }

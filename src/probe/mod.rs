@@ -17,6 +17,7 @@ use crate::clock::Clock;
 
 pub use dns::RecordKind;
 pub use http::HttpClients;
+pub(crate) use http::install_crypto_provider;
 
 /// Why a probe failed (DESIGN.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,8 +14,10 @@ use crate::sla::Intervals;
 use crate::sla::availability::Granularity;
 use crate::sla::availability::{self, Availability, Exclusions};
 use crate::sla::credit::{self, ContractCredit, Credit, Terms};
+use crate::sla::response::{self, Ack, Response};
 use crate::sla::values::{Cents, Fraction};
 use crate::sla::{calendar, maintenance};
+use crate::store::acks;
 use crate::store::exclusions::{self, Exclusion, Scope};
 use crate::store::read;
 use crate::text::{human_duration, percent, timestamp};
@@ -232,6 +234,23 @@ pub struct ServiceReport {
     pub currency: String,
     /// The first failure of each incident in `numbers.incidents` (same order), when recorded.
     pub causes: Vec<Option<Failure>>,
+    /// How each incident in `numbers.incidents` (same order) was responded to; `None` for a
+    /// stretch with no recorded incident (no data counted as down).
+    pub responses: Vec<Option<IncidentResponse>>,
+    /// The response figures over the recorded incidents that started in the period.
+    pub response: response::Summary,
+    pub targets: response::Targets,
+}
+
+/// A recorded incident's acknowledgement, judged against the response targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentResponse {
+    /// The recorded incident's own start (before the period, for one carried over).
+    pub start_ms: i64,
+    pub ack: Option<Ack>,
+    pub judged: response::Judged,
+    /// Whether it started in the period: only those count in the figures and the credit.
+    pub counted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -513,6 +532,12 @@ pub fn service_report(
         CreditOn::Service => &contract.credits,
         CreditOn::Contract => &[],
     };
+    let targets = config.targets_of(service, &contract);
+    let responses = match num {
+        Some(num) => responses(conn, num, &numbers, targets, period, now_ms)?,
+        None => vec![None; numbers.incidents.len()],
+    };
+    let summary = response_summary(&responses);
     let credit = credit::credit(
         Terms {
             tiers,
@@ -525,6 +550,14 @@ pub fn service_report(
         numbers.uptime_ms,
         numbers.measured_ms,
     );
+    let credit = match contract.breach_credit {
+        Some(rule) => credit::with_breaches(
+            credit,
+            summary.breach_credit(fee, rule),
+            contract.credit_min,
+        ),
+        None => credit,
+    };
     Ok(ServiceReport {
         service: service.id.clone(),
         name: service.name.clone(),
@@ -537,7 +570,69 @@ pub fn service_report(
         terms_from,
         currency: contract.currency.clone(),
         causes,
+        responses,
+        response: summary,
+        targets,
     })
+}
+
+/// Each incident of `numbers` matched to the recorded incident it belongs to (under minute
+/// granularity a run of down minutes inside it), with its acknowledgement, judged as of
+/// `now_ms` against `targets`.
+fn responses(
+    conn: &Connection,
+    num: crate::store::ServiceNum,
+    numbers: &Availability,
+    targets: response::Targets,
+    period: Period,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<Option<IncidentResponse>>> {
+    let Some(first) = numbers.incidents.first() else {
+        return Ok(Vec::new());
+    };
+    let recorded = acks::recorded_incidents(
+        conn,
+        num,
+        first.start_ms,
+        numbers.to_ms.max(first.start_ms + 1),
+    )?;
+    Ok(numbers
+        .incidents
+        .iter()
+        .map(|i| {
+            let end = i.end_ms.unwrap_or(now_ms);
+            let r = recorded.iter().find(|r| {
+                r.start_ms < end.max(i.start_ms + 1) && r.end_ms.is_none_or(|e| e > i.start_ms)
+            })?;
+            let judged = response::judge(
+                Response {
+                    start_ms: r.start_ms,
+                    end_ms: r.end_ms,
+                    ack_ms: r.ack.as_ref().map(|a| a.at_ms),
+                },
+                targets,
+                now_ms,
+            );
+            Some(IncidentResponse {
+                start_ms: r.start_ms,
+                ack: r.ack.clone(),
+                judged,
+                counted: period.from_ms <= r.start_ms && r.start_ms < period.to_ms,
+            })
+        })
+        .collect())
+}
+
+/// The figures over the counted incidents, each recorded incident once.
+fn response_summary(responses: &[Option<IncidentResponse>]) -> response::Summary {
+    let mut seen = Vec::new();
+    let counted = responses.iter().flatten().filter(|r| {
+        let first = r.counted && !seen.contains(&r.start_ms);
+        seen.push(r.start_ms);
+        first
+    });
+    let judged: Vec<response::Judged> = counted.map(|r| r.judged).collect();
+    response::Summary::of(&judged)
 }
 
 /// The measured time as intervals (what `compute` measured), for the latency SLO.
@@ -584,6 +679,13 @@ pub struct ReportJson {
     pub fee: String,
     pub terms_from: Option<String>,
     pub currency: String,
+    /// Incident response (DESIGN.md §6.2), over the incidents that started in the period.
+    pub acknowledged: usize,
+    pub mtta_s: Option<f64>,
+    pub response_breaches: u32,
+    pub restore_breaches: u32,
+    pub max_restore_s: Option<f64>,
+    pub breach_credit_amount: String,
     /// Each incident that counts, with its downtime in the period.
     pub incident_list: Vec<IncidentJson>,
 }
@@ -606,6 +708,13 @@ pub struct IncidentJson {
     /// The first failure's reason and detail (`null` for a no-data stretch under `down`).
     pub reason: Option<String>,
     pub detail: Option<String>,
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: Option<String>,
+    /// Start → acknowledgement, and start → end, of the recorded incident.
+    pub ack_s: Option<f64>,
+    pub restore_s: Option<f64>,
+    pub response_breach: bool,
+    pub restore_breach: bool,
 }
 
 fn seconds(ms: i64) -> f64 {
@@ -652,16 +761,33 @@ impl ServiceReport {
             fee: self.fee.to_string(),
             terms_from: self.terms_from.clone(),
             currency: self.currency.clone(),
+            acknowledged: self.response.acknowledged,
+            mtta_s: self.response.mtta_ms.map(seconds),
+            response_breaches: self.response.response_breaches,
+            restore_breaches: self.response.restore_breaches,
+            max_restore_s: self.response.max_restore_ms.map(seconds),
+            breach_credit_amount: self.credit.breach.round_half_up().to_string(),
             incident_list: n
                 .incidents
                 .iter()
                 .zip(&self.causes)
-                .map(|(i, cause)| IncidentJson {
-                    start: timestamp(i.start_ms),
-                    end: i.end_ms.map(timestamp),
-                    downtime_s: seconds(i.downtime_ms),
-                    reason: cause.as_ref().map(|c| c.reason.to_string()),
-                    detail: cause.as_ref().map(|c| c.detail.clone()),
+                .zip(&self.responses)
+                .map(|((i, cause), r)| {
+                    let ack = r.as_ref().and_then(|r| r.ack.as_ref());
+                    let judged = r.as_ref().map(|r| r.judged);
+                    IncidentJson {
+                        start: timestamp(i.start_ms),
+                        end: i.end_ms.map(timestamp),
+                        downtime_s: seconds(i.downtime_ms),
+                        reason: cause.as_ref().map(|c| c.reason.to_string()),
+                        detail: cause.as_ref().map(|c| c.detail.clone()),
+                        acknowledged_at: ack.map(|a| timestamp(a.at_ms)),
+                        acknowledged_by: ack.and_then(|a| a.by.clone()),
+                        ack_s: judged.and_then(|j| j.ack_ms).map(seconds),
+                        restore_s: judged.and_then(|j| j.restore_ms).map(seconds),
+                        response_breach: judged.is_some_and(|j| j.response_breach),
+                        restore_breach: judged.is_some_and(|j| j.restore_breach),
+                    }
                 })
                 .collect(),
         }
@@ -673,7 +799,9 @@ pub fn to_csv(reports: &[ServiceReport]) -> String {
     let mut out = String::from(
         "service,contract,from,to,partial,period_s,excluded_s,out_of_coverage_s,maintenance_s,\
          no_data_s,measured_s,downtime_s,uptime_s,availability,target,met,incidents,mttr_s,\
-         mtbf_s,blips,latency_good,latency_total,credit_percent,credit_amount,currency\n",
+         mtbf_s,blips,latency_good,latency_total,credit_percent,credit_amount,currency,\
+         acknowledged,mtta_s,response_breaches,restore_breaches,max_restore_s,\
+         breach_credit_amount\n",
     );
     let opt = |v: Option<String>| v.unwrap_or_default();
     for r in reports {
@@ -704,6 +832,12 @@ pub fn to_csv(reports: &[ServiceReport]) -> String {
             j.credit_percent.to_string(),
             j.credit_amount,
             csv_field(&j.currency),
+            j.acknowledged.to_string(),
+            opt(j.mtta_s.map(|v| v.to_string())),
+            j.response_breaches.to_string(),
+            j.restore_breaches.to_string(),
+            opt(j.max_restore_s.map(|v| v.to_string())),
+            j.breach_credit_amount,
         ];
         out.push_str(&fields.join(","));
         out.push('\n');
@@ -774,6 +908,8 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
             ("MTBF", mean(n.mtbf_ms())),
             ("blips", n.blips.to_string()),
         ];
+        let mut lines = lines.to_vec();
+        lines.extend(response_lines(r));
         for (label, value) in lines {
             out.push_str(&format!("  {label:<16} {value}\n"));
         }
@@ -798,17 +934,77 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
                 "credit", r.credit.percent, r.credit.amount, r.currency
             ));
         }
-        for i in &n.incidents {
+        for (i, response) in n.incidents.iter().zip(&r.responses) {
             out.push_str(&format!(
-                "    incident {} – {}: {}\n",
+                "    incident {} – {}: {}{}\n",
                 timestamp(i.start_ms),
                 i.end_ms.map_or("(ongoing)".to_string(), timestamp),
-                human_duration(i.downtime_ms)
+                human_duration(i.downtime_ms),
+                response.as_ref().map_or(String::new(), response_note)
             ));
         }
         out.push('\n');
     }
     out
+}
+
+/// The text report's response lines: shown when the contract sets a target or an incident
+/// was acknowledged.
+fn response_lines(r: &ServiceReport) -> Vec<(&'static str, String)> {
+    let s = &r.response;
+    if r.targets == response::Targets::default() && s.acknowledged == 0 {
+        return Vec::new();
+    }
+    let limit = |ms: Option<i64>| {
+        ms.map_or(String::new(), |l| {
+            format!(" (target {})", human_duration(l))
+        })
+    };
+    vec![
+        ("acknowledged", s.acknowledged.to_string()),
+        ("MTTA", s.mtta_ms.map_or("n/a".to_string(), human_duration)),
+        (
+            "response breaches",
+            format!(
+                "{}{}",
+                s.response_breaches,
+                limit(r.targets.respond_within_ms)
+            ),
+        ),
+        (
+            "restore breaches",
+            format!(
+                "{}{}",
+                s.restore_breaches,
+                limit(r.targets.restore_within_ms)
+            ),
+        ),
+        (
+            "longest restore",
+            s.max_restore_ms.map_or("n/a".to_string(), human_duration),
+        ),
+    ]
+}
+
+/// "; acknowledged by jo after 4 m; RESPONSE BREACH".
+pub fn response_note(r: &IncidentResponse) -> String {
+    let mut note = String::new();
+    if let (Some(ack), Some(after)) = (&r.ack, r.judged.ack_ms) {
+        note.push_str(&format!(
+            "; acknowledged{} after {}",
+            ack.by
+                .as_deref()
+                .map_or(String::new(), |b| format!(" by {b}")),
+            human_duration(after)
+        ));
+    }
+    if r.judged.response_breach {
+        note.push_str("; RESPONSE BREACH");
+    }
+    if r.judged.restore_breach {
+        note.push_str("; RESTORE BREACH");
+    }
+    note
 }
 
 /// The agreed exclusions of `contract` (its own and its services') overlapping

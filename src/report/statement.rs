@@ -215,15 +215,22 @@ fn figures(st: &Statement, s: &ServiceReport) -> Vec<(&'static str, String)> {
             ),
         ));
     }
+    rows.extend(response_figures(s));
     if s.fee.0 > 0 {
         rows.push(("Monthly fee", format!("{} {}", s.fee, st.currency)));
     }
-    let credit = if s.credit.downtime > ExactCents::ZERO {
+    let mut parts = vec![s.credit.tier.round_half_up().to_string()];
+    if s.credit.downtime > ExactCents::ZERO {
+        parts.push(format!("downtime {}", s.credit.downtime.round_half_up()));
+    }
+    if s.credit.breach > ExactCents::ZERO {
+        parts.push(format!("breaches {}", s.credit.breach.round_half_up()));
+    }
+    let credit = if parts.len() > 1 {
         format!(
-            "{} = {} + downtime {} = {} {}",
+            "{} = {} = {} {}",
             s.credit.percent,
-            s.credit.tier.round_half_up(),
-            s.credit.downtime.round_half_up(),
+            parts.join(" + "),
             s.credit.amount,
             st.currency
         )
@@ -255,7 +262,91 @@ fn met_summary(st: &Statement) -> &'static str {
     }
 }
 
-/// Each incident: start and end in the client's zone, duration, first failure.
+/// The response and restore figures (DESIGN.md §6.2), when the contract sets a target or an
+/// incident was acknowledged.
+fn response_figures(s: &ServiceReport) -> Vec<(&'static str, String)> {
+    let r = &s.response;
+    if s.targets == crate::sla::response::Targets::default() && r.acknowledged == 0 {
+        return Vec::new();
+    }
+    let target = |ms: Option<i64>| {
+        ms.map_or(String::new(), |l| {
+            format!(" (target: within {})", human_duration(l))
+        })
+    };
+    vec![
+        (
+            "Acknowledged",
+            format!("{} of {}", r.acknowledged, counted_incidents(s)),
+        ),
+        ("MTTA", r.mtta_ms.map_or("n/a".to_string(), human_duration)),
+        (
+            "Response breaches",
+            format!(
+                "{}{}",
+                r.response_breaches,
+                target(s.targets.respond_within_ms)
+            ),
+        ),
+        (
+            "Restore breaches",
+            format!(
+                "{}{}",
+                r.restore_breaches,
+                target(s.targets.restore_within_ms)
+            ),
+        ),
+        (
+            "Longest restore",
+            r.max_restore_ms.map_or("n/a".to_string(), human_duration),
+        ),
+    ]
+}
+
+/// The recorded incidents that started in the period (what the response figures count).
+fn counted_incidents(s: &ServiceReport) -> usize {
+    let mut starts: Vec<i64> = s
+        .responses
+        .iter()
+        .flatten()
+        .filter(|r| r.counted)
+        .map(|r| r.start_ms)
+        .collect();
+    starts.dedup();
+    starts.len()
+}
+
+/// How an incident was responded to: "acknowledged by jo after 4 m; restored in 30 m; RESPONSE
+/// BREACH" (empty when there is nothing to say).
+fn response_cell(s: &ServiceReport, index: usize) -> String {
+    let Some(Some(r)) = s.responses.get(index) else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if let (Some(ack), Some(after)) = (&r.ack, r.judged.ack_ms) {
+        let by = ack
+            .by
+            .as_deref()
+            .map_or(String::new(), |b| format!(" by {b}"));
+        parts.push(format!("acknowledged{by} after {}", human_duration(after)));
+    } else if s.targets.respond_within_ms.is_some() {
+        parts.push("not acknowledged".to_string());
+    }
+    if let Some(restore) = r.judged.restore_ms
+        && s.targets != crate::sla::response::Targets::default()
+    {
+        parts.push(format!("restored in {}", human_duration(restore)));
+    }
+    if r.judged.response_breach {
+        parts.push("RESPONSE BREACH".to_string());
+    }
+    if r.judged.restore_breach {
+        parts.push("RESTORE BREACH".to_string());
+    }
+    parts.join("; ")
+}
+
+/// Each incident: start and end in the client's zone, duration, first failure, response.
 /// An incident's end: when it ended; for a closed month, an incident still down at the month's
 /// end says so (with its end, once known) instead of "ongoing".
 fn incident_end(st: &Statement, s: &ServiceReport, end_ms: Option<i64>) -> String {
@@ -268,12 +359,13 @@ fn incident_end(st: &Statement, s: &ServiceReport, end_ms: Option<i64>) -> Strin
     }
 }
 
-fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 4]> {
+fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 5]> {
     s.numbers
         .incidents
         .iter()
         .zip(&s.causes)
-        .map(|(i, cause)| {
+        .enumerate()
+        .map(|(index, (i, cause))| {
             [
                 st.local(i.start_ms),
                 incident_end(st, s, i.end_ms),
@@ -281,6 +373,7 @@ fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 4]> {
                 cause
                     .as_ref()
                     .map_or("no data".to_string(), |c| c.to_string()),
+                response_cell(s, index),
             ]
         })
         .collect()
@@ -331,8 +424,13 @@ pub fn to_text(st: &Statement) -> String {
         for (label, value) in figures(st, s) {
             let _ = writeln!(out, "  {label:<22} {value}");
         }
-        for [start, end, duration, cause] in incident_rows(st, s) {
-            let _ = writeln!(out, "    {start} – {end}  {duration}  {cause}");
+        for [start, end, duration, cause, response] in incident_rows(st, s) {
+            let response = if response.is_empty() {
+                String::new()
+            } else {
+                format!("  ({response})")
+            };
+            let _ = writeln!(out, "    {start} – {end}  {duration}  {cause}{response}");
         }
     }
     if st.services.len() > 1 {
@@ -455,14 +553,22 @@ pub fn to_html(st: &Statement) -> String {
         }
         let _ = writeln!(out, "</table>");
         if !n.incidents.is_empty() {
+            let rows = incident_rows(st, s);
+            let responded = rows.iter().any(|r| !r[4].is_empty());
             let _ = writeln!(
                 out,
-                "<table>\n<tr><th>Start</th><th>End</th><th>Duration</th><th>First failure</th></tr>"
+                "<table>\n<tr><th>Start</th><th>End</th><th>Duration</th><th>First failure</th>{}</tr>",
+                if responded { "<th>Response</th>" } else { "" }
             );
-            for [start, end, duration, cause] in incident_rows(st, s) {
+            for [start, end, duration, cause, response] in rows {
+                let response = if responded {
+                    format!("<td>{}</td>", esc(&response))
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td></tr>",
+                    "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td>{response}</tr>",
                     esc(&start),
                     esc(&end),
                     esc(&duration),

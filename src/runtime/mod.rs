@@ -15,6 +15,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use crate::alert::Outlet;
 use crate::alert::{AlertSender, AlertStats, AlertTask};
 use crate::clock::Clock;
 use crate::config::{Config, LiveConfig, Service};
@@ -23,7 +24,7 @@ use crate::http::exposition::{Exposition, ServiceLabels};
 use crate::http::metrics::DaemonMetrics;
 use crate::http::status_page::StatusPage;
 use crate::notify::MailOut;
-use crate::notify::{Backoff, DeliveryStats, Mailer};
+use crate::notify::{Backoff, Deliverer, DeliveryStats, HttpChannels, Mailer};
 use crate::probe::{Prober, ProberError};
 use crate::runtime::reload::Plan;
 use crate::runtime::schedule::Schedule;
@@ -51,6 +52,14 @@ pub enum DaemonError {
     Mailer(#[from] crate::notify::smtp::MailerError),
     #[error("cannot set up alerting")]
     Alerting(#[source] rusqlite::Error),
+    #[error("cannot set up the HTTP client for webhooks, Slack and Telegram")]
+    Channels(#[source] reqwest::Error),
+    #[error(
+        "the environment variables {} are not set: the config's webhook, Slack or Telegram \
+         channels need them (set them in the unit's Environment= or EnvironmentFile=)",
+        .0.join(", ")
+    )]
+    ChannelSecrets(Vec<String>),
     #[error("the store could not register the added services")]
     Register(#[source] StoreError),
 }
@@ -96,6 +105,8 @@ struct Messaging {
     alert_stop: watch::Sender<bool>,
     alert_stats: Arc<AlertStats>,
     delivery: Option<tokio::task::JoinHandle<()>>,
+    /// Delivery to the HTTP channels (always running: a reload may add a channel).
+    channel_delivery: tokio::task::JoinHandle<()>,
     delivery_stats: Arc<DeliveryStats>,
     /// Stops delivery (last, so alerts written at the stop still get a try).
     mail_stop: watch::Sender<bool>,
@@ -133,6 +144,10 @@ impl Running {
     /// Settings that need a restart keep their running value (each is logged). Alerting,
     /// statements, the API, the status page and `/metrics` see the new config from here on.
     pub async fn reload(&mut self, new: Config) -> Result<Plan, DaemonError> {
+        let missing = new.missing_channel_secrets();
+        if !missing.is_empty() {
+            return Err(DaemonError::ChannelSecrets(missing));
+        }
         let plan = crate::runtime::reload::plan(&self.config(), new);
         for key in &plan.at_restart {
             warn!(
@@ -229,6 +244,7 @@ impl Running {
         let _ = messaging.alerting.await;
         let _ = messaging.statements.await;
         let _ = messaging.mail_stop.send(true);
+        let _ = messaging.channel_delivery.await;
         if let Some(delivery) = messaging.delivery {
             let _ = delivery.await;
         }
@@ -412,10 +428,19 @@ fn start_messaging(
         wake: wake.clone(),
         mailer: m.clone(),
     });
+    let missing = config.missing_channel_secrets();
+    if !missing.is_empty() {
+        return Err(DaemonError::ChannelSecrets(missing));
+    }
+    let outlet = Outlet {
+        channels: Arc::new(HttpChannels::new().map_err(DaemonError::Channels)?),
+        wake: Arc::new(Notify::new()),
+    };
     let (alert_task, alerts, transitions) = AlertTask::new(
         config.clone(),
         side_connection()?,
         mail_out.clone(),
+        outlet.clone(),
         clock.clone(),
         open_incidents,
     )
@@ -433,21 +458,31 @@ fn start_messaging(
     let delivery = match mailer {
         Some(mailer) => Some(tokio::spawn(crate::notify::deliver(
             side_connection()?,
-            mailer,
+            Deliverer::Smtp(mailer),
             clock.clone(),
             wake,
             delivery_stats.clone(),
             Backoff::default(),
-            mail_stop_rx,
+            mail_stop_rx.clone(),
         ))),
         None => None,
     };
+    let channel_delivery = tokio::spawn(crate::notify::deliver(
+        side_connection()?,
+        Deliverer::Http(outlet.channels),
+        clock.clone(),
+        outlet.wake,
+        delivery_stats.clone(),
+        Backoff::default(),
+        mail_stop_rx,
+    ));
     let messaging = Messaging {
         alerting,
         statements,
         alert_stop,
         alert_stats,
         delivery,
+        channel_delivery,
         delivery_stats,
         mail_stop,
     };

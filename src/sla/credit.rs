@@ -38,7 +38,10 @@ pub struct Credit {
     pub tier: ExactCents,
     /// The downtime credit, exactly.
     pub downtime: ExactCents,
-    /// What is issued, exactly: tier + downtime, or 0 when that is not above `credit_min`.
+    /// The response and restore breaches' credit (DESIGN.md §6.2), exactly.
+    pub breach: ExactCents,
+    /// What is issued, exactly: tier + downtime + breach, or 0 when that is not above
+    /// `credit_min`.
     /// A contract's total is the sum of these (then capped), not of the rounded amounts.
     pub issued: ExactCents,
     /// `issued`, rounded half-up to the cent.
@@ -50,6 +53,7 @@ impl Credit {
         percent: Fraction::ZERO,
         tier: ExactCents::ZERO,
         downtime: ExactCents::ZERO,
+        breach: ExactCents::ZERO,
         issued: ExactCents::ZERO,
         amount: Cents(0),
     };
@@ -99,8 +103,27 @@ pub fn credit(terms: Terms<'_>, uptime_ms: i64, measured_ms: i64) -> Credit {
         percent,
         tier,
         downtime,
+        breach: ExactCents::ZERO,
         issued,
         amount: issued.round_half_up(),
+    }
+}
+
+/// `credit` with the breaches' credit added (each breaching incident's `breach_credit` share of
+/// the fee, DESIGN.md §6.2), `min` decided again on the whole; the contract's cap applies to
+/// the total afterwards.
+pub fn with_breaches(credit: Credit, breach: ExactCents, min: Cents) -> Credit {
+    let total = credit.tier + credit.downtime + breach;
+    let issued = if total.round_half_up() > min {
+        total
+    } else {
+        ExactCents::ZERO
+    };
+    Credit {
+        breach,
+        issued,
+        amount: issued.round_half_up(),
+        ..credit
     }
 }
 
@@ -474,5 +497,16 @@ mod tests {
                 proptest::prop_assert!(total.total <= limit, "{:?} > {:?}", total.total, limit);
             }
         }
+    }
+
+    #[test]
+    fn breaches_add_to_the_credit_and_count_towards_the_minimum() {
+        let none = Credit::NONE;
+        // 2 × 5% of 100.00 = 10.00, under a minimum of 10.00: not issued; above 9.99: issued.
+        let breach = ExactCents::new(1_000 * 100, 100);
+        assert_eq!(with_breaches(none, breach, Cents(1_000)).amount, Cents(0));
+        let issued = with_breaches(none, breach, Cents(999));
+        assert_eq!(issued.amount, Cents(1_000));
+        assert_eq!(issued.breach, breach);
     }
 }

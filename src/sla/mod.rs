@@ -4,7 +4,8 @@
 //! `tracker` is the per-service state machine (outcomes → incidents, blips, no-data);
 //! `interval` the set algebra of time; `calendar` a contract's zone, coverage and recurring
 //! windows; `maintenance` which windows apply; `availability` a period's numbers; `credit`,
-//! `budget` and `burn` credits, error budgets and burn rates; `values` (exact percentages and
+//! `budget` and `burn` credits, error budgets and burn rates; `response` acknowledgement and
+//! restore times against their targets; `values` (exact percentages and
 //! money) and `latency` (the histogram's bucket edges) are the value types the layers above
 //! share.
 
@@ -16,6 +17,7 @@ pub mod credit;
 pub mod interval;
 pub mod latency;
 pub mod maintenance;
+pub mod response;
 pub mod tracker;
 pub mod values;
 

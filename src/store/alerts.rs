@@ -1,18 +1,23 @@
-//! What alerting has told and which budget notices are in force: the `alert_incident` and
-//! `alert_flag` tables, and the transaction that queues alerts with what they told.
+//! What alerting has told and which budget notices are in force: the `alert_incident`,
+//! `alert_flag` and `digest_sent` tables, and the transaction that queues alerts with what
+//! they told.
 
 use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::outbox::{self, Composed, Kind};
+use super::outbox::{self, ChannelMessage, Composed, Kind};
 
 /// What a message told about one incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Told {
     Down,
-    Escalated,
+    /// Step `n` (from 0) of the escalation chain.
+    Escalated(usize),
     Reminded,
+    Acknowledged,
+    ResponseOverdue,
+    RestoreOverdue,
     /// The incident is over: its record is deleted.
     Recovered,
 }
@@ -25,12 +30,16 @@ pub struct ToldOf {
     pub told: Told,
 }
 
-/// When an open incident's DOWN, ESCALATED and latest STILL DOWN were queued.
+/// What was queued about an open incident: DOWN, the escalation steps, the latest STILL DOWN,
+/// ACKNOWLEDGED and the OVERDUE notices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ToldTimes {
     pub down_sent_ms: Option<i64>,
-    pub escalated_ms: Option<i64>,
+    pub escalation_steps: usize,
     pub reminded_ms: Option<i64>,
+    pub ack_told: bool,
+    pub response_overdue: bool,
+    pub restore_overdue: bool,
 }
 
 /// An alert to write: its message (none when it could not be composed or there is no
@@ -39,25 +48,32 @@ pub struct ToldTimes {
 pub struct QueuedAlert<'a> {
     pub message: Option<&'a Composed>,
     pub sent: bool,
+    /// Its messages to channels, each with whether it was already sent directly.
+    pub channels: &'a [(&'a ChannelMessage, bool)],
     pub told: &'a [ToldOf],
 }
 
 /// What was told about the incident of `service` that started at `start_ms`.
 pub fn told_times(conn: &Connection, service: &str, start_ms: i64) -> rusqlite::Result<ToldTimes> {
-    let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn
+    let row = conn
         .query_row(
-            "SELECT down_sent_ms, escalated_ms, reminded_ms FROM alert_incident
-             WHERE service = ?1 AND start_ms = ?2",
+            "SELECT down_sent_ms, escalation_steps, reminded_ms, ack_told_ms IS NOT NULL,
+                    response_overdue_ms IS NOT NULL, restore_overdue_ms IS NOT NULL
+             FROM alert_incident WHERE service = ?1 AND start_ms = ?2",
             params![service, start_ms],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(ToldTimes {
+                    down_sent_ms: r.get(0)?,
+                    escalation_steps: r.get::<_, i64>(1)?.max(0) as usize,
+                    reminded_ms: r.get(2)?,
+                    ack_told: r.get(3)?,
+                    response_overdue: r.get(4)?,
+                    restore_overdue: r.get(5)?,
+                })
+            },
         )
         .optional()?;
-    let (down_sent_ms, escalated_ms, reminded_ms) = row.unwrap_or_default();
-    Ok(ToldTimes {
-        down_sent_ms,
-        escalated_ms,
-        reminded_ms,
-    })
+    Ok(row.unwrap_or_default())
 }
 
 /// Services with an incident open or ended since `since_ms`, with when they were last down
@@ -87,6 +103,12 @@ pub fn queue(
                 outbox::mark_sent(&tx, id, 1, now_ms)?;
             }
         }
+        for (message, sent) in alert.channels {
+            let id = outbox::enqueue_channel(&tx, now_ms, Kind::Alert, message)?;
+            if *sent {
+                outbox::mark_sent(&tx, id, 1, now_ms)?;
+            }
+        }
         for item in alert.told {
             record_told(&tx, item, now_ms)?;
         }
@@ -97,8 +119,20 @@ pub fn queue(
 fn record_told(tx: &Transaction<'_>, item: &ToldOf, now_ms: i64) -> rusqlite::Result<()> {
     let column = match item.told {
         Told::Down => "down_sent_ms",
-        Told::Escalated => "escalated_ms",
+        Told::Escalated(step) => {
+            tx.execute(
+                "INSERT INTO alert_incident (service, start_ms, escalated_ms, escalation_steps)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (service, start_ms) DO UPDATE SET escalated_ms = excluded.escalated_ms,
+                 escalation_steps = MAX(escalation_steps, excluded.escalation_steps)",
+                params![item.service, item.start_ms, now_ms, step as i64 + 1],
+            )?;
+            return Ok(());
+        }
         Told::Reminded => "reminded_ms",
+        Told::Acknowledged => "ack_told_ms",
+        Told::ResponseOverdue => "response_overdue_ms",
+        Told::RestoreOverdue => "restore_overdue_ms",
         Told::Recovered => {
             tx.execute(
                 "DELETE FROM alert_incident WHERE service = ?1 AND start_ms = ?2",
@@ -135,5 +169,18 @@ pub fn clear_flag(conn: &Connection, service: &str, flag: &str) -> rusqlite::Res
     Ok(conn.execute(
         "DELETE FROM alert_flag WHERE service = ?1 AND flag = ?2",
         params![service, flag],
+    )? > 0)
+}
+
+/// Records that the digest of `route` for `day` is written; true if it was not before.
+pub fn mark_digest(
+    conn: &Connection,
+    route: &str,
+    day: &str,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "INSERT OR IGNORE INTO digest_sent (route, day, at_ms) VALUES (?1, ?2, ?3)",
+        params![route, day, now_ms],
     )? > 0)
 }

@@ -4,6 +4,7 @@
 //! service's state machine needs to resume; after that only the writer thread writes. Readers
 //! (the CLI, reports) open their own connections with `read::open`.
 
+pub mod acks;
 pub mod alerts;
 mod chunk;
 pub mod exclusions;

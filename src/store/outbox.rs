@@ -1,6 +1,11 @@
 //! The outbox table: messages are written here before any attempt, claimed with a lease when
 //! due (so the daemon and `slaprobe statement --send` never send the same row twice at once),
 //! and marked sent, retried later, or failed. `notify` composes what goes in and delivers it.
+//!
+//! A row is an e-mail (`channel = 'email'`: envelope and RFC 5322 bytes) or a message to a
+//! channel (`webhook`, `slack`, `telegram`: `recipients` names the destination without its
+//! secrets, `message` is the body). Messages to one destination are claimed in order: a newer
+//! one waits while an older one is pending, so a channel that was down gets them in order.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -16,6 +21,34 @@ pub struct Composed {
     pub recipients: Vec<String>,
     /// The whole message; a retry sends these bytes again (same Message-ID and Date).
     pub bytes: Vec<u8>,
+}
+
+/// A message to a channel beside e-mail, as the outbox stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelMessage {
+    /// `webhook`, `slack` or `telegram`.
+    pub channel: &'static str,
+    /// The destination as the sender reads it back (names of secrets, never secrets).
+    pub destination: String,
+    /// For logs and `status`.
+    pub subject: String,
+    pub body: Vec<u8>,
+}
+
+/// Which deliverer claims a row: the SMTP one takes e-mail, the HTTP one every other channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Email,
+    Http,
+}
+
+impl Transport {
+    fn condition(self) -> &'static str {
+        match self {
+            Transport::Email => "channel = 'email'",
+            Transport::Http => "channel <> 'email'",
+        }
+    }
 }
 
 /// What kind of message a row is.
@@ -57,6 +90,29 @@ pub fn enqueue(
     Ok(tx.last_insert_rowid())
 }
 
+/// Writes a channel message to send now; returns its id. Part of the caller's transaction.
+pub fn enqueue_channel(
+    tx: &Transaction<'_>,
+    now_ms: i64,
+    kind: Kind,
+    message: &ChannelMessage,
+) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO outbox (created_ms, kind, subject, sender, recipients, message, state,
+                             next_try_ms, channel)
+         VALUES (?1, ?2, ?3, '', ?4, ?5, 'pending', ?1, ?6)",
+        params![
+            now_ms,
+            kind.as_str(),
+            message.subject,
+            message.destination,
+            message.body,
+            message.channel
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
 /// A message claimed for delivery.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -67,11 +123,17 @@ pub struct Claimed {
     pub message: Vec<u8>,
     pub attempts: u32,
     pub created_ms: i64,
+    /// `email`, or the channel (`webhook`, `slack`, `telegram`).
+    pub channel: String,
 }
 
-/// Claims the oldest due message, if any, for `LEASE_MS`.
-pub fn claim_next(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<Option<Claimed>> {
-    Ok(claim_due(conn, now_ms, 1)?.pop())
+/// Claims the oldest due message for `transport`, if any, for `LEASE_MS`.
+pub fn claim_next(
+    conn: &mut Connection,
+    now_ms: i64,
+    transport: Transport,
+) -> rusqlite::Result<Option<Claimed>> {
+    Ok(claim_due(conn, now_ms, 1, transport)?.pop())
 }
 
 /// Claims message `id` if it is pending and nobody holds it.
@@ -85,12 +147,19 @@ pub fn claim_id(conn: &mut Connection, id: i64, now_ms: i64) -> rusqlite::Result
         return Ok(None);
     }
     conn.query_row(
-        "SELECT id, subject, sender, recipients, message, attempts, created_ms FROM outbox
-         WHERE id = ?1",
+        "SELECT id, subject, sender, recipients, message, attempts, created_ms, channel
+         FROM outbox WHERE id = ?1",
         [id],
         claimed_from_row,
     )
     .map(Some)
+}
+
+/// A stored channel as `status` names it: `webhook https://…`, `slack $VAR`, `telegram ID`.
+fn describe_destination(stored: &str) -> String {
+    serde_json::from_str::<crate::config::Channel>(stored)
+        .map(|c| c.describe())
+        .unwrap_or_else(|_| stored.to_string())
 }
 
 /// The stored recipients: one address per line.
@@ -107,22 +176,30 @@ fn claimed_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
         message: r.get(4)?,
         attempts: r.get(5)?,
         created_ms: r.get(6)?,
+        channel: r.get(7)?,
     })
 }
 
-/// Claims up to `limit` due messages (oldest first) for `LEASE_MS`.
+/// Claims up to `limit` due messages for `transport` (oldest first) for `LEASE_MS`; a message
+/// waits while an older one to the same destination is pending.
 pub fn claim_due(
     conn: &mut Connection,
     now_ms: i64,
     limit: usize,
+    transport: Transport,
 ) -> rusqlite::Result<Vec<Claimed>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let claimed = {
-        let mut select = tx.prepare_cached(
-            "SELECT id, subject, sender, recipients, message, attempts, created_ms FROM outbox
-             WHERE state = 'pending' AND next_try_ms <= ?1 AND leased_until <= ?1
+        let mut select = tx.prepare_cached(&format!(
+            "SELECT id, subject, sender, recipients, message, attempts, created_ms, channel
+             FROM outbox o
+             WHERE state = 'pending' AND next_try_ms <= ?1 AND leased_until <= ?1 AND {}
+               AND NOT EXISTS (SELECT 1 FROM outbox older
+                               WHERE older.state = 'pending' AND older.channel = o.channel
+                                 AND older.recipients = o.recipients AND older.id < o.id)
              ORDER BY next_try_ms, id LIMIT ?2",
-        )?;
+            transport.condition()
+        ))?;
         let rows = select.query_map(params![now_ms, limit as i64], claimed_from_row)?;
         rows.collect::<Result<Vec<_>, _>>()?
     };
@@ -178,12 +255,13 @@ pub fn mark_failed(
     Ok(())
 }
 
-/// After a success the server is back: every waiting message becomes due now (claims in
-/// progress keep their lease).
-pub fn retry_waiting_now(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
+/// After a success the server is back: every message waiting for the same transport and
+/// channel becomes due now (claims in progress keep their lease).
+pub fn retry_waiting_now(conn: &Connection, now_ms: i64, channel: &str) -> rusqlite::Result<usize> {
     conn.execute(
-        "UPDATE outbox SET next_try_ms = ?1 WHERE state = 'pending' AND next_try_ms > ?1",
-        [now_ms],
+        "UPDATE outbox SET next_try_ms = ?1
+         WHERE state = 'pending' AND next_try_ms > ?1 AND channel = ?2",
+        params![now_ms, channel],
     )
 }
 
@@ -197,10 +275,14 @@ pub fn pending_count(conn: &Connection) -> rusqlite::Result<u64> {
     .map(|n| n as u64)
 }
 
-/// When the next pending message is due.
-pub fn next_due_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+/// When the next pending message for `transport` is due.
+pub fn next_due_ms(conn: &Connection, transport: Transport) -> rusqlite::Result<Option<i64>> {
     conn.query_row(
-        "SELECT MIN(MAX(next_try_ms, leased_until)) FROM outbox WHERE state = 'pending'",
+        &format!(
+            "SELECT MIN(MAX(next_try_ms, leased_until)) FROM outbox
+             WHERE state = 'pending' AND {}",
+            transport.condition()
+        ),
         [],
         |r| r.get(0),
     )
@@ -211,6 +293,8 @@ pub fn next_due_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 pub struct MailLine {
     pub id: i64,
     pub kind: String,
+    /// `email`, `webhook`, `slack` or `telegram`.
+    pub channel: String,
     pub subject: String,
     pub recipients: Vec<String>,
     pub created_ms: i64,
@@ -230,18 +314,25 @@ pub struct MailSummary {
 pub fn summary(conn: &Connection, failed_since_ms: i64) -> rusqlite::Result<MailSummary> {
     let lines = |state: &str, since: i64| -> rusqlite::Result<Vec<MailLine>> {
         let mut s = conn.prepare(
-            "SELECT id, kind, subject, recipients, created_ms, attempts, last_error FROM outbox
-             WHERE state = ?1 AND created_ms >= ?2 ORDER BY id",
+            "SELECT id, kind, subject, recipients, created_ms, attempts, last_error, channel
+             FROM outbox WHERE state = ?1 AND created_ms >= ?2 ORDER BY id",
         )?;
         let rows = s.query_map(params![state, since], |r| {
+            let channel: String = r.get(7)?;
+            let stored: String = r.get(3)?;
             Ok(MailLine {
                 id: r.get(0)?,
                 kind: r.get(1)?,
                 subject: r.get(2)?,
-                recipients: recipients(r.get(3)?),
+                recipients: if channel == "email" {
+                    recipients(stored)
+                } else {
+                    vec![describe_destination(&stored)]
+                },
                 created_ms: r.get(4)?,
                 attempts: r.get(5)?,
                 last_error: r.get(6)?,
+                channel,
             })
         })?;
         rows.collect()

@@ -165,6 +165,33 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX exclusion_span ON exclusion (end_ms);
     ",
+    // 5: incident response and channels (DESIGN.md §6.2).
+    "
+    -- Who acknowledged an incident, when and why (slaprobe ack, the API).
+    ALTER TABLE incident ADD COLUMN ack_ms INTEGER;
+    ALTER TABLE incident ADD COLUMN ack_by TEXT;
+    ALTER TABLE incident ADD COLUMN ack_note TEXT;
+
+    -- The escalation chain: how many steps were sent; ACKNOWLEDGED and the OVERDUE notices.
+    ALTER TABLE alert_incident ADD COLUMN escalation_steps INTEGER NOT NULL DEFAULT 0;
+    UPDATE alert_incident SET escalation_steps = 1 WHERE escalated_ms IS NOT NULL;
+    ALTER TABLE alert_incident ADD COLUMN ack_told_ms INTEGER;
+    ALTER TABLE alert_incident ADD COLUMN response_overdue_ms INTEGER;
+    ALTER TABLE alert_incident ADD COLUMN restore_overdue_ms INTEGER;
+
+    -- Messages to channels beside e-mail: `recipients` names the channel (no secrets) and
+    -- `message` is the body. Messages to one destination go out in order.
+    ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';
+    CREATE INDEX outbox_destination ON outbox (channel, recipients, id) WHERE state = 'pending';
+
+    -- Daily digests sent: one per route and local day.
+    CREATE TABLE digest_sent (
+        route  TEXT NOT NULL,
+        day    TEXT NOT NULL,             -- YYYY-MM-DD in [daemon] timezone, the day summarised
+        at_ms  INTEGER NOT NULL,
+        PRIMARY KEY (route, day)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.
