@@ -16,7 +16,7 @@ use crate::config::{Config, Route};
 use crate::report;
 use crate::sla::availability::ContractLevel;
 use crate::sla::calendar;
-use crate::sla::response::{self, Response};
+use crate::sla::response;
 use crate::store::acks::{self, RecordedIncident};
 use crate::store::{SharedConnection, alerts, read, with_db};
 use crate::text::{Chain, human_duration, percent, timestamp_to_second};
@@ -152,15 +152,7 @@ pub fn digest_text(
         let judge = |incident: RecordedIncident| {
             let terms = contract.in_force(incident.start_ms);
             let targets = config.targets_of(service, &terms);
-            let judged = response::judge(
-                Response {
-                    start_ms: incident.start_ms,
-                    end_ms: incident.end_ms,
-                    ack_ms: incident.ack.as_ref().map(|a| a.at_ms),
-                },
-                targets,
-                now_ms,
-            );
+            let judged = response::judge(incident.response(), targets, now_ms);
             Listed {
                 service: &service.id,
                 contract: &service.contract,

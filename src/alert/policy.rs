@@ -1206,41 +1206,31 @@ mod tests {
         assert_eq!(at(&mut p, T0 + 3 * 60 * MIN, &cal), []);
     }
 
+    /// The chained route's service resuming an open incident after a restart.
+    fn resumed(told: Told) -> Policy {
+        let mut p = chained(Targets::default());
+        let watched = p.services["s"].watched.clone();
+        p.watch(watched, Some(told));
+        p
+    }
+
     #[test]
     fn a_resumed_incident_keeps_its_steps_and_its_ack() {
         let cal = NoMaintenance;
-        let mut p = chained(Targets::default());
-        p.watch(
-            Watched {
-                service: "s".into(),
-                contract: "c".into(),
-                route: p.services["s"].watched.route.clone(),
-                targets: Targets::default(),
-            },
-            Some(Told {
-                down_sent_ms: Some(T0),
-                escalated: 1,
-                reminded_ms: Some(T0 + 30 * MIN),
-                ..Told::new(T0, failure())
-            }),
-        );
+        let p = resumed(Told {
+            down_sent_ms: Some(T0),
+            escalated: 1,
+            reminded_ms: Some(T0 + 30 * MIN),
+            ..Told::new(T0, failure())
+        });
         // Step 1 was sent before the restart: the next is the cto's at +60 min.
         assert_eq!(p.next_due(T0 + 40 * MIN, &cal), Some(T0 + 60 * MIN));
-        let mut p = chained(Targets::default());
-        p.watch(
-            Watched {
-                service: "s".into(),
-                contract: "c".into(),
-                route: p.services["s"].watched.route.clone(),
-                targets: Targets::default(),
-            },
-            Some(Told {
-                down_sent_ms: Some(T0),
-                ack: Some(ack(T0 + MIN, "jo")),
-                ack_told: true,
-                ..Told::new(T0, failure())
-            }),
-        );
+        let mut p = resumed(Told {
+            down_sent_ms: Some(T0),
+            ack: Some(ack(T0 + MIN, "jo")),
+            ack_told: true,
+            ..Told::new(T0, failure())
+        });
         assert_eq!(p.next_due(T0 + 40 * MIN, &cal), None);
         assert_eq!(at(&mut p, T0 + 5 * 60 * MIN, &cal), []);
     }

@@ -375,6 +375,14 @@ fn print_status_table(lines: &[crate::report::status::StatusLine]) {
         "SERVICE", "CONTRACT", "STATE", "SINCE", "MONTH", "BUDGET LEFT"
     );
     for l in lines {
+        let acked = l.acknowledged.as_ref().map_or(String::new(), |a| {
+            format!(
+                "; acknowledged{} at {}",
+                a.by.as_deref()
+                    .map_or(String::new(), |b| format!(" by {b}")),
+                a.at
+            )
+        });
         let last = match &l.last {
             None => "never probed".to_string(),
             Some(o) if o.ok => format!("ok in {:.1} ms at {}", o.latency_ms, o.at),
@@ -402,7 +410,7 @@ fn print_status_table(lines: &[crate::report::status::StatusLine]) {
             None => ("n/a".to_string(), "-".to_string()),
         };
         println!(
-            "{:w_service$}  {:w_contract$}  {:8}  {:20}  {month:>9}  {budget:>14}  {last}",
+            "{:w_service$}  {:w_contract$}  {:8}  {:20}  {month:>9}  {budget:>14}  {last}{acked}",
             l.service,
             l.contract,
             l.state,

@@ -14,7 +14,7 @@ use crate::sla::Intervals;
 use crate::sla::availability::Granularity;
 use crate::sla::availability::{self, Availability, Exclusions};
 use crate::sla::credit::{self, ContractCredit, Credit, Terms};
-use crate::sla::response::{self, Ack, Response};
+use crate::sla::response::{self, Ack};
 use crate::sla::values::{Cents, Fraction};
 use crate::sla::{calendar, maintenance};
 use crate::store::acks;
@@ -604,15 +604,7 @@ fn responses(
             let r = recorded.iter().find(|r| {
                 r.start_ms < end.max(i.start_ms + 1) && r.end_ms.is_none_or(|e| e > i.start_ms)
             })?;
-            let judged = response::judge(
-                Response {
-                    start_ms: r.start_ms,
-                    end_ms: r.end_ms,
-                    ack_ms: r.ack.as_ref().map(|a| a.at_ms),
-                },
-                targets,
-                now_ms,
-            );
+            let judged = response::judge(r.response(), targets, now_ms);
             Some(IncidentResponse {
                 start_ms: r.start_ms,
                 ack: r.ack.clone(),
@@ -909,7 +901,16 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
             ("blips", n.blips.to_string()),
         ];
         let mut lines = lines.to_vec();
-        lines.extend(response_lines(r));
+        lines.extend(response_figures(
+            r,
+            [
+                "acknowledged",
+                "MTTA",
+                "response breaches",
+                "restore breaches",
+                "longest restore",
+            ],
+        ));
         for (label, value) in lines {
             out.push_str(&format!("  {label:<16} {value}\n"));
         }
@@ -934,13 +935,18 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
                 "credit", r.credit.percent, r.credit.amount, r.currency
             ));
         }
-        for (i, response) in n.incidents.iter().zip(&r.responses) {
+        for (index, i) in n.incidents.iter().enumerate() {
+            let response = incident_response(r, index);
             out.push_str(&format!(
                 "    incident {} – {}: {}{}\n",
                 timestamp(i.start_ms),
                 i.end_ms.map_or("(ongoing)".to_string(), timestamp),
                 human_duration(i.downtime_ms),
-                response.as_ref().map_or(String::new(), response_note)
+                if response.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {response}")
+                }
             ));
         }
         out.push('\n');
@@ -948,63 +954,79 @@ pub fn to_text(reports: &[ServiceReport]) -> String {
     out
 }
 
-/// The text report's response lines: shown when the contract sets a target or an incident
-/// was acknowledged.
-fn response_lines(r: &ServiceReport) -> Vec<(&'static str, String)> {
+/// The response figures of a report or statement, under `labels` (acknowledged, MTTA, response
+/// breaches, restore breaches, longest restore): shown when the contract sets a target or an
+/// incident was acknowledged.
+pub fn response_figures(
+    r: &ServiceReport,
+    labels: [&'static str; 5],
+) -> Vec<(&'static str, String)> {
     let s = &r.response;
     if r.targets == response::Targets::default() && s.acknowledged == 0 {
         return Vec::new();
     }
-    let limit = |ms: Option<i64>| {
-        ms.map_or(String::new(), |l| {
-            format!(" (target {})", human_duration(l))
-        })
+    let target = |breaches: u32, limit: Option<i64>| match limit {
+        Some(l) => format!("{breaches} (target: within {})", human_duration(l)),
+        None => breaches.to_string(),
     };
+    let counted = {
+        let mut starts: Vec<i64> = r
+            .responses
+            .iter()
+            .flatten()
+            .filter(|i| i.counted)
+            .map(|i| i.start_ms)
+            .collect();
+        starts.dedup();
+        starts.len()
+    };
+    let [acknowledged, mtta, responses, restores, longest] = labels;
     vec![
-        ("acknowledged", s.acknowledged.to_string()),
-        ("MTTA", s.mtta_ms.map_or("n/a".to_string(), human_duration)),
+        (acknowledged, format!("{} of {counted}", s.acknowledged)),
+        (mtta, s.mtta_ms.map_or("n/a".to_string(), human_duration)),
         (
-            "response breaches",
-            format!(
-                "{}{}",
-                s.response_breaches,
-                limit(r.targets.respond_within_ms)
-            ),
+            responses,
+            target(s.response_breaches, r.targets.respond_within_ms),
         ),
         (
-            "restore breaches",
-            format!(
-                "{}{}",
-                s.restore_breaches,
-                limit(r.targets.restore_within_ms)
-            ),
+            restores,
+            target(s.restore_breaches, r.targets.restore_within_ms),
         ),
         (
-            "longest restore",
+            longest,
             s.max_restore_ms.map_or("n/a".to_string(), human_duration),
         ),
     ]
 }
 
-/// "; acknowledged by jo after 4 m; RESPONSE BREACH".
-pub fn response_note(r: &IncidentResponse) -> String {
-    let mut note = String::new();
-    if let (Some(ack), Some(after)) = (&r.ack, r.judged.ack_ms) {
-        note.push_str(&format!(
-            "; acknowledged{} after {}",
-            ack.by
-                .as_deref()
-                .map_or(String::new(), |b| format!(" by {b}")),
-            human_duration(after)
-        ));
+/// How incident `index` of `r` was responded to: "acknowledged by jo after 4 m; restored in
+/// 30 m; RESPONSE BREACH" (empty when there is nothing to say).
+pub fn incident_response(r: &ServiceReport, index: usize) -> String {
+    let Some(Some(i)) = r.responses.get(index) else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if let (Some(ack), Some(after)) = (&i.ack, i.judged.ack_ms) {
+        let by = ack
+            .by
+            .as_deref()
+            .map_or(String::new(), |b| format!(" by {b}"));
+        parts.push(format!("acknowledged{by} after {}", human_duration(after)));
+    } else if r.targets.respond_within_ms.is_some() {
+        parts.push("not acknowledged".to_string());
     }
-    if r.judged.response_breach {
-        note.push_str("; RESPONSE BREACH");
+    if let Some(restore) = i.judged.restore_ms
+        && r.targets != response::Targets::default()
+    {
+        parts.push(format!("restored in {}", human_duration(restore)));
     }
-    if r.judged.restore_breach {
-        note.push_str("; RESTORE BREACH");
+    if i.judged.response_breach {
+        parts.push("RESPONSE BREACH".to_string());
     }
-    note
+    if i.judged.restore_breach {
+        parts.push("RESTORE BREACH".to_string());
+    }
+    parts.join("; ")
 }
 
 /// The agreed exclusions of `contract` (its own and its services') overlapping

@@ -215,7 +215,16 @@ fn figures(st: &Statement, s: &ServiceReport) -> Vec<(&'static str, String)> {
             ),
         ));
     }
-    rows.extend(response_figures(s));
+    rows.extend(report::response_figures(
+        s,
+        [
+            "Acknowledged",
+            "MTTA",
+            "Response breaches",
+            "Restore breaches",
+            "Longest restore",
+        ],
+    ));
     if s.fee.0 > 0 {
         rows.push(("Monthly fee", format!("{} {}", s.fee, st.currency)));
     }
@@ -262,90 +271,6 @@ fn met_summary(st: &Statement) -> &'static str {
     }
 }
 
-/// The response and restore figures (DESIGN.md §6.2), when the contract sets a target or an
-/// incident was acknowledged.
-fn response_figures(s: &ServiceReport) -> Vec<(&'static str, String)> {
-    let r = &s.response;
-    if s.targets == crate::sla::response::Targets::default() && r.acknowledged == 0 {
-        return Vec::new();
-    }
-    let target = |ms: Option<i64>| {
-        ms.map_or(String::new(), |l| {
-            format!(" (target: within {})", human_duration(l))
-        })
-    };
-    vec![
-        (
-            "Acknowledged",
-            format!("{} of {}", r.acknowledged, counted_incidents(s)),
-        ),
-        ("MTTA", r.mtta_ms.map_or("n/a".to_string(), human_duration)),
-        (
-            "Response breaches",
-            format!(
-                "{}{}",
-                r.response_breaches,
-                target(s.targets.respond_within_ms)
-            ),
-        ),
-        (
-            "Restore breaches",
-            format!(
-                "{}{}",
-                r.restore_breaches,
-                target(s.targets.restore_within_ms)
-            ),
-        ),
-        (
-            "Longest restore",
-            r.max_restore_ms.map_or("n/a".to_string(), human_duration),
-        ),
-    ]
-}
-
-/// The recorded incidents that started in the period (what the response figures count).
-fn counted_incidents(s: &ServiceReport) -> usize {
-    let mut starts: Vec<i64> = s
-        .responses
-        .iter()
-        .flatten()
-        .filter(|r| r.counted)
-        .map(|r| r.start_ms)
-        .collect();
-    starts.dedup();
-    starts.len()
-}
-
-/// How an incident was responded to: "acknowledged by jo after 4 m; restored in 30 m; RESPONSE
-/// BREACH" (empty when there is nothing to say).
-fn response_cell(s: &ServiceReport, index: usize) -> String {
-    let Some(Some(r)) = s.responses.get(index) else {
-        return String::new();
-    };
-    let mut parts = Vec::new();
-    if let (Some(ack), Some(after)) = (&r.ack, r.judged.ack_ms) {
-        let by = ack
-            .by
-            .as_deref()
-            .map_or(String::new(), |b| format!(" by {b}"));
-        parts.push(format!("acknowledged{by} after {}", human_duration(after)));
-    } else if s.targets.respond_within_ms.is_some() {
-        parts.push("not acknowledged".to_string());
-    }
-    if let Some(restore) = r.judged.restore_ms
-        && s.targets != crate::sla::response::Targets::default()
-    {
-        parts.push(format!("restored in {}", human_duration(restore)));
-    }
-    if r.judged.response_breach {
-        parts.push("RESPONSE BREACH".to_string());
-    }
-    if r.judged.restore_breach {
-        parts.push("RESTORE BREACH".to_string());
-    }
-    parts.join("; ")
-}
-
 /// Each incident: start and end in the client's zone, duration, first failure, response.
 /// An incident's end: when it ended; for a closed month, an incident still down at the month's
 /// end says so (with its end, once known) instead of "ongoing".
@@ -373,7 +298,7 @@ fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 5]> {
                 cause
                     .as_ref()
                     .map_or("no data".to_string(), |c| c.to_string()),
-                response_cell(s, index),
+                report::incident_response(s, index),
             ]
         })
         .collect()

@@ -1,5 +1,6 @@
 //! What `slaprobe status` and `/api/v1/services` show of a service: its state, since when, the
-//! last outcome, and the month so far with its error budget.
+//! last outcome, who acknowledged its open incident, and the month so far with its error
+//! budget.
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -17,6 +18,14 @@ pub struct StatusLine {
     pub last: Option<LastOutcome>,
     /// This calendar month so far, in the contract's zone.
     pub month: Option<MonthToDate>,
+    /// Who took up the open incident, and when (`slaprobe ack`).
+    pub acknowledged: Option<Acknowledged>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Acknowledged {
+    pub at: String,
+    pub by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,6 +70,7 @@ fn status_only(
         since: None,
         last: None,
         month: None,
+        acknowledged: None,
     };
     let Some(num) = read::service_num(conn, &service.id)? else {
         return Ok(line);
@@ -72,7 +82,14 @@ fn status_only(
     let stale = now_ms - last.at_ms > service.max_gap().as_millis() as i64;
     let (state, since) = match (&s.open_incident, stale) {
         (_, true) => ("no-data", last.at_ms + service.interval.as_millis() as i64),
-        (Some(incident), false) => ("down", incident.start_ms),
+        (Some(incident), false) => {
+            line.acknowledged = crate::store::acks::ack_of(conn, &service.id, incident.start_ms)?
+                .map(|ack| Acknowledged {
+                    at: crate::text::timestamp_to_second(ack.at_ms),
+                    by: ack.by,
+                });
+            ("down", incident.start_ms)
+        }
         (None, false) => (
             "up",
             s.last_recovery_ms.or(s.first_ms).unwrap_or(last.at_ms),

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::sla::response::Ack;
+use crate::sla::response::{Ack, Response};
 
 /// What acknowledging a service's open incident did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +104,17 @@ pub struct RecordedIncident {
     pub start_ms: i64,
     pub end_ms: Option<i64>,
     pub ack: Option<Ack>,
+}
+
+impl RecordedIncident {
+    /// Its times, as `sla::response` judges them.
+    pub fn response(&self) -> Response {
+        Response {
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            ack_ms: self.ack.as_ref().map(|a| a.at_ms),
+        }
+    }
 }
 
 /// The recorded incidents of service number `num` overlapping `[from_ms, to_ms)`, by start.

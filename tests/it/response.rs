@@ -106,6 +106,13 @@ async fn an_ack_between_two_steps_stops_the_second_and_the_reminders() {
     to.sort();
     assert_eq!(to, ["lead@provider.example", "oncall@provider.example"]);
     assert!(told[2].text().contains("restarting the pool"));
+    let status = slaprobe(&ws, &["status", "--format", "json"]).await;
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["services"][0]["state"], "down", "{status}");
+    assert_eq!(
+        status["services"][0]["acknowledged"]["by"], "jo",
+        "{status}"
+    );
     // Past the second step's time and two reminder periods: nothing more while still down.
     tokio::time::sleep(Duration::from_millis(6500)).await;
     assert_eq!(smtp.received().len(), 3, "{:?}", subjects(&smtp.received()));
@@ -567,4 +574,38 @@ async fn the_daily_digest_goes_out_once_a_day() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     running.stop().await.unwrap();
     assert_eq!(smtp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_channel_whose_secret_is_not_set_stops_the_start_and_a_reload() {
+    let ws = Workspace::new();
+    let route = |env: &str| {
+        format!(
+            "[daemon]\ndatabase = \"slaprobe.db\"\n\n\
+             [[route]]\nid = \"r\"\nslack = {{ url_env = \"{env}\" }}\n\n\
+             [[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99%\"\nalert = \"r\"\n\n\
+             [[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:9\"\n"
+        )
+    };
+    let unset = ws.config_text(&route("SLAPROBE_TEST_NEVER_SET_A"));
+    let error = match runtime::start(unset, Options::default()).await {
+        Ok(_) => panic!("started without the channel's secret"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("SLAPROBE_TEST_NEVER_SET_A"), "{error}");
+    assert!(error.contains("are not set"), "{error}");
+
+    // `PATH` is always set: the daemon starts; a reload naming an unset variable is refused.
+    let set = ws.config_text(&route("PATH"));
+    let mut running = runtime::start(set, Options::default()).await.unwrap();
+    let unset = ws.config_text(&route("SLAPROBE_TEST_NEVER_SET_B"));
+    let refused = running.reload(unset).await;
+    assert!(refused.is_err());
+    assert_eq!(
+        running.config().routes[0].channels,
+        [slaprobe::config::Channel::Slack {
+            url_env: "PATH".into()
+        }]
+    );
+    running.stop().await.unwrap();
 }
