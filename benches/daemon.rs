@@ -5,6 +5,7 @@
 //!     cargo bench --bench daemon -- --services 10000 --duration 20s --skip-storage --reload
 //!     cargo bench --bench daemon -- --services 1000 --duration 60s --skip-storage \
 //!         --target-delay 500ms --max-in-flight 10                # 5x overload for a minute
+//!     cargo bench --bench daemon -- --services 10000 --skip-storage --binary OLD,NEW   # A/B
 //!
 //! The targets run in this process on loopback addresses 127.0.0.2–127.0.0.9 (several ports
 //! each, so that 1,000 new connections a second do not exhaust ephemeral ports); the daemon is
@@ -41,6 +42,8 @@ struct Scenario {
     reload: bool,
     max_in_flight: usize,
     target_delay: Duration,
+    /// The daemon binary (`--binary A,B` runs each scenario with each, in turn).
+    binary: std::path::PathBuf,
 }
 
 fn main() {
@@ -88,7 +91,18 @@ fn main() {
         "peak RSS",
         "lateness p50/p99/max ms",
     );
-    for services in counts {
+    let binaries: Vec<std::path::PathBuf> = match value("--binary") {
+        Some(list) => list.split(',').map(Into::into).collect(),
+        None => vec![env!("CARGO_BIN_EXE_slaprobe").into()],
+    };
+    let runs: Vec<(usize, std::path::PathBuf)> = counts
+        .iter()
+        .flat_map(|n| binaries.iter().map(move |b| (*n, b.clone())))
+        .collect();
+    for (services, binary) in runs {
+        if binaries.len() > 1 {
+            println!("binary {}:", binary.display());
+        }
         let scenario = Scenario {
             services,
             interval,
@@ -98,6 +112,7 @@ fn main() {
             reload: args.iter().any(|a| a == "--reload"),
             max_in_flight,
             target_delay,
+            binary,
         };
         let r = run(&scenario, &targets);
         println!(
@@ -233,7 +248,7 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
     std::fs::write(&config, config_text(s, targets, listen)).unwrap();
     let hits_before = targets.hits.load(Ordering::Relaxed);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+    let mut child = Command::new(&s.binary)
         .args(["run", "--config"])
         .arg(&config)
         .env("SLAPROBE_LOG", "warn")

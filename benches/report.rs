@@ -1,6 +1,7 @@
 //! Benchmark: reports over a year of history for 1,000 services (30 s interval).
 //!
 //!     cargo bench --bench report
+//!     cargo bench --bench report -- --keep      # leave the database and config for a profile
 //!
 //! Builds the database a year of operation leaves behind: hourly rollups for every service-hour
 //! (120 probes each, latencies 20–80 ms), two 10-minute incidents and one 5-minute no-data
@@ -21,6 +22,7 @@ const SERVICES: usize = 1_000;
 const HOUR: i64 = 3_600_000;
 
 fn main() {
+    let keep = std::env::args().any(|a| a == "--keep");
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("probes.toml");
     let mut text = String::from(
@@ -116,6 +118,10 @@ fn main() {
         "report --service over the whole year: {} (median of 20)",
         median(&mut single_runs)
     );
+    if keep {
+        println!("kept: {} (month {month})", config_path.display());
+        let _ = dir.keep();
+    }
 }
 
 fn median(runs: &mut [Duration]) -> String {
@@ -160,8 +166,8 @@ fn build_history(db: &std::path::Path, from: i64, to: i64) {
     {
         let mut rollup = tx
             .prepare(
-                "INSERT INTO rollup_hour (service, hour, probes, failures, latency, minutes_probed,
-                 minutes_all_failed) VALUES (?1, ?2, 120, 0, ?3, ?4, 0)",
+                "INSERT INTO rollup_hour (service, hour, probes, failures, latency, minutes_unprobed,
+                 minutes_all_failed) VALUES (?1, ?2, 120, 0, ?3, 0, 0)",
             )
             .unwrap();
         let mut incident = tx
@@ -173,15 +179,12 @@ fn build_history(db: &std::path::Path, from: i64, to: i64) {
         let mut no_data = tx
             .prepare("INSERT INTO no_data (service, start_ms, end_ms) VALUES (?1, ?2, ?3)")
             .unwrap();
-        let all_minutes: i64 = (1i64 << 60) - 1;
         // Hour by hour, every service each hour: the order the writer rolls up in, so pages
         // fill as they do in production.
         let mut hour = from / HOUR;
         while hour < to / HOUR {
             for num in 1..=SERVICES as i64 {
-                rollup
-                    .execute(params![num, hour, latency, all_minutes])
-                    .unwrap();
+                rollup.execute(params![num, hour, latency]).unwrap();
             }
             hour += 1;
         }

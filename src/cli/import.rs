@@ -142,7 +142,12 @@ fn reasons() -> String {
 }
 
 /// Imports the JSON-lines file at `path` into `service`'s history in the database at `db`.
-pub fn import(db: &Path, service: &Service, path: &Path) -> Result<Summary, ImportError> {
+pub fn import(
+    db: &Path,
+    service: &Service,
+    path: &Path,
+    retention: Duration,
+) -> Result<Summary, ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.display().to_string(),
         source,
@@ -172,7 +177,7 @@ pub fn import(db: &Path, service: &Service, path: &Path) -> Result<Summary, Impo
         });
     }
     let now_ms = crate::clock::Clock::system().now_ms();
-    summary.outcomes = store::append_history(db, &service.id, records, now_ms)?;
+    summary.outcomes = store::append_history(db, &service.id, records, now_ms, retention)?;
     Ok(summary)
 }
 

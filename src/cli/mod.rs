@@ -476,7 +476,12 @@ fn import(config: &Config, id: &str, file: &std::path::Path) -> ExitCode {
     let Some(service) = config.service(id) else {
         return usage_error(format!("{}: no service `{id}`", config.path.display()));
     };
-    match crate::cli::import::import(&config.daemon.database, service, file) {
+    match crate::cli::import::import(
+        &config.daemon.database,
+        service,
+        file,
+        config.daemon.retention,
+    ) {
         Ok(s) => {
             println!(
                 "{id}: imported {} outcomes ({} incidents opened, {} closed, {} blips, {} \

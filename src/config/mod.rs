@@ -66,17 +66,21 @@ impl Config {
         if let Some(fee) = service.own_fee {
             return fee;
         }
-        let members: Vec<&Service> = self
+        let members = self
             .services
             .iter()
-            .filter(|s| s.contract == service.contract)
-            .collect();
-        let shares: Vec<u32> = members.iter().map(|s| s.fee_share).collect();
-        let fees = crate::sla::credit::split_fee(contract.monthly_fee, &shares);
-        members
-            .iter()
-            .position(|s| s.id == service.id)
-            .map_or(Cents(0), |i| fees[i])
+            .filter(|s| s.contract == service.contract);
+        let mut index = None;
+        let mut shares = Vec::new();
+        for (i, member) in members.enumerate() {
+            if member.id == service.id {
+                index = Some(i);
+            }
+            shares.push(member.fee_share);
+        }
+        index.map_or(Cents(0), |i| {
+            crate::sla::credit::fee_share_of(contract.monthly_fee, &shares, i)
+        })
     }
 
     /// A service's response targets under `contract` (the contract as in force): its own

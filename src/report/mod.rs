@@ -493,11 +493,22 @@ pub fn service_report(
         exclusions,
         numbers,
     } = compute(conn, config, service, period, now_ms)?;
+    let targets = config.targets_of(service, &contract);
+    let responses = match num {
+        Some(num) => responses(conn, num, &numbers, targets, period, now_ms)?,
+        None => vec![None; numbers.incidents.len()],
+    };
+    // Under minute granularity a run of down minutes takes the cause of the recorded incident
+    // it falls in (kept for ever), else its first failure (kept as long as raw outcomes).
     let causes = match (contract.granularity, num) {
         (Granularity::Minute, Some(num)) => numbers
             .incidents
             .iter()
-            .map(|i| read::first_failure_in(conn, num, i.start_ms, i.end_ms.unwrap_or(now_ms)))
+            .zip(&responses)
+            .map(|(i, recorded)| match recorded {
+                Some(r) => read::incident_cause(conn, num, r.start_ms),
+                None => read::first_failure_in(conn, num, i.start_ms, i.end_ms.unwrap_or(now_ms)),
+            })
             .collect::<Result<_, _>>()?,
         (Granularity::Second, Some(num)) => numbers
             .incidents
@@ -531,11 +542,6 @@ pub fn service_report(
     let tiers: &[credit::CreditTier] = match contract.credit_on {
         CreditOn::Service => &contract.credits,
         CreditOn::Contract => &[],
-    };
-    let targets = config.targets_of(service, &contract);
-    let responses = match num {
-        Some(num) => responses(conn, num, &numbers, targets, period, now_ms)?,
-        None => vec![None; numbers.incidents.len()],
     };
     let summary = response_summary(&responses);
     let credit = credit::credit(

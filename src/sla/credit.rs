@@ -204,6 +204,26 @@ pub fn split_fee(total: Cents, shares: &[u32]) -> Vec<Cents> {
     fees.into_iter().map(|f| Cents(f as i64)).collect()
 }
 
+/// `split_fee(total, shares)[index]` without building the whole split: the member's whole share
+/// plus the cent it gets when its remainder ranks among the largest (ties in config order).
+pub fn fee_share_of(total: Cents, shares: &[u32], index: usize) -> Cents {
+    let sum: i128 = shares.iter().map(|&s| s as i128).sum();
+    if sum == 0 || index >= shares.len() {
+        return Cents(0);
+    }
+    let total_cents = total.0.max(0) as i128;
+    let floor = |s: u32| total_cents * s as i128 / sum;
+    let remainder = |s: u32| total_cents * s as i128 % sum;
+    let left = total_cents - shares.iter().map(|&s| floor(s)).sum::<i128>();
+    let own = remainder(shares[index]);
+    let ahead = shares
+        .iter()
+        .enumerate()
+        .filter(|&(i, &s)| remainder(s) > own || (remainder(s) == own && i < index))
+        .count() as i128;
+    Cents((floor(shares[index]) + i128::from(ahead < left)) as i64)
+}
+
 fn min_fraction(a: Fraction, b: Fraction) -> Fraction {
     if (a.num() as u128) * (b.den() as u128) <= (b.num() as u128) * (a.den() as u128) {
         a
@@ -508,5 +528,18 @@ mod tests {
         let issued = with_breaches(none, breach, Cents(999));
         assert_eq!(issued.amount, Cents(1_000));
         assert_eq!(issued.breach, breach);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_share_is_that_of_the_whole_split(
+            total in 0i64..10_000_000,
+            shares in proptest::collection::vec(0u32..20, 1..40),
+        ) {
+            let all = split_fee(Cents(total), &shares);
+            for (i, fee) in all.iter().enumerate() {
+                proptest::prop_assert_eq!(fee_share_of(Cents(total), &shares, i), *fee);
+            }
+        }
     }
 }

@@ -267,7 +267,7 @@ pub fn history_state(
         None => Ok((Resume::default(), None)),
         Some(num) => {
             let resume = read::resume(&conn, num, recent)?;
-            let last = read::latest_outcomes(&conn, num, 1)?.pop().map(|o| o.at_ms);
+            let last = read::latest_stored_ms(&conn, num)?;
             Ok((resume, last))
         }
     }
@@ -275,12 +275,15 @@ pub fn history_state(
 
 /// Appends a backfill of one service in a single transaction (all or nothing): registers the
 /// service, checks that every record is newer than anything stored, writes outcomes and
-/// events, then rolls up completed hours. `records`' service numbers are set here.
+/// events, then rolls up completed hours and applies `retention` as the daemon would (raw
+/// outcomes older than it are rolled up and not kept), so the file is what steady operation
+/// leaves. `records`' service numbers are set here.
 pub fn append_history(
     path: &Path,
     service_id: &str,
     mut records: Vec<Record>,
     now_ms: i64,
+    retention: Duration,
 ) -> Result<usize, StoreError> {
     let mut conn = open_writer_connection(path)?;
     let rolled_until = writer::rolled_until(&conn)?;
@@ -293,7 +296,7 @@ pub fn append_history(
         tx.query_row("SELECT num FROM service WHERE id = ?1", [service_id], |r| {
             r.get(0)
         })?;
-    let last = read::latest_outcomes(&tx, num, 1)?.pop().map(|o| o.at_ms);
+    let last = read::latest_stored_ms(&tx, num)?;
     if let (Some(last), Some(first)) = (last, records.first())
         && first.outcome.at_ms <= last
     {
@@ -308,6 +311,17 @@ pub fn append_history(
     writer::write_records(&tx, &records, rolled_until)?;
     tx.commit()?;
     writer::roll_up(&mut conn, now_ms)?;
+    let mut expired = 0;
+    loop {
+        let n = writer::enforce_retention(&mut conn, now_ms, retention)?;
+        if n == 0 {
+            break;
+        }
+        expired += n;
+    }
+    if expired > 0 {
+        writer::reclaim(&conn, None)?;
+    }
     Ok(records.len())
 }
 
@@ -367,6 +381,11 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    // Cached statements keep their plan whatever is bound (see `read::open`).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     // Incremental auto-vacuum lets retention give space back to the file system. It must be
     // chosen before anything is written (WAL mode writes the header); a database made without
     // it is converted once, with a VACUUM.

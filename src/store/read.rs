@@ -26,6 +26,13 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    // The query planner stability guarantee: a cached statement keeps its plan whatever values
+    // are bound, instead of being prepared again for each new binding (a report binds a new
+    // service to the same few statements a thousand times).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 
@@ -42,6 +49,21 @@ pub fn first_outcome_ms(conn: &Connection, id: &str) -> rusqlite::Result<Option<
         .query_row([id], |r| r.get(0))
         .optional()?
         .flatten())
+}
+
+/// When the latest stored outcome of a service was, as far as the store knows: the latest raw
+/// outcome, or, for an hour whose raw outcomes are past the retention, the end of its rollup
+/// (its outcomes are gone but the hour is taken). A backfill must come after it.
+pub fn latest_stored_ms(conn: &Connection, service: ServiceNum) -> rusqlite::Result<Option<i64>> {
+    let raw = latest_outcomes(conn, service, 1)?.pop().map(|o| o.at_ms);
+    let expired_hour: Option<i64> = conn.query_row(
+        "SELECT MAX(hour) FROM rollup_hour r WHERE service = ?1 AND NOT EXISTS
+             (SELECT 1 FROM outcome_chunk c WHERE c.service = r.service AND c.hour = r.hour)",
+        [service],
+        |r| r.get(0),
+    )?;
+    let rolled = expired_hour.map(|h| (h + 1) * HOUR_MS - 1);
+    Ok(raw.max(rolled))
 }
 
 /// The latest `n` raw outcomes of a service, oldest first.
@@ -235,8 +257,10 @@ pub fn latency_counts(
         return Ok((0, 0));
     };
     let (from_hour, to_hour) = (chunk::hour_of(first), chunk::hour_of(last - 1));
-    // Per rolled-up hour: (probes, probes under the threshold).
-    let mut rollups: HashMap<i64, (u64, u64)> = HashMap::new();
+    // Per hour of the span (by offset from `from_hour`): the rollup's (probes, probes under the
+    // threshold) and the raw outcomes, where stored.
+    let hours = (to_hour - from_hour + 1).max(0) as usize;
+    let mut rollups: Vec<Option<(u64, u64)>> = vec![None; hours];
     let mut statement = conn.prepare_cached(
         "SELECT hour, probes, latency FROM rollup_hour WHERE service = ?1 AND hour BETWEEN ?2 AND ?3",
     )?;
@@ -245,15 +269,16 @@ pub fn latency_counts(
         let hour: i64 = row.get(0)?;
         let probes = row.get::<_, i64>(1)? as u64;
         let good = Histogram::encoded_count_below(row.get_ref(2)?.as_blob()?, threshold_ms);
-        rollups.insert(hour, (probes, good));
+        rollups[(hour - from_hour) as usize] = Some((probes, good));
     }
     let mut statement = conn.prepare_cached(
         "SELECT hour, data FROM outcome_chunk WHERE service = ?1 AND hour BETWEEN ?2 AND ?3",
     )?;
-    let mut raw: HashMap<i64, Vec<u8>> = HashMap::new();
+    let mut raw: Vec<Option<Vec<u8>>> = vec![None; hours];
     let mut rows = statement.query(params![service, from_hour, to_hour])?;
     while let Some(row) = rows.next()? {
-        raw.insert(row.get(0)?, row.get(1)?);
+        let hour: i64 = row.get(0)?;
+        raw[(hour - from_hour) as usize] = Some(row.get(1)?);
     }
     let (mut good, mut total) = (0u64, 0u64);
     let threshold_us = u64::from(threshold_ms) * 1000;
@@ -263,7 +288,8 @@ pub fn latency_counts(
             continue;
         }
         let whole = inside == HOUR_MS;
-        match (whole, rollups.get(&hour), raw.get(&hour)) {
+        let at = (hour - from_hour) as usize;
+        match (whole, &rollups[at], &raw[at]) {
             (true, Some((probes, under)), _) | (false, Some((probes, under)), None) => {
                 good += under;
                 total += probes;

@@ -568,6 +568,9 @@ pub(super) fn roll_up(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<us
     Ok(rolled + pending.len())
 }
 
+/// Bits 0–59: every minute of an hour.
+const ALL_MINUTES: u64 = (1 << 60) - 1;
+
 fn write_rollup(
     tx: &rusqlite::Transaction<'_>,
     service: i64,
@@ -576,7 +579,7 @@ fn write_rollup(
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO rollup_hour
-             (service, hour, probes, failures, latency, minutes_probed, minutes_all_failed)
+             (service, hour, probes, failures, latency, minutes_unprobed, minutes_all_failed)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
@@ -585,7 +588,7 @@ fn write_rollup(
         rollup.probes,
         rollup.failures,
         rollup.latency.encode(),
-        rollup.minutes_probed as i64,
+        (!rollup.minutes_probed & ALL_MINUTES) as i64,
         rollup.minutes_all_failed as i64
     ])?;
     Ok(())

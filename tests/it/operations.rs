@@ -508,6 +508,7 @@ async fn the_status_page_renders_in_chromium() {
         &config.daemon.database,
         config.service("web").unwrap(),
         &ws.path("web.jsonl"),
+        config.daemon.retention,
     )
     .unwrap();
 

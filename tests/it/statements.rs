@@ -60,7 +60,13 @@ fn import_due_month(ws: &Workspace, down_minutes: i64) -> monthly::Month {
     }
     let file = ws.path("history.jsonl");
     std::fs::write(&file, lines).unwrap();
-    slaprobe::cli::import::import(&config.daemon.database, &config.services[0], &file).unwrap();
+    slaprobe::cli::import::import(
+        &config.daemon.database,
+        &config.services[0],
+        &file,
+        config.daemon.retention,
+    )
+    .unwrap();
     month
 }
 

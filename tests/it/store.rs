@@ -59,16 +59,17 @@ async fn completed_hours_are_rolled_up_exactly() {
     let now = jiff::Timestamp::now().as_millisecond();
     assert!(store::roll_up(&db, now).unwrap() >= 1);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let (probes, failures, latency, probed, all_failed): (u32, u32, Vec<u8>, i64, i64) = conn
+    let (probes, failures, latency, unprobed, all_failed): (u32, u32, Vec<u8>, i64, i64) = conn
         .query_row(
-            "SELECT probes, failures, latency, minutes_probed, minutes_all_failed
+            "SELECT probes, failures, latency, minutes_unprobed, minutes_all_failed
              FROM rollup_hour WHERE hour = ?1",
             [hour_start / HOUR],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .unwrap();
     assert_eq!((probes, failures), (6, 3));
-    assert_eq!((probed, all_failed), (0b111, 0b010));
+    // Minutes 0–2 probed (stored as the 57 minutes that were not), minute 1 all failed.
+    assert_eq!((unprobed, all_failed), (((1 << 60) - 1) & !0b111, 0b010));
     let histogram = Histogram::decode(&latency);
     assert_eq!(histogram.total(), 3);
     // Under 300 ms: the 10 ms and 299 ms probes; 300 ms itself is not under.
@@ -228,7 +229,14 @@ async fn retention_shrinks_the_file_and_keeps_old_reports_unchanged() {
     }
     let file = ws.path("history.jsonl");
     std::fs::write(&file, lines).unwrap();
-    slaprobe::cli::import::import(&config.daemon.database, &config.services[0], &file).unwrap();
+    // Imported under a retention longer than the history, so that everything is kept here.
+    slaprobe::cli::import::import(
+        &config.daemon.database,
+        &config.services[0],
+        &file,
+        Duration::from_secs(400 * 86_400),
+    )
+    .unwrap();
 
     let db = ws.db();
     let report = || {
@@ -262,4 +270,54 @@ async fn retention_shrinks_the_file_and_keeps_old_reports_unchanged() {
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))
         .unwrap();
     assert_eq!(free, 0);
+}
+
+#[tokio::test]
+async fn an_import_applies_the_retention_and_still_refuses_an_overlap() {
+    let ws = Workspace::new();
+    let config = ws.config("[[service]]\nid = \"api\"\ncontract = \"c\"\ntcp = \"127.0.0.1:9\"\ninterval = \"30s\"\ntimeout = \"5s\"\n");
+    let now = jiff::Timestamp::now().as_millisecond() / HOUR * HOUR;
+    let day = 24 * HOUR;
+    let history = |from: i64, to: i64| {
+        let mut lines = String::new();
+        let mut t = from;
+        while t < to {
+            lines.push_str(&crate::support::history_line(t, true));
+            t += 30_000;
+        }
+        lines
+    };
+    // 60 days up to an hour ago, under the default 35-day retention.
+    let file = ws.path("year.jsonl");
+    std::fs::write(&file, history(now - 60 * day, now - HOUR)).unwrap();
+    let import = |file: &std::path::Path| {
+        slaprobe::cli::import::import(
+            &config.daemon.database,
+            &config.services[0],
+            file,
+            config.daemon.retention,
+        )
+    };
+    import(&file).unwrap();
+    let conn = rusqlite::Connection::open(ws.db()).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    // Every hour is rolled up; raw outcomes are kept for the last 35 days only (the hour at
+    // the edge either way).
+    assert_eq!(count("SELECT COUNT(*) FROM rollup_hour"), 60 * 24 - 1);
+    let raw_hours = count("SELECT COUNT(*) FROM outcome_chunk");
+    assert!(
+        (35 * 24 - 2..=35 * 24 + 1).contains(&raw_hours),
+        "{raw_hours}"
+    );
+    assert_eq!(count("PRAGMA freelist_count"), 0, "the space is given back");
+
+    // A backfill into the expired part is still an overlap, though its outcomes are gone.
+    let late = ws.path("late.jsonl");
+    std::fs::write(&late, history(now - 50 * day, now - 50 * day + HOUR)).unwrap();
+    let refused = import(&late).unwrap_err().to_string();
+    assert!(refused.contains("api"), "{refused}");
+    // One after the latest outcome is taken.
+    let next = ws.path("next.jsonl");
+    std::fs::write(&next, history(now - HOUR, now - HOUR + 10 * 60_000)).unwrap();
+    assert_eq!(import(&next).unwrap().outcomes, 20);
 }
