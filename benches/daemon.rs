@@ -261,12 +261,20 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
     std::thread::sleep(s.interval + Duration::from_secs(1));
     let start_report = daemon_report(&api);
     let start_cpu = cpu_seconds(child.id());
+    let warm_rss_kib = status_kib(child.id(), "VmRSS:");
     let started = Instant::now();
     std::thread::sleep(s.duration);
     let end_report = daemon_report(&api);
     let end_cpu = cpu_seconds(child.id());
     let elapsed = started.elapsed().as_secs_f64();
-    let peak_rss_kib = peak_rss_kib(child.id());
+    let peak_rss_kib = status_kib(child.id(), "VmHWM:");
+    let end_rss_kib = status_kib(child.id(), "VmRSS:");
+    println!(
+        "         (RSS after the warm-up {:.1} MiB, at the end {:.1} MiB, peak {:.1} MiB)",
+        warm_rss_kib as f64 / 1024.0,
+        end_rss_kib as f64 / 1024.0,
+        peak_rss_kib as f64 / 1024.0
+    );
     // `/metrics`, timed from outside (request to last byte), after the measured stretch.
     let metrics_url = format!("http://127.0.0.1:{listen}/metrics");
     let mut metrics_ms = Vec::new();
@@ -623,11 +631,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     (utime + stime) / clock_ticks()
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A `/proc/PID/status` figure in KiB (`VmHWM:` the peak RSS, `VmRSS:` the current one).
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)

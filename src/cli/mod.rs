@@ -216,6 +216,7 @@ fn runtime(worker_threads: Option<usize>) -> tokio::runtime::Runtime {
 
 fn run(config: Config, log_format: LogFormat) -> ExitCode {
     init_logging(log_format);
+    crate::runtime::allocator::bound();
     let result = runtime(config.daemon.worker_threads).block_on(crate::runtime::run(
         config,
         crate::runtime::shutdown_signal(),

@@ -94,17 +94,70 @@ async fn healthz(Extract(state): Extract<State>) -> (StatusCode, &'static str) {
     }
 }
 
+/// `/metrics`, streamed: encoded on a blocking thread in chunks of `METRICS_CHUNK` bytes while
+/// the scraper reads, so a 15 MB exposition costs a few chunks of memory, not 15 MB.
 async fn metrics(Extract(state): Extract<State>) -> impl axum::response::IntoResponse {
-    let body = tokio::task::spawn_blocking(move || state.exposition.render())
-        .await
-        .unwrap_or_default();
+    let (sender, receiver) = tokio::sync::mpsc::channel::<axum::body::Bytes>(4);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Chunks {
+            text: String::with_capacity(METRICS_CHUNK),
+            sender,
+            runtime,
+        };
+        // An error means the scraper went away (or stalled): the rest is not encoded.
+        if state.exposition.render_to(&mut out).is_ok() {
+            let _ = out.send();
+        }
+    });
+    let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(chunk), receiver))
+    });
     (
         [(
             axum::http::header::CONTENT_TYPE,
             crate::http::exposition::CONTENT_TYPE,
         )],
-        body,
+        axum::body::Body::from_stream(chunks),
     )
+}
+
+/// How much `/metrics` text is encoded before it is handed to the connection.
+const METRICS_CHUNK: usize = 64 * 1024;
+
+/// A scraper that reads nothing for this long is dropped (the encoding holds the series' locks).
+const METRICS_STALL: Duration = Duration::from_secs(10);
+
+/// The exposition's text, sent on in chunks.
+struct Chunks {
+    text: String,
+    sender: tokio::sync::mpsc::Sender<axum::body::Bytes>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Chunks {
+    fn send(&mut self) -> std::fmt::Result {
+        let full = std::mem::replace(&mut self.text, String::with_capacity(METRICS_CHUNK));
+        let sent = self.runtime.block_on(tokio::time::timeout(
+            METRICS_STALL,
+            self.sender.send(axum::body::Bytes::from(full)),
+        ));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(std::fmt::Error),
+        }
+    }
+}
+
+impl std::fmt::Write for Chunks {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.text.push_str(s);
+        if self.text.len() >= METRICS_CHUNK {
+            self.send()?;
+        }
+        Ok(())
+    }
 }
 
 async fn status_page(Extract(state): Extract<State>) -> axum::response::Html<String> {

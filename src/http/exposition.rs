@@ -231,6 +231,14 @@ impl Exposition {
 
     /// The page, as of now.
     pub fn render(&self) -> String {
+        let mut text = String::with_capacity(1 << 20);
+        self.render_to(&mut text)
+            .expect("writing to a String does not fail");
+        text
+    }
+
+    /// The daemon-wide series, read from the counters they follow.
+    fn update_daemon_series(&self) {
         let d = &self.daemon;
         self.in_flight.set(d.in_flight.load(Ordering::Relaxed));
         self.store_queue
@@ -250,10 +258,13 @@ impl Exposition {
         }
         self.outbox_pending
             .set(self.delivery.pending.load(Ordering::Relaxed) as i64);
-        let mut text = String::with_capacity(1 << 20);
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("writing to a String does not fail");
-        text
+    }
+
+    /// Writes the exposition into `out` as it is encoded, so that a scrape can be streamed
+    /// (10,000 services are 15 MB of text, which then never sits in memory whole).
+    pub fn render_to(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        self.update_daemon_series();
+        prometheus_client::encoding::text::encode(out, &self.registry)
     }
 }
 

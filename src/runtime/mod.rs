@@ -2,6 +2,7 @@
 //! systemd it is ready, applies reloaded configs (SIGHUP) without stopping unchanged services,
 //! and on shutdown lets in-flight probes finish and flushes the store.
 
+pub mod allocator;
 pub mod reload;
 pub mod schedule;
 pub mod service_task;
