@@ -141,6 +141,7 @@ pub fn digest_text(
         .services
         .iter()
         .filter(|s| config.route_of(s).is_some_and(|r| r.id == route.id))
+        .map(|s| &**s)
         .collect();
     let mut yesterday = Vec::new();
     let mut open = Vec::new();

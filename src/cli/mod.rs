@@ -440,6 +440,7 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
                 .services
                 .iter()
                 .filter(|s| &s.contract == id)
+                .map(|s| &**s)
                 .collect()
         }
         (None, None) => unreachable!("clap requires --service or --contract"),

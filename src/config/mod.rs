@@ -38,14 +38,14 @@ pub struct Config {
     /// `[provider]`: who issues the statements.
     pub provider: Option<Provider>,
     pub contracts: Vec<Contract>,
-    pub services: Vec<Service>,
+    pub services: Vec<Arc<Service>>,
     pub maintenance: Vec<Maintenance>,
     pub routes: Vec<Route>,
 }
 
 impl Config {
     pub fn service(&self, id: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.id == id)
+        self.services.iter().find(|s| s.id == id).map(|s| &**s)
     }
 
     pub fn contract(&self, id: &str) -> Option<&Contract> {

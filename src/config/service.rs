@@ -237,8 +237,8 @@ pub(super) fn services_section(
     contract_ids: &HashSet<&str>,
     route_ids: &HashSet<&str>,
     d: &mut Diagnostics,
-) -> Vec<Service> {
-    let mut services: Vec<Service> = Vec::new();
+) -> Vec<Arc<Service>> {
+    let mut services: Vec<Arc<Service>> = Vec::new();
     let mut fees: Vec<FeeBasis> = Vec::new();
     let mut seen = Vec::new();
     for value in values {
@@ -311,7 +311,7 @@ pub(super) fn services_section(
         let (Some(id), Some(contract), Some(probe)) = (id, contract, probe) else {
             continue;
         };
-        services.push(Service {
+        services.push(Arc::new(Service {
             name: name.unwrap_or_else(|| id.clone()),
             id,
             contract,
@@ -327,7 +327,7 @@ pub(super) fn services_section(
             fee_share: fee.share,
             respond_within,
             restore_within,
-        });
+        }));
         fees.push(fee);
     }
     assign_fees(&services, &fees, contracts, d);
@@ -398,7 +398,7 @@ fn fee_basis(
 /// Where some services of a contract carry their own fee, every one must (the contract's
 /// fee is then split among none of them).
 fn assign_fees(
-    services: &[Service],
+    services: &[Arc<Service>],
     fees: &[FeeBasis],
     contracts: &[Contract],
     d: &mut Diagnostics,

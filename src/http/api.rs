@@ -264,6 +264,7 @@ pub async fn report(reading: Reading, Query(q): Query<ReportQuery>) -> Result<Re
                     .services
                     .iter()
                     .filter(|s| &s.contract == id)
+                    .map(|s| &**s)
                     .collect()
             }
             _ => return Err(bad_request("give service=ID or contract=ID".into())),

@@ -185,7 +185,7 @@ impl Running {
         }
         for service in &plan.changed {
             if let Some(updates) = self.services.get(&service.id) {
-                let _ = updates.send(Arc::new(service.clone()));
+                let _ = updates.send(service.clone());
             }
         }
         let start = tokio::time::Instant::now();
@@ -208,7 +208,7 @@ impl Running {
 
     fn spawn_service(
         &mut self,
-        service: Service,
+        service: Arc<Service>,
         num: crate::store::ServiceNum,
         resume: crate::sla::tracker::Resume,
         start: tokio::time::Instant,
@@ -222,7 +222,7 @@ impl Running {
         let (updates, updates_rx) = mpsc::unbounded_channel();
         self.services.insert(service.id.clone(), updates);
         let task = ServiceTask {
-            service: Arc::new(service),
+            service,
             series,
             num,
             tracker,

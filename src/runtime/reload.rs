@@ -3,6 +3,7 @@
 //! a plan out; `daemon` carries it out.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::config::{Config, Service};
 
@@ -13,11 +14,11 @@ pub struct Plan {
     /// in `at_restart`.
     pub config: Config,
     /// Services to start, in config order.
-    pub added: Vec<Service>,
+    pub added: Vec<Arc<Service>>,
     /// Ids of services to stop.
     pub removed: Vec<String>,
     /// Services whose settings changed: their tasks take the new ones, keeping their state.
-    pub changed: Vec<Service>,
+    pub changed: Vec<Arc<Service>>,
     pub unchanged: usize,
     /// Settings that changed in the file but apply only at a restart (`[daemon] listen`, …).
     pub at_restart: Vec<&'static str>,
@@ -80,7 +81,7 @@ pub fn plan(running: &Config, mut new: Config) -> Plan {
     for service in &new.services {
         match running.service(&service.id) {
             None => added.push(service.clone()),
-            Some(old) if old != service => changed.push(service.clone()),
+            Some(old) if old != service.as_ref() => changed.push(service.clone()),
             Some(_) => unchanged += 1,
         }
     }
@@ -127,7 +128,7 @@ mod tests {
             ],
         );
         let plan = plan(&running, new);
-        let ids = |services: &[Service]| -> Vec<String> {
+        let ids = |services: &[Arc<Service>]| -> Vec<String> {
             services.iter().map(|s| s.id.clone()).collect()
         };
         assert_eq!(ids(&plan.added), ["e"]);
