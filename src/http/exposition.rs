@@ -36,18 +36,29 @@ const DURATION_BUCKETS: [f64; 11] = [
 const MONTH_REFRESH: Duration = Duration::from_secs(300);
 const MONTH_FIRST: Duration = Duration::from_secs(2);
 
+/// A service's labels. The names are shared (`Arc<str>`): each of a service's six families
+/// holds the same two strings, not a copy of them.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabels {
-    pub service: String,
-    pub contract: String,
+    pub service: Arc<str>,
+    pub contract: Arc<str>,
+}
+
+impl ServiceLabels {
+    pub fn new(service: &str, contract: &str) -> ServiceLabels {
+        ServiceLabels {
+            service: service.into(),
+            contract: contract.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProbeLabels {
-    service: String,
-    contract: String,
-    result: String,
-    reason: String,
+    service: Arc<str>,
+    contract: Arc<str>,
+    result: &'static str,
+    reason: &'static str,
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -361,8 +372,8 @@ fn probe_labels(labels: &ServiceLabels, failed: Option<crate::probe::Reason>) ->
     ProbeLabels {
         service: labels.service.clone(),
         contract: labels.contract.clone(),
-        result: if failed.is_some() { "failed" } else { "ok" }.into(),
-        reason: failed.map_or_else(String::new, |r| r.to_string()),
+        result: if failed.is_some() { "failed" } else { "ok" },
+        reason: failed.map_or("", |r| r.as_str()),
     }
 }
 
@@ -402,10 +413,7 @@ pub async fn refresh(
                         continue;
                     }
                     exposition_c.set_month(
-                        &ServiceLabels {
-                            service: service.id.clone(),
-                            contract: service.contract.clone(),
-                        },
+                        &ServiceLabels::new(&service.id, &service.contract),
                         month.numbers.availability(),
                         month.budget.remaining_share(),
                     );

@@ -178,10 +178,7 @@ impl StatusPage {
             .collect();
         let mut open = Vec::new();
         for service in &services {
-            let labels = ServiceLabels {
-                service: service.id.clone(),
-                contract: contract.id.clone(),
-            };
+            let labels = ServiceLabels::new(&service.id, &contract.id);
             let (up, since_s) = self.exposition.state(&labels);
             let (class, word) = match up {
                 1 => ("up", "Up"),

@@ -215,10 +215,9 @@ impl Running {
     ) {
         let tracker = Tracker::resume(service.tracker_rules(), resume);
         let schedule = Schedule::new(start, &service.id, service.interval, service.retry_interval);
-        let series = self.exposition.service(ServiceLabels {
-            service: service.id.clone(),
-            contract: service.contract.clone(),
-        });
+        let series = self
+            .exposition
+            .service(ServiceLabels::new(&service.id, &service.contract));
         let (updates, updates_rx) = mpsc::unbounded_channel();
         self.services.insert(service.id.clone(), updates);
         let task = ServiceTask {

@@ -214,11 +214,8 @@ impl ServiceTask {
     /// or retry interval restarts the schedule from now; otherwise the schedule goes on.
     fn apply(&mut self, service: Arc<Service>) {
         if service.contract != self.service.contract {
-            let labels = ServiceLabels {
-                service: service.id.clone(),
-                contract: service.contract.clone(),
-            };
-            self.series.relabel(labels);
+            self.series
+                .relabel(ServiceLabels::new(&service.id, &service.contract));
         }
         self.tracker.set_rules(service.tracker_rules());
         if (service.interval, service.retry_interval)
