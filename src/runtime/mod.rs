@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -29,7 +29,7 @@ use crate::notify::{Backoff, Deliverer, DeliveryStats, HttpChannels, Mailer};
 use crate::probe::{Prober, ProberError};
 use crate::runtime::reload::Plan;
 use crate::runtime::schedule::Schedule;
-use crate::runtime::service_task::{ProbeRunner, ServiceTask, Shared};
+use crate::runtime::service_task::{ProbeRunner, ServiceTask, Shared, Update, Updates};
 use crate::sla::tracker::{OpenIncident, Tracker};
 use crate::store::SharedConnection;
 use crate::store::{Opened, Store, StoreError, StoreSettings};
@@ -86,7 +86,7 @@ pub struct Running {
     stop_rx: watch::Receiver<bool>,
     tasks: JoinSet<()>,
     /// Each running service's channel for reloaded settings; dropping it ends the task.
-    services: HashMap<String, mpsc::UnboundedSender<Arc<Service>>>,
+    services: HashMap<String, Arc<Updates>>,
     live: watch::Sender<Arc<Config>>,
     shared: Arc<Shared>,
     exposition: Arc<Exposition>,
@@ -180,12 +180,14 @@ impl Running {
         self.alerts.reload(config.clone(), added_open);
 
         for id in &plan.removed {
-            // Dropping the sender ends the task after its probe in flight, if any.
-            self.services.remove(id);
+            // The task ends after its probe in flight, if any.
+            if let Some(updates) = self.services.remove(id) {
+                updates.send(Update::Removed);
+            }
         }
         for service in &plan.changed {
             if let Some(updates) = self.services.get(&service.id) {
-                let _ = updates.send(service.clone());
+                updates.send(Update::Reloaded(service.clone()));
             }
         }
         let start = tokio::time::Instant::now();
@@ -218,8 +220,8 @@ impl Running {
         let series = self
             .exposition
             .service(ServiceLabels::new(&service.id, &service.contract));
-        let (updates, updates_rx) = mpsc::unbounded_channel();
-        self.services.insert(service.id.clone(), updates);
+        let updates = Arc::new(Updates::default());
+        self.services.insert(service.id.clone(), updates.clone());
         let task = ServiceTask {
             service,
             series,
@@ -229,7 +231,7 @@ impl Running {
         };
         task.publish_state();
         self.tasks
-            .spawn(task.run(self.shared.clone(), updates_rx, self.stop_rx.clone()));
+            .spawn(task.run(self.shared.clone(), updates, self.stop_rx.clone()));
     }
 
     /// Stops probing (probes in flight finish or time out), commits everything and closes the

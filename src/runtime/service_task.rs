@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -94,6 +94,45 @@ enum Interrupt {
     Reloaded(Arc<Service>),
 }
 
+/// What a reload tells a service task.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Reloaded(Arc<Service>),
+    Removed,
+}
+
+/// Where a reload leaves a service task its news: one slot, the latest word wins (a removal
+/// over any change). Ten thousand services each had a tokio channel, half a kilobyte apiece, for
+/// news that comes once in months.
+#[derive(Debug, Default)]
+pub struct Updates {
+    next: std::sync::Mutex<Option<Update>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Updates {
+    pub fn send(&self, update: Update) {
+        {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            if !matches!(*next, Some(Update::Removed)) {
+                *next = Some(update);
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// The next word; waits for one. (A `notify_one` with nobody waiting is kept, so a word
+    /// left between the look and the wait is not missed.)
+    async fn next(&self) -> Update {
+        loop {
+            if let Some(update) = self.next.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return update;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
 impl ServiceTask {
     /// Probes on schedule until `stop` turns true or `updates` closes (the service was removed
     /// by a reload); a probe in flight then finishes (bounded by its timeout) and is recorded
@@ -101,27 +140,27 @@ impl ServiceTask {
     pub async fn run(
         mut self,
         shared: Arc<Shared>,
-        mut updates: mpsc::UnboundedReceiver<Arc<Service>>,
+        updates: Arc<Updates>,
         mut stop: watch::Receiver<bool>,
     ) {
         let id = self.service.id.clone();
-        let interrupt = |update: Option<Arc<Service>>| match update {
-            Some(service) => Interrupt::Reloaded(service),
-            None => Interrupt::Removed,
+        let interrupt = |update: Update| match update {
+            Update::Reloaded(service) => Interrupt::Reloaded(service),
+            Update::Removed => Interrupt::Removed,
         };
         loop {
             let due = self.schedule.due();
             let interrupted = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stopped| *stopped) => Some(Interrupt::Stop),
-                update = updates.recv() => Some(interrupt(update)),
+                update = updates.next() => Some(interrupt(update)),
                 _ = tokio::time::sleep_until(due) => None,
             };
             let permit = match interrupted {
                 None => tokio::select! {
                     biased;
                     _ = stop.wait_for(|stopped| *stopped) => Err(Interrupt::Stop),
-                    update = updates.recv() => Err(interrupt(update)),
+                    update = updates.next() => Err(interrupt(update)),
                     permit = shared.slots.acquire() => permit.map_err(|_| Interrupt::Stop),
                 },
                 Some(interrupt) => Err(interrupt),
@@ -283,5 +322,38 @@ fn log_event(id: &str, event: &Event) {
             until = %at(*end_ms),
             "No data for this stretch (recorded as no-data)."
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(id: &str) -> Arc<Service> {
+        let text = format!(
+            "[[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99%\"\n\n\
+             [[service]]\nid = \"{id}\"\ncontract = \"c\"\ntcp = \"127.0.0.1:9\"\n"
+        );
+        let config = crate::config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        config.services[0].clone()
+    }
+
+    #[tokio::test]
+    async fn the_latest_word_wins_and_a_removal_stands() {
+        let updates = Updates::default();
+        // Sent before anyone waits: kept, not lost.
+        updates.send(Update::Reloaded(service("a")));
+        updates.send(Update::Reloaded(service("b")));
+        match updates.next().await {
+            Update::Reloaded(s) => assert_eq!(s.id, "b"),
+            Update::Removed => panic!("not removed"),
+        }
+        updates.send(Update::Removed);
+        updates.send(Update::Reloaded(service("c")));
+        assert!(matches!(updates.next().await, Update::Removed));
+        // Nothing more: the wait goes on.
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), updates.next()).await;
+        assert!(waited.is_err());
     }
 }
