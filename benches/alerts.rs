@@ -15,6 +15,8 @@
 //! started one at a time, a second and a half apart. Nothing is asserted: the figures go in the
 //! README.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
@@ -38,21 +40,13 @@ struct Shared {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let args = common::Args::read();
+    let value = |name: &str| args.value(name);
     let services: usize = value("--services").map_or(1_000, |v| v.parse().unwrap());
     let outages: usize = value("--outages").map_or(40, |v| v.parse().unwrap());
     let group_window = value("--group-window").unwrap_or_else(|| "0s".to_string());
     let webhook = value("--channel").is_some_and(|c| c == "webhook");
-    let together = args.iter().any(|a| a == "--together");
+    let together = args.flag("--together");
     let outages = if together { services } else { outages };
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -20,6 +20,8 @@
 //! the no-data written for missed schedule points. Nothing is asserted: the figures go in the
 //! README.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -47,16 +49,8 @@ struct Scenario {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let args = common::Args::read();
+    let value = |name: &str| args.value(name);
     let interval = humantime::parse_duration(&value("--interval").unwrap_or("10s".into())).unwrap();
     let duration = humantime::parse_duration(&value("--duration").unwrap_or("60s".into())).unwrap();
     let kind = value("--kind").unwrap_or_else(|| "http".into());
@@ -109,7 +103,7 @@ fn main() {
             duration,
             kind: kind.clone(),
             worker_threads,
-            reload: args.iter().any(|a| a == "--reload"),
+            reload: args.flag("--reload"),
             max_in_flight,
             target_delay,
             binary,
@@ -194,7 +188,7 @@ fn main() {
             );
         }
     }
-    if value("--skip-storage").is_none() && !args.iter().any(|a| a == "--skip-storage") {
+    if !args.flag("--skip-storage") {
         storage(&[Duration::from_secs(10), Duration::from_secs(30)]);
     }
 }

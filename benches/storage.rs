@@ -11,29 +11,23 @@
 //! file size includes SQLite's fixed overhead (schema, a few pages), divided among the
 //! services. Nothing is asserted: the figures go in the README.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DAY: i64 = 86_400_000;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let args = common::Args::read();
+    let value = |name: &str| args.value(name);
     let services: usize = value("--services").map_or(2, |v| v.parse().unwrap());
     let interval = humantime::parse_duration(&value("--interval").unwrap_or("30s".into()))
         .unwrap()
         .as_millis() as i64;
 
     let dir = tempfile::tempdir().unwrap();
-    let keep = args.iter().any(|a| a == "--keep");
+    let keep = args.flag("--keep");
     let config = dir.path().join("probes.toml");
     let mut text = String::from(
         "[daemon]\ndatabase = \"slaprobe.db\"\n\n[[contract]]\nid = \"bench\"\nclient = \"Bench\"\n\
