@@ -19,7 +19,7 @@ pub enum Granularity {
 }
 
 /// What the store knows of a service, as intervals in UTC milliseconds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timeline {
     /// Each incident: start, and end unless it is still open.
     pub incidents: Vec<(i64, Option<i64>)>,
@@ -319,7 +319,7 @@ fn parts(timeline: &Timeline, exclusions: &Exclusions, from: i64, end: i64, now:
 }
 
 /// Every stretch of `[from, to)` without a result standing for it.
-fn monitoring_gaps(timeline: &Timeline, from: i64, to: i64, now: i64) -> Intervals {
+pub fn monitoring_gaps(timeline: &Timeline, from: i64, to: i64, now: i64) -> Intervals {
     let mut gaps = timeline.no_data.clone();
     match (timeline.first_ms, timeline.last_ms) {
         (Some(first), Some(last)) => {
