@@ -124,6 +124,9 @@ pub struct ReportArgs {
     /// The last span up to now: 24h, 7d, 30d, …
     #[arg(long)]
     pub last: Option<String>,
+    /// One location's own view instead of the fleet's verdict (one of `[daemon] locations`).
+    #[arg(long)]
+    pub location: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 }
@@ -445,6 +448,16 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
         }
         (None, None) => unreachable!("clap requires --service or --contract"),
     };
+    if let Some(location) = &args.location
+        && location != &config.daemon.location
+    {
+        return usage_error(format!(
+            "{}: no location `{location}`: this database holds the history of `{}` only \
+             (an SQLite file is one location's; a fleet shares PostgreSQL)",
+            config.path.display(),
+            config.daemon.location
+        ));
+    }
     let spec = PeriodSpec::from_args(
         args.month.as_deref(),
         args.from.as_deref().zip(args.to.as_deref()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::contract::contracts_section;
-use super::fields::time_zone;
+use super::fields::{location_name, time_zone};
 use super::maintenance::maintenance_section;
 use super::reader::{Diagnostics, Table, Value, as_string, line_column};
 use super::route::routes_section;
@@ -119,7 +119,13 @@ fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> 
     // make each reference to it an error too.
     let declared_routes = declared_ids(&route_values);
     let route_ids: HashSet<&str> = declared_routes.iter().map(String::as_str).collect();
-    let contracts = contracts_section(&contract_values, &daemon.timezone, &route_ids, d);
+    let contracts = contracts_section(
+        &contract_values,
+        &daemon.timezone,
+        &daemon.locations,
+        &route_ids,
+        d,
+    );
     let contract_ids: HashSet<&str> = declared_contracts.iter().map(String::as_str).collect();
     let defaults = defaults_value.and_then(|v| defaults_section(v, d));
     let services = services_section(
@@ -128,6 +134,7 @@ fn build(doc: &DeTable<'_>, file: &Path, d: &mut Diagnostics) -> Option<Config> 
         &contracts,
         &contract_ids,
         &route_ids,
+        &daemon.locations,
         d,
     );
     let declared_services = declared_ids(&service_values);
@@ -200,6 +207,8 @@ fn daemon_section(
         worker_threads: None,
         public_contracts: None,
         operator_token_env: None,
+        location: "local".to_string(),
+        locations: vec!["local".to_string()],
     };
     let Some(mut t) = value.and_then(|v| Table::new(v, "[daemon]", d)) else {
         return daemon;
@@ -264,8 +273,77 @@ fn daemon_section(
         }
         daemon.flush_interval = flush;
     }
+    locations(&mut t, &mut daemon, d);
     t.finish(d);
     daemon
+}
+
+/// `location` and `locations`: where this daemon probes from and which locations the fleet
+/// expects (DESIGN.md §6.3). SQLite, a file of one machine, holds one location's history.
+fn locations(t: &mut Table<'_, '_>, daemon: &mut Daemon, d: &mut Diagnostics) {
+    if let Some(v) = t.get("location")
+        && let Some(name) = d.parse(v, "location", |v| {
+            let name = as_string(v)?;
+            location_name(name).map(|()| name.to_string())
+        })
+    {
+        daemon.location = name;
+    }
+    daemon.locations = vec![daemon.location.clone()];
+    let Some(v) = t.get("locations") else {
+        return;
+    };
+    let Some(names) = t.strings("locations", d) else {
+        return;
+    };
+    let span = v.span();
+    let mut seen = Vec::new();
+    for name in &names {
+        if let Err(e) = location_name(name) {
+            d.error(span.clone(), format!("`locations`: {e}"));
+            return;
+        }
+        if seen.contains(&name) {
+            d.error(
+                span.clone(),
+                format!("`locations` names `{name}` twice: list each once"),
+            );
+            return;
+        }
+        seen.push(name);
+    }
+    if names.is_empty() {
+        d.error(
+            span,
+            "`locations` is empty: list every location, this one included",
+        );
+        return;
+    }
+    if !names.contains(&daemon.location) {
+        d.error(
+            span,
+            format!(
+                "`locations` does not include this daemon's `location = \"{}\"`: add it, or set \
+                 `location` to one of {}",
+                daemon.location,
+                names.join(", ")
+            ),
+        );
+        return;
+    }
+    if names.len() > 1 {
+        d.error(
+            span,
+            format!(
+                "{} locations cannot share an SQLite file (it holds one location's history): keep \
+                 `locations = [\"{}\"]`, or give the fleet a shared PostgreSQL `database`",
+                names.len(),
+                daemon.location
+            ),
+        );
+        return;
+    }
+    daemon.locations = names;
 }
 
 /// `[provider]`: who issues the statements (shown on every one).

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use toml::de::DeValue;
 
-use super::fields::{email_list, required_id, route_reference, time_zone};
+use super::fields::{email_list, quorum, required_id, route_reference, time_zone};
 use super::reader::{Diagnostics, Table, Value, as_string, type_name};
 use super::*;
 use crate::sla::calendar::Holiday;
@@ -13,6 +13,7 @@ use crate::sla::credit::DowntimeCount;
 pub(super) fn contracts_section(
     values: &[Value<'_, '_>],
     default_tz: &TimeZoneName,
+    locations: &[String],
     route_ids: &HashSet<&str>,
     d: &mut Diagnostics,
 ) -> Vec<Contract> {
@@ -76,6 +77,7 @@ pub(super) fn contracts_section(
         let downtime_credit = t.get("downtime_credit").and_then(|v| downtime_credit(v, d));
         let respond_within = t.duration("respond_within", d);
         let restore_within = t.duration("restore_within", d);
+        let quorum = quorum(&mut t, locations, d);
         let breach_credit = t.get("breach_credit").and_then(|v| breach_credit(v, d));
         let terms = t
             .get("terms")
@@ -124,6 +126,7 @@ pub(super) fn contracts_section(
             terms,
             respond_within,
             restore_within,
+            quorum,
             breach_credit,
             statement_to,
             statements: statements.unwrap_or(StatementPolicy::Always),

@@ -8,6 +8,47 @@ use super::Alert;
 use super::reader::{Diagnostics, Table, as_string, type_name};
 use crate::sla::calendar::TimeZoneName;
 
+/// `quorum` on a contract or a service: how many of `[daemon] locations` must see a service
+/// down for the fleet's verdict to be down (DESIGN.md §6.3).
+pub(super) fn quorum(
+    t: &mut Table<'_, '_>,
+    locations: &[String],
+    d: &mut Diagnostics,
+) -> Option<usize> {
+    let n = t.integer("quorum", 1, 1_000, d)? as usize;
+    if n > locations.len() {
+        d.error(
+            t.key_span("quorum"),
+            format!(
+                "`quorum = {n}` is more than the {} location(s) in `[daemon] locations` ({}): \
+                 an outage could never be confirmed; write at most {}",
+                locations.len(),
+                locations.join(", "),
+                locations.len()
+            ),
+        );
+        return None;
+    }
+    Some(n)
+}
+
+/// A location's name: short, lower case, as it appears in reports ("confirmed from fra, nyc").
+pub(super) fn location_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a location name: use 1 to 32 lower-case letters, digits, '-' and '_', \
+             such as \"fra\" or \"us-east\""
+        ))
+    }
+}
+
 const ID_HINT: &str = "use letters, digits, '.', '_' and '-' only";
 
 pub(super) fn time_zone(v: &DeValue<'_>) -> Result<TimeZoneName, String> {

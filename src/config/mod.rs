@@ -93,6 +93,16 @@ impl Config {
         }
     }
 
+    /// How many of `[daemon] locations` must see `service` down for the verdict to be down:
+    /// its own `quorum`, else its contract's, else a majority of the locations.
+    pub fn quorum_of(&self, service: &Service) -> usize {
+        let contract = self.contract(&service.contract).and_then(|c| c.quorum);
+        service
+            .quorum
+            .or(contract)
+            .unwrap_or_else(|| crate::sla::quorum::majority(self.daemon.locations.len()))
+    }
+
     /// The route a service's alerts follow, if any (`alert = false` anywhere mutes).
     pub fn route_of(&self, service: &Service) -> Option<&Route> {
         let id = match &service.alert {
@@ -148,6 +158,10 @@ pub struct Daemon {
     pub public_contracts: Option<Vec<String>>,
     /// The variable holding the operator's API token (sees every contract).
     pub operator_token_env: Option<String>,
+    /// Where this daemon probes from (DESIGN.md §6.3); `"local"` unless set.
+    pub location: String,
+    /// Every location the fleet expects, this one included; `[location]` unless set.
+    pub locations: Vec<String>,
 }
 
 /// `[provider]`: the issuer named on every statement.
@@ -197,6 +211,8 @@ pub struct Contract {
     /// `respond_within` and `restore_within` (DESIGN.md §6.2); a service may set its own.
     pub respond_within: Option<Duration>,
     pub restore_within: Option<Duration>,
+    /// How many locations must see a service down (DESIGN.md §6.3); a service may set its own.
+    pub quorum: Option<usize>,
     /// `breach_credit = { response = "5%", restore = "10%" }`.
     pub breach_credit: Option<BreachCredit>,
     /// Whether the tier credit is decided per service (default) or on the contract as one
@@ -333,6 +349,8 @@ pub struct Service {
     /// Its own response targets, over the contract's.
     pub respond_within: Option<Duration>,
     pub restore_within: Option<Duration>,
+    /// Its own `quorum`, over the contract's.
+    pub quorum: Option<usize>,
 }
 
 impl Service {

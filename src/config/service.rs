@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use super::fields::{required_id, route_reference};
+use super::fields::{quorum, required_id, route_reference};
 use super::reader::{Diagnostics, Table, Value, as_string, type_name};
 use super::*;
 use crate::probe::{DnsSpec, HttpSpec, ProbeSpec, RecordKind, TcpSpec};
@@ -236,6 +236,7 @@ pub(super) fn services_section(
     contracts: &[Contract],
     contract_ids: &HashSet<&str>,
     route_ids: &HashSet<&str>,
+    locations: &[String],
     d: &mut Diagnostics,
 ) -> Vec<Arc<Service>> {
     let mut services: Vec<Arc<Service>> = Vec::new();
@@ -280,6 +281,7 @@ pub(super) fn services_section(
         let fee = fee_basis(&mut t, contract.as_deref(), contracts, value.span(), d);
         let respond_within = t.duration("respond_within", d);
         let restore_within = t.duration("restore_within", d);
+        let quorum = quorum(&mut t, locations, d);
         let probe = service_probe(&mut t, &own, defaults, send, d);
         let interval = own
             .interval
@@ -327,6 +329,7 @@ pub(super) fn services_section(
             fee_share: fee.share,
             respond_within,
             restore_within,
+            quorum,
         }));
         fees.push(fee);
     }

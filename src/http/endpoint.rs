@@ -177,6 +177,9 @@ async fn readyz() -> &'static str {
 /// `/api/v1/daemon`: what the daemon itself is doing.
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub struct DaemonReport {
+    /// Where this daemon probes from, and every location the fleet expects.
+    pub location: String,
+    pub locations: Vec<String>,
     pub services: usize,
     pub probes: u64,
     pub probes_failed: u64,
@@ -201,8 +204,11 @@ pub struct StoreReport {
 async fn daemon(Extract(state): Extract<State>) -> Json<DaemonReport> {
     let m = &state.metrics;
     let s = &state.store;
+    let config = state.config.current();
     Json(DaemonReport {
-        services: state.config.current().services.len(),
+        location: config.daemon.location.clone(),
+        locations: config.daemon.locations.clone(),
+        services: config.services.len(),
         probes: m.probes.load(Ordering::Relaxed),
         probes_failed: m.probes_failed.load(Ordering::Relaxed),
         probes_late: m.probes_late.load(Ordering::Relaxed),

@@ -43,6 +43,7 @@ pub fn plan(running: &Config, mut new: Config) -> Plan {
         };
         keep("[daemon] database", old.database != now.database);
         keep("[daemon] listen", old.listen != now.listen);
+        keep("[daemon] location", old.location != now.location);
         keep(
             "[daemon] max_in_flight",
             old.max_in_flight != now.max_in_flight,
@@ -58,6 +59,11 @@ pub fn plan(running: &Config, mut new: Config) -> Plan {
         );
         now.database = old.database.clone();
         now.listen = old.listen;
+        if now.location != old.location {
+            // The list was checked against the new location; the running one keeps its own.
+            now.location = old.location.clone();
+            now.locations = old.locations.clone();
+        }
         now.max_in_flight = old.max_in_flight;
         now.flush_interval = old.flush_interval;
         now.retention = old.retention;

@@ -350,6 +350,20 @@ const CASES: &[(&str, &str, usize, usize, &str)] = &[
         "names no share",
     ),
     (
+        "a contract's quorum above the number of locations",
+        "quorum = 2\n",
+        5,
+        1,
+        "more than the 1 location(s) in `[daemon] locations` (local)",
+    ),
+    (
+        "a service's quorum of none",
+        "[[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\nquorum = 0\n",
+        9,
+        10,
+        "from 1 to",
+    ),
+    (
         "syntax error",
         "[[service]\nid = \"s\"\n",
         5,
@@ -472,4 +486,78 @@ fn the_daemon_refuses_each_broken_config_and_writes_nothing() {
             .collect();
         assert!(written.is_empty(), "{what}: wrote {written:?}");
     }
+}
+
+/// `[daemon] location` and `locations` (DESIGN.md §6.3): names, membership, and SQLite's one
+/// location. (A `[daemon]` table cannot be in CASES: the daemon test adds its own.)
+#[test]
+fn locations_are_checked_where_they_are_written() {
+    let cases: &[(&str, &str, usize, usize, &str)] = &[
+        (
+            "an upper-case location",
+            "location = \"FRA\"\n",
+            2,
+            12,
+            "not a location name",
+        ),
+        (
+            "this location missing from the list",
+            "location = \"fra\"\nlocations = [\"nyc\"]\n",
+            3,
+            13,
+            "does not include this daemon's `location = \"fra\"`",
+        ),
+        (
+            "a location listed twice",
+            "locations = [\"local\", \"local\"]\n",
+            2,
+            13,
+            "names `local` twice",
+        ),
+        (
+            "several locations in one SQLite file",
+            "location = \"fra\"\nlocations = [\"fra\", \"nyc\", \"sgp\"]\n",
+            3,
+            13,
+            "3 locations cannot share an SQLite file",
+        ),
+    ];
+    for (what, daemon, line, column, needle) in cases {
+        let text = format!("[daemon]\n{daemon}{BASE}");
+        let errors = config::parse(&text, std::path::Path::new("p.toml"))
+            .map(|_| panic!("{what}: accepted"))
+            .unwrap_err()
+            .errors;
+        let found = errors
+            .iter()
+            .find(|e| e.message.contains(needle))
+            .unwrap_or_else(|| panic!("{what}: no error containing {needle:?}: {errors:#?}"));
+        assert_eq!(
+            (found.line, found.column),
+            (*line, *column),
+            "{what}: {found}"
+        );
+    }
+
+    // The defaults: one location, "local", and a majority quorum of it (1); a location of our
+    // own, listed alone, is accepted; a contract's quorum is its services' unless they set one.
+    let config = config::parse(
+        &format!(
+            "[daemon]\nlocation = \"fra-1\"\nlocations = [\"fra-1\"]\n{BASE}quorum = 1\n\
+             [[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\n"
+        ),
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.daemon.location, "fra-1");
+    assert_eq!(config.daemon.locations, vec!["fra-1".to_string()]);
+    assert_eq!(config.quorum_of(config.service("s").unwrap()), 1);
+    let config = config::parse(BASE, std::path::Path::new("p.toml")).unwrap();
+    assert_eq!(
+        (
+            config.daemon.location.as_str(),
+            config.daemon.locations.len()
+        ),
+        ("local", 1)
+    );
 }

@@ -171,6 +171,8 @@ async fn endpoint_reports_health_and_counters() {
         .unwrap();
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["services"], 1);
+    assert_eq!(report["location"], "local");
+    assert_eq!(report["locations"], serde_json::json!(["local"]));
     assert!(report["probes"].as_u64().unwrap() >= 2, "{report}");
     assert!(
         report["lateness"]["count"].as_u64().unwrap() >= 2,

@@ -163,6 +163,27 @@ async fn import_then_report_reproduces_a_known_month() {
     assert_eq!(r["incident_list"][0]["start"], "2026-10-10T10:00:00Z");
     assert_eq!(r["incident_list"][0]["end"], "2026-10-10T13:00:00Z");
 
+    // The file is this daemon's location ("local" by default): its own view is the same report;
+    // any other location is not in it.
+    let args = [
+        "report",
+        "--service",
+        "api",
+        "--month",
+        "2026-10",
+        "--format",
+        "json",
+    ];
+    let own = slaprobe(&ws, &[&args[..], &["--location", "local"]].concat()).await;
+    assert_eq!(own.status.code(), Some(0), "{own:?}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&own.stdout).unwrap(),
+        r
+    );
+    let other = slaprobe(&ws, &[&args[..], &["--location", "fra"]].concat()).await;
+    assert_eq!(other.status.code(), Some(64), "{other:?}");
+    assert!(String::from_utf8_lossy(&other.stderr).contains("no location `fra`"));
+
     // The same history again overlaps what is stored: refused, nothing written.
     let before = Db::open(&ws.db()).outcomes("api").len();
     let file = ws.path("history.jsonl");
