@@ -9,6 +9,7 @@ pub mod alerts;
 mod chunk;
 pub mod exclusions;
 pub mod outbox;
+pub mod pg;
 pub mod read;
 mod rollup;
 mod schema;

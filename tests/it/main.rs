@@ -1,4 +1,5 @@
-//! Integration tests: real servers on 127.0.0.1, real sockets, real SQLite files.
+//! Integration tests: real servers on 127.0.0.1, real sockets, real SQLite files, a real
+//! PostgreSQL server (a throwaway cluster on a Unix socket).
 
 mod alerts;
 mod architecture;
@@ -14,6 +15,8 @@ mod hostile;
 mod import;
 mod mail;
 mod operations;
+mod pg_server;
+mod postgres;
 mod probes;
 mod receiver;
 mod reload;

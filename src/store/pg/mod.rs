@@ -1,0 +1,124 @@
+//! The PostgreSQL store of a fleet (DESIGN.md §6.3): connecting (a libpq URI, a Unix socket or
+//! TCP with rustls) and the schema. The blocking `postgres` client is used from the store's own
+//! threads and `spawn_blocking`, as SQLite is.
+
+pub mod schema;
+
+use std::str::FromStr;
+
+use postgres::Client;
+use postgres::config::{Host, SslMode};
+
+/// Where the fleet's database is and how to log in; the password never comes from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTarget {
+    /// As written in the config (it holds no password: the config refuses one).
+    pub url: String,
+    /// The variable holding the password (`database_password_env`); else `PGPASSWORD`.
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("`{url}` is not a PostgreSQL connection URI: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot connect to PostgreSQL at {at}")]
+    Connect {
+        at: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("cannot prepare TLS for PostgreSQL: {0}")]
+    Tls(String),
+    #[error("cannot bring the PostgreSQL schema up to date")]
+    Migrate(#[from] schema::MigrationError),
+}
+
+/// Whether `database` names PostgreSQL (a `postgres://` or `postgresql://` URI) rather than an
+/// SQLite file.
+pub fn is_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// Parses the URI as libpq would, then fills in what libpq takes from the environment: the
+/// password (`password_env`, else `PGPASSWORD`) and the user (`PGUSER`, else the login name).
+pub fn config_of(target: &PgTarget) -> Result<postgres::Config, PgError> {
+    let mut config = postgres::Config::from_str(&target.url).map_err(|e| PgError::Url {
+        url: target.url.clone(),
+        reason: e.to_string(),
+    })?;
+    if config.get_password().is_none() {
+        let var = target.password_env.as_deref().unwrap_or("PGPASSWORD");
+        if let Ok(password) = std::env::var(var) {
+            config.password(password);
+        }
+    }
+    if config.get_user().is_none() {
+        let user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "slaprobe".to_string());
+        config.user(&user);
+    }
+    if config.get_hosts().is_empty() {
+        config.host(&std::env::var("PGHOST").unwrap_or_else(|_| "/run/postgresql".to_string()));
+    }
+    if config.get_dbname().is_none()
+        && let Ok(db) = std::env::var("PGDATABASE")
+    {
+        config.dbname(&db);
+    }
+    config.application_name("slaprobe");
+    Ok(config)
+}
+
+/// Opens a connection (TLS as `sslmode` says: `prefer` by default, `require` insists; a Unix
+/// socket never uses TLS) and brings the schema up to date.
+pub fn connect(target: &PgTarget) -> Result<Client, PgError> {
+    let mut client = connect_only(target)?;
+    schema::migrate(&mut client)?;
+    Ok(client)
+}
+
+/// Opens a connection without touching the schema (readers of a database a daemon migrated).
+pub fn connect_only(target: &PgTarget) -> Result<Client, PgError> {
+    let config = config_of(target)?;
+    let at = describe(&config);
+    let result = if config.get_ssl_mode() == SslMode::Disable {
+        config.connect(postgres::NoTls)
+    } else {
+        config.connect(tls()?)
+    };
+    result.map_err(|source| PgError::Connect { at, source })
+}
+
+/// "host:port/db" or "socket dir/db", for messages (never the password).
+fn describe(config: &postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "?".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        config
+            .get_dbname()
+            .unwrap_or(config.get_user().unwrap_or("?"))
+    )
+}
+
+/// rustls with the system's root certificates (and ring, as everywhere else).
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        let _ = roots.add(cert);
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PgError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
