@@ -141,7 +141,7 @@ impl Store {
         let services = register_on(&mut conn, service_ids, recent)?;
         let (sender, receiver) = std::sync::mpsc::channel();
         let stats = Arc::new(StoreStats::default());
-        let writer = writer::spawn(conn, receiver, stats.clone(), settings);
+        let writer = writer::spawn(writer::Sqlite::new(conn), receiver, stats.clone(), settings);
         Ok(Opened {
             store: Store { sender, stats },
             writer,

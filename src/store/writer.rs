@@ -1,10 +1,12 @@
-//! The writer thread: the only code that writes to SQLite once the daemon runs.
+//! The writer thread: the only code that writes outcomes once the daemon runs, and its SQLite
+//! backend.
 //!
 //! It gathers records for `flush_interval`, commits them in one transaction, and between
 //! batches rolls completed hours up and deletes raw outcomes past the retention, a little at a
-//! time. A failed commit (disk full, database locked) keeps the batch in memory and tries
-//! again; past `BUFFER_LIMIT` records the oldest plain outcomes are shed and their stretch is
-//! written as no-data, so nothing is dropped silently.
+//! time. A failed commit (disk full, database locked, PostgreSQL unreachable) keeps the batch
+//! in memory and tries again; past `BUFFER_LIMIT` records the oldest plain outcomes are shed and
+//! their stretch is written as no-data, so nothing is dropped silently. The loop is the same for
+//! both stores; a `Backend` does the writing (`Sqlite` here, `pg::writer::Postgres`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,40 +44,49 @@ const MAIL_KEPT_MS: i64 = 90 * 86_400_000;
 /// `PRAGMA optimize` runs this often (and at shutdown).
 const OPTIMIZE_EVERY: Duration = Duration::from_secs(6 * 3600);
 
-pub(super) fn spawn(
-    conn: Connection,
+/// What the writer loop needs of a store.
+pub(super) trait Backend: Send + 'static {
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Writes `batch` and the no-data stretches of `shed` outcomes in one transaction.
+    /// `retrying`: the previous attempt failed, and may have committed without saying so.
+    fn commit(&mut self, batch: &[Record], shed: &[Gap], retrying: bool)
+    -> Result<(), Self::Error>;
+    /// Rollups, retention and housekeeping, a little at a time; logs its own failures.
+    fn maintenance(&mut self, now_ms: i64, retention: Duration);
+    /// At shutdown, after the last commit.
+    fn close(&mut self);
+    /// What a failed write means for an operator.
+    fn explain(&self, e: &Self::Error) -> &'static str;
+}
+
+pub(super) fn spawn<B: Backend>(
+    backend: B,
     receiver: Receiver<Command>,
     stats: Arc<StoreStats>,
     settings: StoreSettings,
 ) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("slaprobe-store".to_string())
-        .spawn(move || Writer::new(conn, stats, settings).run(receiver))
+        .spawn(move || Writer::new(backend, stats, settings).run(receiver))
         .expect("spawning the store writer thread")
 }
 
-struct Writer {
-    conn: Connection,
+struct Writer<B> {
+    backend: B,
     stats: Arc<StoreStats>,
     settings: StoreSettings,
     next_maintenance: Instant,
-    next_optimize: Instant,
-    /// The rollup watermark: an outcome for an earlier hour marks that hour for a new rollup.
-    rolled_until: Option<i64>,
     /// Stretches whose outcomes were shed during a write outage, to write as no-data.
     shed: Vec<Gap>,
 }
 
-impl Writer {
-    fn new(conn: Connection, stats: Arc<StoreStats>, settings: StoreSettings) -> Writer {
-        let rolled_until = rolled_until(&conn).unwrap_or(None);
+impl<B: Backend> Writer<B> {
+    fn new(backend: B, stats: Arc<StoreStats>, settings: StoreSettings) -> Writer<B> {
         Writer {
-            conn,
+            backend,
             stats,
             settings,
             next_maintenance: Instant::now(),
-            next_optimize: Instant::now() + OPTIMIZE_EVERY,
-            rolled_until,
             shed: Vec::new(),
         }
     }
@@ -128,7 +139,7 @@ impl Writer {
                 self.shed.extend(gaps);
             }
             if !batch.is_empty() || (!self.shed.is_empty() && failures == 0) {
-                match self.commit(&batch) {
+                match self.commit(&batch, failures > 0) {
                     Ok(()) => {
                         self.stats
                             .queued
@@ -154,7 +165,7 @@ impl Writer {
                                 attempt = failures,
                                 "{} Probing goes on; records are kept in memory and written \
                                  when it works again.",
-                                write_failure(&e)
+                                self.backend.explain(&e)
                             );
                         }
                         if closing.is_some() && failures >= 5 {
@@ -176,18 +187,20 @@ impl Writer {
                 let _ = waiter.send(());
             }
             if let Some(done) = closing.take() {
-                self.checkpoint();
+                self.backend.close();
                 let _ = done.send(());
                 return;
             }
             if Instant::now() >= self.next_maintenance {
-                self.maintenance();
+                self.backend
+                    .maintenance(self.settings.clock.now_ms(), self.settings.retention);
+                self.beat();
                 self.next_maintenance = Instant::now() + MAINTENANCE_EVERY;
             }
         }
         // Every sender is gone without a close: commit what is left.
         if !batch.is_empty()
-            && let Err(e) = self.commit(&batch)
+            && let Err(e) = self.commit(&batch, failures > 0)
         {
             error!(error = %Chain(&e), records = batch.len(), "Lost records at exit.");
         }
@@ -211,17 +224,9 @@ impl Writer {
         self.stats.heartbeat.beat();
     }
 
-    fn commit(&mut self, batch: &[Record]) -> rusqlite::Result<()> {
+    fn commit(&mut self, batch: &[Record], retrying: bool) -> Result<(), B::Error> {
         let started = Instant::now();
-        let tx = self.conn.transaction()?;
-        write_records(&tx, batch, self.rolled_until)?;
-        for gap in &self.shed {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO no_data (service, start_ms, end_ms) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![gap.service, gap.start_ms, gap.end_ms])?;
-        }
-        tx.commit()?;
+        self.backend.commit(batch, &self.shed, retrying)?;
         self.shed.clear();
         let took = started.elapsed().as_micros() as u64;
         self.stats
@@ -232,16 +237,51 @@ impl Writer {
         self.stats.max_commit_us.fetch_max(took, Ordering::Relaxed);
         Ok(())
     }
+}
 
-    fn maintenance(&mut self) {
-        let now_ms = self.settings.clock.now_ms();
+/// The SQLite file of a single machine: the writer's connection and its bookkeeping.
+pub(super) struct Sqlite {
+    conn: Connection,
+    next_optimize: Instant,
+    /// The rollup watermark: an outcome for an earlier hour marks that hour for a new rollup.
+    rolled_until: Option<i64>,
+}
+
+impl Sqlite {
+    pub(super) fn new(conn: Connection) -> Sqlite {
+        let rolled_until = rolled_until(&conn).unwrap_or(None);
+        Sqlite {
+            conn,
+            next_optimize: Instant::now() + OPTIMIZE_EVERY,
+            rolled_until,
+        }
+    }
+}
+
+impl Backend for Sqlite {
+    type Error = rusqlite::Error;
+
+    fn commit(&mut self, batch: &[Record], shed: &[Gap], _retrying: bool) -> rusqlite::Result<()> {
+        // A failed SQLite commit wrote nothing: a retry needs no care.
+        let tx = self.conn.transaction()?;
+        write_records(&tx, batch, self.rolled_until)?;
+        for gap in shed {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO no_data (service, start_ms, end_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![gap.service, gap.start_ms, gap.end_ms])?;
+        }
+        tx.commit()
+    }
+
+    fn maintenance(&mut self, now_ms: i64, retention: Duration) {
         match roll_up(&mut self.conn, now_ms) {
             Ok(0) => {}
             Ok(hours) => info!(hours, "Rolled up completed hours."),
             Err(e) => warn!(error = %Chain(&e), "Rollup failed; will retry."),
         }
         self.rolled_until = rolled_until(&self.conn).unwrap_or(self.rolled_until);
-        match enforce_retention(&mut self.conn, now_ms, self.settings.retention) {
+        match enforce_retention(&mut self.conn, now_ms, retention) {
             Ok(0) => {}
             Ok(deleted) => info!(chunks = deleted, "Deleted raw outcomes past the retention."),
             Err(e) => warn!(error = %Chain(&e), "Retention failed; will retry."),
@@ -258,16 +298,19 @@ impl Writer {
             }
             self.next_optimize = Instant::now() + OPTIMIZE_EVERY;
         }
-        self.beat();
     }
 
-    fn checkpoint(&mut self) {
+    fn close(&mut self) {
         if let Err(e) = self
             .conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")
         {
             warn!(error = %Chain(&e), "Checkpoint at shutdown failed; the WAL will be replayed on start.");
         }
+    }
+
+    fn explain(&self, e: &rusqlite::Error) -> &'static str {
+        write_failure(e)
     }
 }
 
@@ -288,10 +331,10 @@ fn write_failure(e: &rusqlite::Error) -> &'static str {
 
 /// A service's stretch without stored outcomes, `[start_ms, end_ms)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Gap {
-    service: super::ServiceNum,
-    start_ms: i64,
-    end_ms: i64,
+pub(super) struct Gap {
+    pub(super) service: super::ServiceNum,
+    pub(super) start_ms: i64,
+    pub(super) end_ms: i64,
 }
 
 /// Drops the oldest records until `batch` holds at most `keep`, sparing records with events,
