@@ -93,6 +93,10 @@ pub enum StoreError {
     },
     #[error("database error")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Postgres(#[from] pg::PgError),
+    #[error("PostgreSQL error")]
+    PostgresQuery(#[from] postgres::Error),
     #[error("the store writer has stopped")]
     WriterGone,
     #[error(
@@ -142,6 +146,35 @@ impl Store {
         let (sender, receiver) = std::sync::mpsc::channel();
         let stats = Arc::new(StoreStats::default());
         let writer = writer::spawn(writer::Sqlite::new(conn), receiver, stats.clone(), settings);
+        Ok(Opened {
+            store: Store { sender, stats },
+            writer,
+            services,
+        })
+    }
+
+    /// Opens the fleet's PostgreSQL store as `location`: connects, migrates, registers
+    /// `service_ids` (numbers a fleet shares), loads each service's resume state from what this
+    /// location wrote, and starts the writer thread, which reconnects by itself after an
+    /// outage and meanwhile keeps records in memory as for SQLite.
+    pub fn open_postgres(
+        target: &pg::PgTarget,
+        location: &str,
+        service_ids: &[String],
+        recent: usize,
+        settings: StoreSettings,
+    ) -> Result<Opened, StoreError> {
+        let mut client = pg::connect(target)?;
+        let nums = pg::writer::register(&mut client, service_ids)?;
+        let mut services = HashMap::with_capacity(nums.len());
+        for (id, num) in nums {
+            let resume = pg::read::resume(&mut client, location, num, recent)?;
+            services.insert(id, (num, resume));
+        }
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let stats = Arc::new(StoreStats::default());
+        let backend = pg::writer::Postgres::new(target.clone(), location.to_string(), Some(client));
+        let writer = writer::spawn(backend, receiver, stats.clone(), settings);
         Ok(Opened {
             store: Store { sender, stats },
             writer,

@@ -87,12 +87,20 @@ impl PgServer {
         )
     }
 
-    /// Creates an empty database and returns its URI.
+    /// Creates an empty database and returns its URI. (On a thread of its own: the blocking
+    /// client cannot run on an async test's threads.)
     pub fn database(&self, name: &str) -> String {
-        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .unwrap();
+        let admin_url = self.url("postgres");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).unwrap();
+                admin
+                    .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                    .unwrap();
+            })
+            .join()
+            .unwrap()
+        });
         self.url(name)
     }
 

@@ -104,3 +104,213 @@ fn a_stopped_server_comes_back_with_its_data() {
     let mut client = pg::connect_only(&target(url)).unwrap();
     assert_eq!(schema::version(&mut client).unwrap(), schema::VERSION);
 }
+
+mod writing {
+    use std::time::Duration;
+
+    use slaprobe::clock::Clock;
+    use slaprobe::probe::{Failure, Outcome, Reason};
+    use slaprobe::sla::tracker::Event;
+    use slaprobe::store::pg::{self, read, writer::Postgres};
+    use slaprobe::store::{Record, Store, StoreSettings};
+
+    use super::target;
+    use crate::pg_server::PgServer;
+
+    const T0: i64 = 1_790_000_000_000; // 2026-09-21T14:13:20Z
+
+    fn ok(service: i64, at_ms: i64) -> Record {
+        Record {
+            service,
+            outcome: Outcome {
+                at_ms,
+                latency: Duration::from_micros(1_500),
+                failure: None,
+            },
+            events: Vec::new(),
+            first: false,
+        }
+    }
+
+    fn failed(service: i64, at_ms: i64, events: Vec<Event>) -> Record {
+        Record {
+            outcome: Outcome {
+                failure: Some(Failure::new(Reason::Connect, "connection refused")),
+                ..ok(service, at_ms).outcome
+            },
+            events,
+            ..ok(service, at_ms)
+        }
+    }
+
+    fn settings() -> StoreSettings {
+        StoreSettings {
+            flush_interval: Duration::from_millis(50),
+            retention: Duration::from_secs(35 * 86_400),
+            clock: Clock::system(),
+        }
+    }
+
+    /// Outcomes and events of two locations land in one database, each under its location;
+    /// a restarted daemon resumes from what its own location wrote.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_locations_write_their_own_view_and_resume_from_it() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let t = target(server.database("fleet"));
+        let ids = vec!["api".to_string(), "web".to_string()];
+        let fra = blocking(|| Store::open_postgres(&t, "fra", &ids, 5, settings()).unwrap());
+        let nyc = blocking(|| Store::open_postgres(&t, "nyc", &ids, 5, settings()).unwrap());
+        let api = fra.services["api"].0;
+        assert_eq!(
+            nyc.services["api"].0, api,
+            "a fleet shares the service numbers"
+        );
+        let first = |mut r: Record| {
+            r.first = true;
+            r
+        };
+        let opened = Event::IncidentOpened {
+            start_ms: T0 + 10_000,
+            first_failure: Failure::new(Reason::Connect, "connection refused"),
+        };
+        fra.store.record(first(ok(api, T0))).unwrap();
+        fra.store.record(failed(api, T0 + 10_000, vec![])).unwrap();
+        fra.store
+            .record(failed(api, T0 + 20_000, vec![opened]))
+            .unwrap();
+        nyc.store.record(first(ok(api, T0 + 1_000))).unwrap();
+        nyc.store.record(ok(api, T0 + 11_000)).unwrap();
+        fra.store.flush().await.unwrap();
+        nyc.store.flush().await.unwrap();
+
+        blocking(|| {
+            let mut client = pg::connect(&t).unwrap();
+            let at =
+                |v: Vec<slaprobe::store::RawOutcome>| v.iter().map(|o| o.at_ms).collect::<Vec<_>>();
+            let fra_seen = read::outcomes(&mut client, "fra", api, T0, T0 + 60_000).unwrap();
+            assert_eq!(at(fra_seen.clone()), [T0, T0 + 10_000, T0 + 20_000]);
+            assert!(fra_seen[0].is_ok() && !fra_seen[1].is_ok());
+            assert_eq!(latency_us(&fra_seen), 1_500);
+            let nyc_seen = read::outcomes(&mut client, "nyc", api, T0, T0 + 60_000).unwrap();
+            assert_eq!(at(nyc_seen), [T0 + 1_000, T0 + 11_000]);
+            assert_eq!(
+                read::incidents(&mut client, "fra", api).unwrap(),
+                [(T0 + 10_000, None)]
+            );
+            assert!(read::incidents(&mut client, "nyc", api).unwrap().is_empty());
+            let firsts: Vec<(String, i64)> = client
+                .query(
+                    "SELECT location, first_ms FROM service_location WHERE service = $1 ORDER BY 1",
+                    &[&api],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            assert_eq!(firsts, [("fra".into(), T0), ("nyc".into(), T0 + 1_000)]);
+        });
+
+        fra.store.close().await.unwrap();
+        nyc.store.close().await.unwrap();
+        let again = blocking(|| Store::open_postgres(&t, "fra", &ids, 5, settings()).unwrap());
+        let resume = &again.services["api"].1;
+        assert_eq!(resume.open_incident.as_ref().unwrap().start_ms, T0 + 10_000);
+        assert_eq!(resume.recent.len(), 3);
+        assert_eq!(
+            resume.recent[1].1.as_ref().unwrap().detail,
+            "connection refused"
+        );
+        again.store.close().await.unwrap();
+    }
+
+    /// The blocking PostgreSQL client on a thread of its own, off the async threads (as the
+    /// daemon uses it: its writer thread and `spawn_blocking`).
+    fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| s.spawn(f).join().unwrap())
+    }
+
+    fn latency_us(outcomes: &[slaprobe::store::RawOutcome]) -> u32 {
+        outcomes[0].latency_us
+    }
+
+    /// A batch retried after an attempt that committed without saying so (and grown by what
+    /// came meanwhile) writes only the new outcomes: no row twice.
+    #[test]
+    fn a_retried_batch_writes_nothing_twice() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let t = target(server.database("fleet"));
+        let mut client = pg::connect(&t).unwrap();
+        let nums = pg::writer::register(&mut client, &["api".to_string()]).unwrap();
+        let api = nums["api"];
+        let mut writer = Postgres::new(t.clone(), "fra".into(), None);
+        let opened = Event::IncidentOpened {
+            start_ms: T0,
+            first_failure: Failure::new(Reason::Connect, "connection refused"),
+        };
+        let batch = vec![failed(api, T0, vec![opened]), ok(api, T0 + 10_000)];
+        writer.commit_batch(&batch, false).unwrap();
+        let mut grown = batch.clone();
+        grown.push(ok(api, T0 + 20_000));
+        writer.commit_batch(&grown, true).unwrap();
+        let seen = read::outcomes(&mut client, "fra", api, T0, T0 + 60_000).unwrap();
+        let times: Vec<i64> = seen.iter().map(|o| o.at_ms).collect();
+        assert_eq!(times, [T0, T0 + 10_000, T0 + 20_000]);
+        let n: i64 = client
+            .query_one("SELECT n FROM outcome_chunk WHERE service = $1", &[&api])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 3);
+        assert_eq!(read::incidents(&mut client, "fra", api).unwrap().len(), 1);
+        let failures: i64 = client
+            .query_one("SELECT count(*) FROM failure", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(failures, 1);
+    }
+
+    /// PostgreSQL stopped for a while: probing's records wait in memory and are all written,
+    /// once, when it is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_wait_out_an_outage_of_postgres() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let t = target(server.database("fleet"));
+        let opened = blocking(|| {
+            Store::open_postgres(&t, "fra", &["api".to_string()], 5, settings()).unwrap()
+        });
+        let api = opened.services["api"].0;
+        opened.store.record(ok(api, T0)).unwrap();
+        opened.store.flush().await.unwrap();
+        server.stop();
+        for i in 1..=20 {
+            opened.store.record(ok(api, T0 + i * 1_000)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            opened
+                .store
+                .stats()
+                .write_errors
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
+        server.start_again();
+        tokio::time::timeout(Duration::from_secs(30), opened.store.flush())
+            .await
+            .expect("written within 30 s of the return")
+            .unwrap();
+        let seen = blocking(|| {
+            let mut client = pg::connect(&t).unwrap();
+            read::outcomes(&mut client, "fra", api, T0, T0 + 60_000).unwrap()
+        });
+        let times: Vec<i64> = seen.iter().map(|o| o.at_ms).collect();
+        let expected: Vec<i64> = (0..=20).map(|i| T0 + i * 1_000).collect();
+        assert_eq!(times, expected);
+        opened.store.close().await.unwrap();
+    }
+}

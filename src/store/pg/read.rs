@@ -1,0 +1,139 @@
+//! Reading one location's history from PostgreSQL: what a restarted daemon resumes from, and
+//! the raw outcomes and events a report or test reads.
+
+use postgres::GenericClient;
+
+use crate::probe::{Failure, Reason};
+use crate::sla::tracker::{OpenIncident, Resume};
+use crate::store::ServiceNum;
+use crate::store::chunk::{self, RawOutcome};
+
+/// The latest `n` outcomes of a service at a location, oldest first.
+pub fn latest_outcomes(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+    n: usize,
+) -> Result<Vec<RawOutcome>, postgres::Error> {
+    let mut newest_first: Vec<RawOutcome> = Vec::new();
+    let mut before = i64::MAX;
+    while newest_first.len() < n {
+        let Some(row) = client.query_opt(
+            "SELECT hour, data FROM outcome_chunk
+             WHERE service = $1 AND location = $2 AND hour < $3 ORDER BY hour DESC LIMIT 1",
+            &[&service, &location, &before],
+        )?
+        else {
+            break;
+        };
+        let hour: i64 = row.get(0);
+        let data: Vec<u8> = row.get(1);
+        newest_first.extend(chunk::decode(hour, &data).into_iter().rev());
+        before = hour;
+    }
+    newest_first.truncate(n);
+    newest_first.reverse();
+    Ok(newest_first)
+}
+
+/// Every raw outcome of a service at a location in `[from_ms, to_ms)`, in time order.
+pub fn outcomes(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<RawOutcome>, postgres::Error> {
+    let rows = client.query(
+        "SELECT hour, data FROM outcome_chunk
+         WHERE service = $1 AND location = $2 AND hour >= $3 AND hour <= $4 ORDER BY hour",
+        &[
+            &service,
+            &location,
+            &chunk::hour_of(from_ms),
+            &chunk::hour_of(to_ms - 1),
+        ],
+    )?;
+    Ok(rows
+        .iter()
+        .flat_map(|r| chunk::decode(r.get(0), r.get::<_, &[u8]>(1)))
+        .filter(|o| (from_ms..to_ms).contains(&o.at_ms))
+        .collect())
+}
+
+fn failure(reason: &str, detail: String) -> Failure {
+    Failure::new(Reason::parse(reason).unwrap_or(Reason::Internal), detail)
+}
+
+/// The open incident of a service at a location, if any.
+pub fn open_incident(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+) -> Result<Option<OpenIncident>, postgres::Error> {
+    let row = client.query_opt(
+        "SELECT start_ms, reason, detail FROM incident
+         WHERE service = $1 AND location = $2 AND end_ms IS NULL",
+        &[&service, &location],
+    )?;
+    Ok(row.map(|r| OpenIncident {
+        start_ms: r.get(0),
+        first_failure: failure(r.get(1), r.get(2)),
+    }))
+}
+
+/// Each incident of a service at a location: start and end (`None`: open), in order.
+pub fn incidents(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+) -> Result<Vec<(i64, Option<i64>)>, postgres::Error> {
+    let rows = client.query(
+        "SELECT start_ms, end_ms FROM incident WHERE service = $1 AND location = $2
+         ORDER BY start_ms",
+        &[&service, &location],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// What a location's state machine for a service needs to continue where it stopped.
+pub fn resume(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+    recent: usize,
+) -> Result<Resume, postgres::Error> {
+    let outcomes = latest_outcomes(client, location, service, recent + 1)?;
+    let had_history = outcomes.len() > recent
+        || client
+            .query_opt(
+                "SELECT 1 FROM rollup_hour WHERE service = $1 AND location = $2 LIMIT 1",
+                &[&service, &location],
+            )?
+            .is_some();
+    let skip = outcomes.len().saturating_sub(recent);
+    let mut with_failures = Vec::with_capacity(recent);
+    for o in &outcomes[skip..] {
+        let failure = match o.reason {
+            None => None,
+            Some(reason) => Some(
+                client
+                    .query_opt(
+                        "SELECT reason, detail FROM failure
+                         WHERE service = $1 AND location = $2 AND at_ms = $3",
+                        &[&service, &location, &o.at_ms],
+                    )?
+                    .map_or_else(
+                        || Failure::new(reason, "(detail not kept)"),
+                        |r| failure(r.get(0), r.get(1)),
+                    ),
+            ),
+        };
+        with_failures.push((o.at_ms, failure));
+    }
+    Ok(Resume {
+        open_incident: open_incident(client, location, service)?,
+        recent: with_failures,
+        had_history,
+    })
+}
