@@ -28,4 +28,5 @@ mod sla_cases;
 mod smtp_server;
 mod statements;
 mod store;
+mod store_suite;
 mod support;

@@ -314,3 +314,107 @@ mod writing {
         opened.store.close().await.unwrap();
     }
 }
+
+/// The verdict read from a shared database: a location whose own network failed sees an
+/// outage nobody else sees (no downtime for the fleet, all of it in its own view); an outage
+/// every location sees is one incident, from the second location's first failure on, confirmed
+/// from the locations in the order they saw it.
+#[test]
+fn the_fleet_verdict_overrules_one_cut_off_location() {
+    use slaprobe::probe::{Failure, Outcome, Reason};
+    use slaprobe::sla::tracker::Event;
+    use slaprobe::store::Record;
+    use slaprobe::store::pg::writer::Postgres;
+
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let t = target(server.database("fleet"));
+    let mut client = pg::connect(&t).unwrap();
+    let nums = pg::writer::register(&mut client, &["api".to_string()]).unwrap();
+    let api = nums["api"];
+    const T0: i64 = 1_790_000_000_000;
+    const M: i64 = 60_000;
+    let record = |at_ms: i64, ok: bool, events: Vec<Event>, first: bool| Record {
+        service: api,
+        outcome: Outcome {
+            at_ms,
+            latency: std::time::Duration::from_millis(2),
+            failure: (!ok).then(|| Failure::new(Reason::Connect, "network unreachable")),
+        },
+        events,
+        first,
+    };
+    // Each location probes every minute for an hour. fra is cut off from 10 min on (its
+    // incident never closes). nyc and sgp see the service down 40–50 min and 42–48 min.
+    let opened = |start_ms| Event::IncidentOpened {
+        start_ms,
+        first_failure: Failure::new(Reason::Connect, "network unreachable"),
+    };
+    let closed = |start_ms, end_ms| Event::IncidentClosed { start_ms, end_ms };
+    let down: [(&str, Option<(i64, i64)>); 3] = [
+        ("fra", Some((10, 61))),
+        ("nyc", Some((40, 50))),
+        ("sgp", Some((42, 48))),
+    ];
+    for (location, outage) in down {
+        let mut writer = Postgres::new(t.clone(), location.into(), None);
+        let mut batch = Vec::new();
+        for m in 0..=60 {
+            let failing = outage.is_some_and(|(s, e)| (s..e).contains(&m));
+            let mut events = Vec::new();
+            if let Some((s, e)) = outage {
+                if m == s + 1 {
+                    events.push(opened(T0 + s * M));
+                }
+                if m == e && e <= 60 {
+                    events.push(closed(T0 + s * M, T0 + e * M));
+                }
+            }
+            batch.push(record(T0 + m * M, !failing, events, m == 0));
+        }
+        writer.commit_batch(&batch, false).unwrap();
+    }
+    let locations: Vec<String> = ["fra", "nyc", "sgp"].map(String::from).to_vec();
+    let now = T0 + 60 * M + 1;
+    let verdict = pg::read::verdict(
+        &mut client,
+        &locations,
+        2,
+        api,
+        (T0, T0 + 60 * M),
+        now,
+        (M, 2 * M + 10_000),
+    )
+    .unwrap();
+    // fra alone (10–40 min) is no outage; from nyc's first failure (40 min) two locations see
+    // it down, until nyc recovers (50 min): the fleet's one incident, 10 minutes.
+    assert_eq!(
+        verdict.timeline.incidents,
+        [(T0 + 40 * M, Some(T0 + 50 * M))]
+    );
+    assert_eq!(verdict.seen_by, [vec!["fra", "nyc", "sgp"]]);
+    // fra's own view has its whole cut-off as an open incident.
+    let own = pg::read::timeline(
+        &mut client,
+        "fra",
+        api,
+        (T0, T0 + 60 * M),
+        M,
+        2 * M + 10_000,
+    )
+    .unwrap();
+    assert_eq!(own.incidents, [(T0 + 10 * M, None)]);
+    // With the fleet's other two healthy (quorum 2 of 3), fra's cut-off alone costs nothing.
+    let healthy_fleet = pg::read::verdict(
+        &mut client,
+        &locations,
+        2,
+        api,
+        (T0, T0 + 40 * M),
+        now,
+        (M, 2 * M + 10_000),
+    )
+    .unwrap();
+    assert!(healthy_fleet.timeline.incidents.is_empty());
+}

@@ -4,6 +4,8 @@
 use postgres::GenericClient;
 
 use crate::probe::{Failure, Reason};
+use crate::sla::availability::Timeline;
+use crate::sla::quorum::{self, LocationView, Verdict};
 use crate::sla::tracker::{OpenIncident, Resume};
 use crate::store::ServiceNum;
 use crate::store::chunk::{self, RawOutcome};
@@ -136,4 +138,104 @@ pub fn resume(
         recent: with_failures,
         had_history,
     })
+}
+
+/// What the SLA maths needs of a service at one location for `[from_ms, to_ms)`: that
+/// location's incidents and no-data stretches overlapping it, its blips in it, its first and
+/// latest outcome (as `store::read::timeline` for SQLite).
+pub fn timeline(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+    span: (i64, i64),
+    interval_ms: i64,
+    max_gap_ms: i64,
+) -> Result<Timeline, postgres::Error> {
+    let (from_ms, to_ms) = span;
+    let pairs = |rows: Vec<postgres::Row>| -> Vec<(i64, i64)> {
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    let incidents = client
+        .query(
+            "SELECT start_ms, end_ms FROM incident
+             WHERE service = $1 AND location = $2 AND start_ms < $4
+               AND (end_ms IS NULL OR end_ms > $3)
+             ORDER BY start_ms",
+            &[&service, &location, &from_ms, &to_ms],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let no_data = pairs(client.query(
+        "SELECT start_ms, end_ms FROM no_data
+         WHERE service = $1 AND location = $2 AND start_ms < $4 AND end_ms > $3
+         ORDER BY start_ms",
+        &[&service, &location, &from_ms, &to_ms],
+    )?);
+    let blips = client
+        .query(
+            "SELECT start_ms FROM blip
+             WHERE service = $1 AND location = $2 AND start_ms >= $3 AND start_ms < $4
+             ORDER BY start_ms",
+            &[&service, &location, &from_ms, &to_ms],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let first_ms = client
+        .query_opt(
+            "SELECT first_ms FROM service_location WHERE service = $1 AND location = $2",
+            &[&service, &location],
+        )?
+        .map(|r| r.get(0));
+    let last_ms = match latest_outcomes(client, location, service, 1)?.pop() {
+        Some(o) => Some(o.at_ms),
+        None => client
+            .query_one(
+                "SELECT max(hour) FROM rollup_hour WHERE service = $1 AND location = $2",
+                &[&service, &location],
+            )?
+            .get::<_, Option<i64>>(0)
+            .map(|hour| (hour + 1) * chunk::HOUR_MS - 1),
+    };
+    Ok(Timeline {
+        incidents,
+        no_data,
+        blips,
+        first_ms,
+        last_ms,
+        interval_ms,
+        max_gap_ms,
+    })
+}
+
+/// The fleet's verdict on a service for `[from_ms, to_ms)` as of `now_ms` (DESIGN.md §6.3):
+/// every expected location's own timeline (one that never wrote is without data throughout)
+/// combined under `quorum`. `cadence` is the service's interval and max gap.
+pub fn verdict(
+    client: &mut impl GenericClient,
+    locations: &[String],
+    quorum: usize,
+    service: ServiceNum,
+    span: (i64, i64),
+    now_ms: i64,
+    (interval_ms, max_gap_ms): (i64, i64),
+) -> Result<Verdict, postgres::Error> {
+    let mut timelines = Vec::with_capacity(locations.len());
+    for location in locations {
+        timelines.push(timeline(
+            client,
+            location,
+            service,
+            span,
+            interval_ms,
+            max_gap_ms,
+        )?);
+    }
+    let views: Vec<LocationView<'_>> = locations
+        .iter()
+        .zip(&timelines)
+        .map(|(location, timeline)| LocationView { location, timeline })
+        .collect();
+    Ok(quorum::verdict(&views, quorum, now_ms))
 }
