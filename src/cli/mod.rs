@@ -4,6 +4,7 @@
 pub mod ack;
 pub mod exclusions;
 pub mod import;
+pub mod migrate;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -92,6 +93,8 @@ pub enum Command {
         /// Where to write the copy; must not exist.
         file: PathBuf,
     },
+    /// Copy this SQLite history into a fleet's PostgreSQL (--to postgres://…), all or nothing.
+    Migrate(migrate::MigrateArgs),
     /// Backfill a service's outcomes from JSON lines; a bad line imports nothing (exit 65).
     Import {
         /// The service id.
@@ -189,6 +192,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Exclusions(args) => exclusions::list(&config, &args),
         Command::Import { service, file } => import(&config, &service, &file),
         Command::Backup { file } => backup(&config, &file),
+        Command::Migrate(args) => migrate::migrate(&config, &args),
         Command::Statement {
             contract,
             month,

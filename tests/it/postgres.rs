@@ -418,3 +418,192 @@ fn the_fleet_verdict_overrules_one_cut_off_location() {
     .unwrap();
     assert!(healthy_fleet.timeline.incidents.is_empty());
 }
+
+/// `slaprobe migrate --to`: a year imported into SQLite, copied into PostgreSQL under the
+/// daemon's location: every month's timeline and rollups, and so its numbers, are the same on
+/// both; a second copy is refused and writes nothing.
+#[test]
+fn migrate_copies_a_year_and_the_numbers_stay_the_same() {
+    use std::fmt::Write as _;
+
+    use slaprobe::sla::Intervals;
+    use slaprobe::sla::availability::{Exclusions, NoDataPolicy, compute};
+    use slaprobe::store::read as sqlite;
+
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let ws = crate::support::Workspace::new();
+    ws.config_text(
+        r#"
+[daemon]
+database = "slaprobe.db"
+location = "fra"
+
+[[contract]]
+id = "acme"
+client = "ACME Corp"
+target = "99.9%"
+
+[[service]]
+id = "api"
+contract = "acme"
+tcp = "127.0.0.1:9"
+interval = "5m"
+timeout = "10s"
+confirm_down = 2
+"#,
+    );
+    let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let (start, end) = (ms("2025-11-01T00:00:00Z"), ms("2026-11-01T00:00:00Z"));
+    const DAY: i64 = 86_400_000;
+    let mut history = String::new();
+    let mut t = start;
+    while t < end {
+        let in_day = (t - start) % (30 * DAY);
+        // Every 30 days: down 10:00–10:30 on day 9, a blip at 00:00 on day 11, nothing for an
+        // hour on day 19.
+        let down =
+            (9 * DAY + 36_000_000..9 * DAY + 37_800_000).contains(&in_day) || in_day == 11 * DAY;
+        let silent = (19 * DAY..19 * DAY + 3_600_000).contains(&in_day);
+        if !silent {
+            let ts = jiff::Timestamp::from_millisecond(t).unwrap();
+            if down {
+                writeln!(history, r#"{{"ts":"{ts}","ok":false,"latency_ms":3,"reason":"connect","detail":"refused"}}"#).unwrap();
+            } else {
+                writeln!(history, r#"{{"ts":"{ts}","ok":true,"latency_ms":12}}"#).unwrap();
+            }
+        }
+        t += 300_000;
+    }
+    let file = ws.path("year.jsonl");
+    std::fs::write(&file, history).unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+            .args(args)
+            .arg("--config")
+            .arg(ws.path("probes.toml"))
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["import", "--service", "api", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let out = cli(&[
+        "exclude",
+        "--service",
+        "api",
+        "--from",
+        "2026-03-10T10:00:00Z",
+        "--to",
+        "2026-03-10T10:30:00Z",
+        "--reason",
+        "client's firewall change",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+
+    let url = server.database("fleet");
+    let out = cli(&["migrate", "--to", &url]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(said.contains("location `fra`"), "{said}");
+    assert!(said.contains("rollup_hour"), "{said}");
+
+    let conn = sqlite::open(&ws.db()).unwrap();
+    let old = sqlite::service_num(&conn, "api").unwrap().unwrap();
+    let mut client = pg::connect(&target(url.clone())).unwrap();
+    let new = pg::writer::register(&mut client, &["api".to_string()]).unwrap()["api"];
+    let (interval, gap) = (300_000, 610_000);
+    let now = ms("2026-12-02T00:00:00Z");
+    let mut month_start = start;
+    let mut months = 0;
+    let mut incidents = 0;
+    while month_start < end {
+        let month_end = month_start + 30 * DAY;
+        let a = sqlite::timeline(&conn, old, month_start, month_end, interval, gap).unwrap();
+        let b = pg::read::timeline(
+            &mut client,
+            "fra",
+            new,
+            (month_start, month_end),
+            interval,
+            gap,
+        )
+        .unwrap();
+        assert_eq!(a, b, "from {month_start}");
+        let ex = Exclusions {
+            covered: Intervals::single(month_start, month_end),
+            maintenance: Intervals::empty(),
+            agreed: Intervals::empty(),
+            no_data_policy: NoDataPolicy::Exclude,
+        };
+        let (na, nb) = (
+            compute(&a, &ex, month_start, month_end, now),
+            compute(&b, &ex, month_start, month_end, now),
+        );
+        assert_eq!(na, nb);
+        incidents += na.incidents.len();
+        months += 1;
+        month_start = month_end;
+    }
+    assert_eq!(months, 13);
+    assert!(incidents >= 12, "{incidents} incidents in the year");
+
+    // The rollups, row for row.
+    let sqlite_rollups: Vec<(i64, i64, i64, Vec<u8>, i64, i64)> = conn
+        .prepare(
+            "SELECT hour, probes, failures, latency, minutes_unprobed, minutes_all_failed
+             FROM rollup_hour ORDER BY hour",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let pg_rollups: Vec<(i64, i64, i64, Vec<u8>, i64, i64)> = client
+        .query(
+            "SELECT hour, probes, failures, latency, minutes_unprobed, minutes_all_failed
+             FROM rollup_hour WHERE location = 'fra' ORDER BY hour",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    assert!(sqlite_rollups.len() > 8_000, "{}", sqlite_rollups.len());
+    assert_eq!(sqlite_rollups, pg_rollups);
+    let exclusions: i64 = client
+        .query_one("SELECT count(*) FROM exclusion", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(exclusions, 1);
+
+    // Again: refused, and nothing more written.
+    let before: i64 = client
+        .query_one("SELECT count(*) FROM rollup_hour", &[])
+        .unwrap()
+        .get(0);
+    let out = cli(&["migrate", "--to", &url]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds history of location `fra`")
+    );
+    let after: i64 = client
+        .query_one("SELECT count(*) FROM rollup_hour", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after);
+    // Not a PostgreSQL URI: a usage error.
+    assert_eq!(
+        cli(&["migrate", "--to", "fleet.db"]).status.code(),
+        Some(64)
+    );
+}

@@ -2,6 +2,7 @@
 //! TCP with rustls) and the schema. The blocking `postgres` client is used from the store's own
 //! threads and `spawn_blocking`, as SQLite is.
 
+pub mod migrate;
 pub mod read;
 pub mod schema;
 pub mod writer;

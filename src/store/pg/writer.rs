@@ -147,6 +147,16 @@ pub fn register(
     service_ids: &[String],
 ) -> Result<HashMap<String, ServiceNum>, postgres::Error> {
     let mut tx = client.transaction()?;
+    let nums = register_in(&mut tx, service_ids)?;
+    tx.commit()?;
+    Ok(nums)
+}
+
+/// `register` inside a transaction of the caller's.
+pub(crate) fn register_in(
+    tx: &mut Transaction<'_>,
+    service_ids: &[String],
+) -> Result<HashMap<String, ServiceNum>, postgres::Error> {
     tx.execute(
         "INSERT INTO service (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING",
         &[&service_ids],
@@ -155,7 +165,6 @@ pub fn register(
         "SELECT id, num FROM service WHERE id = ANY($1)",
         &[&service_ids],
     )?;
-    tx.commit()?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
