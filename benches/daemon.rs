@@ -257,7 +257,23 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
     let start_cpu = cpu_seconds(child.id());
     let warm_rss_kib = status_kib(child.id(), "VmRSS:");
     let started = Instant::now();
-    std::thread::sleep(s.duration);
+    // RSS every 10 s: a daemon that runs for a year must not creep. The first and the last
+    // stretch (10 minutes, or a third of a shorter run) are compared.
+    let mut rss_kib = Vec::new();
+    while started.elapsed() < s.duration {
+        let left = s.duration.saturating_sub(started.elapsed());
+        std::thread::sleep(left.min(Duration::from_secs(10)));
+        rss_kib.push(status_kib(child.id(), "VmRSS:"));
+    }
+    let window = (rss_kib.len() / 3).clamp(1, 60);
+    let max_mib = |w: &[u64]| w.iter().max().copied().unwrap_or(0) as f64 / 1024.0;
+    println!(
+        "         (RSS max in the first {} s after the warm-up {:.1} MiB, in the last {} s {:.1} MiB)",
+        window * 10,
+        max_mib(&rss_kib[..window.min(rss_kib.len())]),
+        window * 10,
+        max_mib(&rss_kib[rss_kib.len().saturating_sub(window)..])
+    );
     let end_report = daemon_report(&api);
     let end_cpu = cpu_seconds(child.id());
     let elapsed = started.elapsed().as_secs_f64();

@@ -352,6 +352,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         running.spawn_service(service, num, resume, start);
     }
 
+    tokio::spawn(allocator::release_periodically(stop_rx.clone()));
     systemd::notify_ready();
     if let Some(period) = systemd::watchdog_period() {
         tokio::spawn(systemd::watchdog(
