@@ -170,8 +170,19 @@ async fn status_page(Extract(state): Extract<State>) -> axum::response::Html<Str
     axum::response::Html(html)
 }
 
-async fn readyz() -> &'static str {
-    "ready\n"
+/// `/readyz`: ready while the store takes writes. While it refuses them (disk full, locked,
+/// PostgreSQL unreachable) probing goes on and records wait in memory, but the daemon is not
+/// doing its whole job: 503, with how much is waiting.
+async fn readyz(Extract(state): Extract<State>) -> (StatusCode, String) {
+    if state.store.refusing.load(Ordering::Relaxed) {
+        let waiting = state.store.queued.load(Ordering::Relaxed);
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the database refuses writes; {waiting} records wait in memory\n"),
+        )
+    } else {
+        (StatusCode::OK, "ready\n".to_string())
+    }
 }
 
 /// `/api/v1/daemon`: what the daemon itself is doing.

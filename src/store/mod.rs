@@ -67,6 +67,9 @@ pub struct StoreStats {
     pub write_errors: AtomicU64,
     /// Outcomes dropped because the database refused writes for too long (recorded as no-data).
     pub shed_records: AtomicU64,
+    /// The latest commit failed (the database refuses writes or is unreachable): records wait
+    /// in memory until one succeeds. `/readyz` says so.
+    pub refusing: std::sync::atomic::AtomicBool,
     /// The writer's last loop turn (monotonic): the watchdog and `/healthz` check that it moves.
     pub heartbeat: Heartbeat,
 }

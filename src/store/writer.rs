@@ -154,10 +154,12 @@ impl<B: Backend> Writer<B> {
                         }
                         batch.clear();
                         failures = 0;
+                        self.stats.refusing.store(false, Ordering::Relaxed);
                     }
                     Err(e) => {
                         failures += 1;
                         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                        self.stats.refusing.store(true, Ordering::Relaxed);
                         if failures == 1 || failures.is_multiple_of(LOG_EVERY_ATTEMPTS) {
                             error!(
                                 error = %Chain(&e),

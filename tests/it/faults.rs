@@ -220,8 +220,18 @@ async fn a_database_locked_by_another_process_delays_writes_and_loses_nothing() 
 
     let target = CountingTarget::start().await;
     let ws = Workspace::new();
-    let config = ws.config(&target.service("web"));
+    let config = ws.config_text(&format!(
+        "[daemon]\ndatabase = \"slaprobe.db\"\nflush_interval = \"20ms\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [[contract]]\nid = \"c\"\nclient = \"Test Client\"\ntarget = \"99.9%\"\n\n{}",
+        target.service("web")
+    ));
     let running = runtime::start(config, Options::default()).await.unwrap();
+    let ready = format!("http://{}/readyz", running.endpoint_addr().unwrap());
+    let readiness = || async {
+        let answer = reqwest::get(&ready).await.unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    };
+    assert_eq!(readiness().await, (200, "ready\n".to_string()));
     let db_path = ws.db();
     crate::support::eventually(Duration::from_secs(5), "a stored outcome", || {
         (!Db::open(&db_path).outcomes("web").is_empty()).then_some(())
@@ -243,10 +253,15 @@ async fn a_database_locked_by_another_process_delays_writes_and_loses_nothing() 
         stats.queued.load(Ordering::Relaxed) >= 60,
         "probing went on"
     );
+    // Not ready while records wait: a fleet's monitor or a load balancer sees it.
+    let (status, said) = readiness().await;
+    assert_eq!(status, 503, "{said}");
+    assert!(said.contains("the database refuses writes"), "{said}");
     locker.execute_batch("COMMIT").unwrap();
     drop(locker);
 
     running.store().flush().await.unwrap();
+    assert_eq!(readiness().await, (200, "ready\n".to_string()));
     running.stop().await.unwrap();
     let db = Db::open(&db_path);
     let outcomes = db.outcomes("web");

@@ -299,6 +299,14 @@ mod writing {
                 .load(std::sync::atomic::Ordering::Relaxed)
                 > 0
         );
+        assert!(
+            opened
+                .store
+                .stats()
+                .refusing
+                .load(std::sync::atomic::Ordering::Relaxed),
+            "the store says it refuses writes (/readyz: not ready)"
+        );
         server.start_again();
         tokio::time::timeout(Duration::from_secs(30), opened.store.flush())
             .await
@@ -311,6 +319,13 @@ mod writing {
         let times: Vec<i64> = seen.iter().map(|o| o.at_ms).collect();
         let expected: Vec<i64> = (0..=20).map(|i| T0 + i * 1_000).collect();
         assert_eq!(times, expected);
+        assert!(
+            !opened
+                .store
+                .stats()
+                .refusing
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         opened.store.close().await.unwrap();
     }
 }
