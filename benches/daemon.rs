@@ -6,6 +6,7 @@
 //!     cargo bench --bench daemon -- --services 1000 --duration 60s --skip-storage \
 //!         --target-delay 500ms --max-in-flight 10                # 5x overload for a minute
 //!     cargo bench --bench daemon -- --services 10000 --skip-storage --binary OLD,NEW   # A/B
+//!     cargo bench --bench daemon -- --services 15000 --skip-storage --daemon-cpus 0  # 1.5x on 1 core
 //!
 //! The targets run in this process on loopback addresses 127.0.0.2–127.0.0.9 (several ports
 //! each, so that 1,000 new connections a second do not exhaust ephemeral ports); the daemon is
@@ -46,6 +47,8 @@ struct Scenario {
     target_delay: Duration,
     /// The daemon binary (`--binary A,B` runs each scenario with each, in turn).
     binary: std::path::PathBuf,
+    /// `--daemon-cpus 0`: the daemon runs under `taskset -c 0` (the targets do not).
+    daemon_cpus: Option<String>,
 }
 
 fn main() {
@@ -107,6 +110,7 @@ fn main() {
             max_in_flight,
             target_delay,
             binary,
+            daemon_cpus: value("--daemon-cpus"),
         };
         let r = run(&scenario, &targets);
         println!(
@@ -126,8 +130,8 @@ fn main() {
             ),
         );
         println!(
-            "         (failed probes: {}, targets answered {} requests)",
-            r.failed, r.target_hits
+            "         (failed probes: {}, probes late: {}, targets answered {} requests)",
+            r.failed, r.late, r.target_hits
         );
         println!(
             "         /metrics: {:.1} ms median, {:.1} ms max of 5 scrapes, {:.1} MB",
@@ -201,6 +205,8 @@ struct Results {
     lateness_p99_us: u64,
     lateness_max_us: u64,
     failed: u64,
+    /// Probes started more than an interval late during the measured stretch.
+    late: u64,
     target_hits: u64,
     metrics_ms_median: f64,
     metrics_ms_max: f64,
@@ -242,7 +248,15 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
     std::fs::write(&config, config_text(s, targets, listen)).unwrap();
     let hits_before = targets.hits.load(Ordering::Relaxed);
 
-    let mut child = Command::new(&s.binary)
+    let mut command = match &s.daemon_cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus]).arg(&s.binary);
+            c
+        }
+        None => Command::new(&s.binary),
+    };
+    let mut child = command
         .args(["run", "--config"])
         .arg(&config)
         .env("SLAPROBE_LOG", "warn")
@@ -355,6 +369,8 @@ fn run(s: &Scenario, targets: &Targets) -> Results {
         lateness_p99_us: lateness["p99_us"].as_u64().unwrap(),
         lateness_max_us: lateness["max_us"].as_u64().unwrap(),
         failed: end_report["probes_failed"].as_u64().unwrap(),
+        late: end_report["probes_late"].as_u64().unwrap()
+            - start_report["probes_late"].as_u64().unwrap(),
         metrics_ms_median: metrics_ms[2],
         metrics_ms_max: metrics_ms[4],
         metrics_bytes,
