@@ -562,13 +562,14 @@ pub(super) fn roll_up(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<us
     for hour in start..=last_complete {
         let tx = conn.transaction()?;
         {
+            // One chunk at a time: an hour of 10,000 services at 10 s is 25 MB of chunks,
+            // which collected first would be the daemon's peak memory once an hour.
             let mut chunks =
                 tx.prepare_cached("SELECT service, data FROM outcome_chunk WHERE hour = ?1")?;
-            let rows: Vec<(i64, Vec<u8>)> = chunks
-                .query_map([hour], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            for (service, data) in rows {
-                let outcomes = chunk::decode(hour, &data);
+            let mut rows = chunks.query([hour])?;
+            while let Some(row) = rows.next()? {
+                let service: i64 = row.get(0)?;
+                let outcomes = chunk::decode(hour, row.get_ref(1)?.as_blob()?);
                 let rollup = HourRollup::from_outcomes(hour * HOUR_MS, &outcomes);
                 write_rollup(&tx, service, hour, &rollup)?;
             }
