@@ -24,13 +24,13 @@ use crate::sla::tracker::Event;
 use crate::text::Chain;
 
 /// Hours are rolled up once they ended this long ago (late outcomes have landed by then).
-const ROLLUP_GRACE_MS: i64 = 5 * 60_000;
+pub(super) const ROLLUP_GRACE_MS: i64 = 5 * 60_000;
 /// How often the writer looks for rollup and retention work.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 /// The writer turns its loop (and proves it is alive) at least this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// Raw chunks deleted per maintenance turn, so that retention never stalls writing.
-const RETENTION_BATCH: i64 = 2_000;
+pub(super) const RETENTION_BATCH: i64 = 2_000;
 /// Free pages handed back to the file system per maintenance turn (4 MiB of 4 KiB pages).
 const RECLAIM_PAGES: i64 = 1_024;
 /// Records kept in memory while the database refuses writes (about 100 MB). Past this, the
@@ -615,7 +615,7 @@ pub(super) fn roll_up(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<us
 }
 
 /// Bits 0–59: every minute of an hour.
-const ALL_MINUTES: u64 = (1 << 60) - 1;
+pub(super) const ALL_MINUTES: u64 = (1 << 60) - 1;
 
 fn write_rollup(
     tx: &rusqlite::Transaction<'_>,

@@ -117,7 +117,12 @@ mod writing {
     use super::target;
     use crate::pg_server::PgServer;
 
-    const T0: i64 = 1_790_000_000_000; // 2026-09-21T14:13:20Z
+    /// Ten minutes ago on a whole minute: recent, so that the writer's maintenance (rollups,
+    /// the 35-day retention) leaves the outcomes where the test reads them.
+    static T0: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+        let now = slaprobe::clock::Clock::system().now_ms();
+        now - now % 60_000 - 600_000
+    });
 
     fn ok(service: i64, at_ms: i64) -> Record {
         Record {
@@ -172,16 +177,18 @@ mod writing {
             r
         };
         let opened = Event::IncidentOpened {
-            start_ms: T0 + 10_000,
+            start_ms: (*T0) + 10_000,
             first_failure: Failure::new(Reason::Connect, "connection refused"),
         };
-        fra.store.record(first(ok(api, T0))).unwrap();
-        fra.store.record(failed(api, T0 + 10_000, vec![])).unwrap();
+        fra.store.record(first(ok(api, (*T0)))).unwrap();
         fra.store
-            .record(failed(api, T0 + 20_000, vec![opened]))
+            .record(failed(api, (*T0) + 10_000, vec![]))
             .unwrap();
-        nyc.store.record(first(ok(api, T0 + 1_000))).unwrap();
-        nyc.store.record(ok(api, T0 + 11_000)).unwrap();
+        fra.store
+            .record(failed(api, (*T0) + 20_000, vec![opened]))
+            .unwrap();
+        nyc.store.record(first(ok(api, (*T0) + 1_000))).unwrap();
+        nyc.store.record(ok(api, (*T0) + 11_000)).unwrap();
         fra.store.flush().await.unwrap();
         nyc.store.flush().await.unwrap();
 
@@ -189,15 +196,18 @@ mod writing {
             let mut client = pg::connect(&t).unwrap();
             let at =
                 |v: Vec<slaprobe::store::RawOutcome>| v.iter().map(|o| o.at_ms).collect::<Vec<_>>();
-            let fra_seen = read::outcomes(&mut client, "fra", api, T0, T0 + 60_000).unwrap();
-            assert_eq!(at(fra_seen.clone()), [T0, T0 + 10_000, T0 + 20_000]);
+            let fra_seen = read::outcomes(&mut client, "fra", api, (*T0), (*T0) + 60_000).unwrap();
+            assert_eq!(
+                at(fra_seen.clone()),
+                [(*T0), (*T0) + 10_000, (*T0) + 20_000]
+            );
             assert!(fra_seen[0].is_ok() && !fra_seen[1].is_ok());
             assert_eq!(latency_us(&fra_seen), 1_500);
-            let nyc_seen = read::outcomes(&mut client, "nyc", api, T0, T0 + 60_000).unwrap();
-            assert_eq!(at(nyc_seen), [T0 + 1_000, T0 + 11_000]);
+            let nyc_seen = read::outcomes(&mut client, "nyc", api, (*T0), (*T0) + 60_000).unwrap();
+            assert_eq!(at(nyc_seen), [(*T0) + 1_000, (*T0) + 11_000]);
             assert_eq!(
                 read::incidents(&mut client, "fra", api).unwrap(),
-                [(T0 + 10_000, None)]
+                [((*T0) + 10_000, None)]
             );
             assert!(read::incidents(&mut client, "nyc", api).unwrap().is_empty());
             let firsts: Vec<(String, i64)> = client
@@ -209,14 +219,20 @@ mod writing {
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
-            assert_eq!(firsts, [("fra".into(), T0), ("nyc".into(), T0 + 1_000)]);
+            assert_eq!(
+                firsts,
+                [("fra".into(), (*T0)), ("nyc".into(), (*T0) + 1_000)]
+            );
         });
 
         fra.store.close().await.unwrap();
         nyc.store.close().await.unwrap();
         let again = blocking(|| Store::open_postgres(&t, "fra", &ids, 5, settings()).unwrap());
         let resume = &again.services["api"].1;
-        assert_eq!(resume.open_incident.as_ref().unwrap().start_ms, T0 + 10_000);
+        assert_eq!(
+            resume.open_incident.as_ref().unwrap().start_ms,
+            (*T0) + 10_000
+        );
         assert_eq!(resume.recent.len(), 3);
         assert_eq!(
             resume.recent[1].1.as_ref().unwrap().detail,
@@ -248,17 +264,17 @@ mod writing {
         let api = nums["api"];
         let mut writer = Postgres::new(t.clone(), "fra".into(), None);
         let opened = Event::IncidentOpened {
-            start_ms: T0,
+            start_ms: (*T0),
             first_failure: Failure::new(Reason::Connect, "connection refused"),
         };
-        let batch = vec![failed(api, T0, vec![opened]), ok(api, T0 + 10_000)];
+        let batch = vec![failed(api, (*T0), vec![opened]), ok(api, (*T0) + 10_000)];
         writer.commit_batch(&batch, false).unwrap();
         let mut grown = batch.clone();
-        grown.push(ok(api, T0 + 20_000));
+        grown.push(ok(api, (*T0) + 20_000));
         writer.commit_batch(&grown, true).unwrap();
-        let seen = read::outcomes(&mut client, "fra", api, T0, T0 + 60_000).unwrap();
+        let seen = read::outcomes(&mut client, "fra", api, (*T0), (*T0) + 60_000).unwrap();
         let times: Vec<i64> = seen.iter().map(|o| o.at_ms).collect();
-        assert_eq!(times, [T0, T0 + 10_000, T0 + 20_000]);
+        assert_eq!(times, [(*T0), (*T0) + 10_000, (*T0) + 20_000]);
         let n: i64 = client
             .query_one("SELECT n FROM outcome_chunk WHERE service = $1", &[&api])
             .unwrap()
@@ -284,11 +300,11 @@ mod writing {
             Store::open_postgres(&t, "fra", &["api".to_string()], 5, settings()).unwrap()
         });
         let api = opened.services["api"].0;
-        opened.store.record(ok(api, T0)).unwrap();
+        opened.store.record(ok(api, (*T0))).unwrap();
         opened.store.flush().await.unwrap();
         server.stop();
         for i in 1..=20 {
-            opened.store.record(ok(api, T0 + i * 1_000)).unwrap();
+            opened.store.record(ok(api, (*T0) + i * 1_000)).unwrap();
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(
@@ -314,10 +330,10 @@ mod writing {
             .unwrap();
         let seen = blocking(|| {
             let mut client = pg::connect(&t).unwrap();
-            read::outcomes(&mut client, "fra", api, T0, T0 + 60_000).unwrap()
+            read::outcomes(&mut client, "fra", api, (*T0), (*T0) + 60_000).unwrap()
         });
         let times: Vec<i64> = seen.iter().map(|o| o.at_ms).collect();
-        let expected: Vec<i64> = (0..=20).map(|i| T0 + i * 1_000).collect();
+        let expected: Vec<i64> = (0..=20).map(|i| (*T0) + i * 1_000).collect();
         assert_eq!(times, expected);
         assert!(
             !opened

@@ -21,7 +21,19 @@ const MAX_GAP_MS: i64 = 25_000;
 trait Backend {
     fn open(&self, ids: &[String]) -> slaprobe::store::Opened;
     fn timeline(&self, id: &str, from_ms: i64, to_ms: i64) -> Timeline;
+    /// Rollups of completed hours, then raw outcomes past `retention` deleted, as the writer's
+    /// maintenance does.
+    fn maintain(&self, now_ms: i64, retention: Duration);
+    /// Every rollup row: (hour, probes, failures, latency, minutes_unprobed, minutes_all_failed).
+    fn rollups(&self) -> Vec<Rollup>;
+    /// How many raw chunks are stored.
+    fn chunks(&self) -> i64;
 }
+
+type Rollup = (i64, i64, i64, Vec<u8>, i64, i64);
+
+const ROLLUP_COLUMNS: &str =
+    "hour, probes, failures, latency, minutes_unprobed, minutes_all_failed";
 
 struct Sqlite(tempfile::TempDir);
 
@@ -34,6 +46,37 @@ impl Backend for Sqlite {
         let conn = read::open(&self.0.path().join("s.db")).unwrap();
         let num = read::service_num(&conn, id).unwrap().unwrap();
         read::timeline(&conn, num, from_ms, to_ms, INTERVAL_MS, MAX_GAP_MS).unwrap()
+    }
+
+    fn maintain(&self, now_ms: i64, retention: Duration) {
+        slaprobe::store::maintain(&self.0.path().join("s.db"), now_ms, retention).unwrap();
+    }
+
+    fn rollups(&self) -> Vec<Rollup> {
+        let conn = rusqlite::Connection::open(self.0.path().join("s.db")).unwrap();
+        conn.prepare(&format!(
+            "SELECT {ROLLUP_COLUMNS} FROM rollup_hour ORDER BY hour"
+        ))
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    fn chunks(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.0.path().join("s.db")).unwrap();
+        conn.query_row("SELECT count(*) FROM outcome_chunk", [], |r| r.get(0))
+            .unwrap()
     }
 }
 
@@ -60,6 +103,32 @@ impl Backend for Postgres {
             MAX_GAP_MS,
         )
         .unwrap()
+    }
+
+    fn maintain(&self, now_ms: i64, retention: Duration) {
+        let mut writer = pg::writer::Postgres::new(self.target.clone(), "local".into(), None);
+        writer.maintain(now_ms, retention).unwrap();
+    }
+
+    fn rollups(&self) -> Vec<Rollup> {
+        let mut client = pg::connect(&self.target).unwrap();
+        client
+            .query(
+                &format!("SELECT {ROLLUP_COLUMNS} FROM rollup_hour ORDER BY hour"),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+            .collect()
+    }
+
+    fn chunks(&self) -> i64 {
+        let mut client = pg::connect(&self.target).unwrap();
+        client
+            .query_one("SELECT count(*) FROM outcome_chunk", &[])
+            .unwrap()
+            .get(0)
     }
 }
 
@@ -198,5 +267,55 @@ fn every_backend_gives_the_same_timeline_for_the_same_records() {
         assert_eq!(resume.recent.last().unwrap().0, T0 + 120 * S, "{name}");
         assert!(resume.had_history, "{name}");
         runtime.block_on(again.store.close()).unwrap();
+    }
+}
+
+/// The writer's maintenance on each backend: the same outcomes give the same hourly rollups,
+/// byte for byte; raw outcomes past the retention go once rolled up, the rollups stay, and the
+/// timeline still knows the last outcome.
+#[test]
+fn every_backend_rolls_up_alike_and_applies_the_retention() {
+    const HOUR: i64 = 3_600_000;
+    let mut expected: Option<Vec<Rollup>> = None;
+    for (name, backend) in backends() {
+        let opened = backend.open(&["api".to_string()]);
+        let num = opened.services["api"].0;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Three hours of a probe every 10 s from T0's hour on, a failing minute in the second.
+        let start = T0 - T0 % HOUR;
+        for i in 0..(3 * 360) {
+            let at = start + i * 10 * S;
+            let failing = (HOUR + 20 * 60 * S..HOUR + 21 * 60 * S).contains(&(at - start));
+            let mut r = outcome(num, at, !failing, vec![]);
+            r.first = i == 0;
+            opened.store.record(r).unwrap();
+        }
+        runtime.block_on(opened.store.close()).unwrap();
+        opened.writer.join().unwrap();
+        // Four days later, with a one-day retention: all three hours rolled up, their raw
+        // outcomes gone.
+        backend.maintain(start + 4 * 24 * HOUR, Duration::from_secs(86_400));
+        let rollups = backend.rollups();
+        assert_eq!(rollups.len(), 3, "{name}");
+        assert_eq!(rollups[0].1, 360, "{name}: probes in the first hour");
+        assert_eq!(rollups[1].2, 6, "{name}: failures in the second");
+        assert_ne!(
+            rollups[1].5, 0,
+            "{name}: a minute in which every probe failed"
+        );
+        assert_eq!(backend.chunks(), 0, "{name}");
+        let t = backend.timeline("api", start, start + 3 * HOUR);
+        assert_eq!(
+            t.last_ms,
+            Some(start + 3 * HOUR - 1),
+            "{name}: known from the rollups"
+        );
+        match &expected {
+            None => expected = Some(rollups),
+            Some(first) => assert_eq!(&rollups, first, "{name} rolls up as sqlite does"),
+        }
     }
 }

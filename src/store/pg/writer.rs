@@ -15,7 +15,8 @@ use tracing::{info, warn};
 use super::{PgError, PgTarget};
 use crate::sla::tracker::Event;
 use crate::store::chunk::{self, RawOutcome};
-use crate::store::writer::{Backend, Gap};
+use crate::store::rollup::HourRollup;
+use crate::store::writer::{ALL_MINUTES, Backend, Gap, RETENTION_BATCH, ROLLUP_GRACE_MS};
 use crate::store::{Record, ServiceNum};
 use crate::text::Chain;
 
@@ -114,14 +115,14 @@ impl Backend for Postgres {
         result
     }
 
-    fn maintenance(&mut self, _now_ms: i64, _retention: Duration) {
-        let location = self.location.clone();
-        let Ok(client) = self.client() else {
-            return;
-        };
-        match rolled_until(client, &location) {
-            Ok(until) => self.rolled_until = until,
-            Err(e) => warn!(error = %Chain(&e), "Reading the rollup watermark failed; will retry."),
+    fn maintenance(&mut self, now_ms: i64, retention: Duration) {
+        match self.maintain(now_ms, retention) {
+            Ok((0, 0)) => {}
+            Ok((hours, chunks)) => info!(
+                hours,
+                chunks, "Rolled up hours; deleted raw outcomes past the retention."
+            ),
+            Err(e) => warn!(error = %Chain(&e), "Rollup or retention failed; will retry."),
         }
     }
 
@@ -139,6 +140,133 @@ impl Backend for Postgres {
             PgWriteError::Write(_) => "PostgreSQL refused the write.",
         }
     }
+}
+
+impl Postgres {
+    /// This location's rollups of completed hours (and of hours that got outcomes after their
+    /// rollup), then up to `RETENTION_BATCH` raw chunks past `retention` deleted (rolled-up
+    /// hours only). Returns (hours rolled up, chunks deleted).
+    pub fn maintain(
+        &mut self,
+        now_ms: i64,
+        retention: Duration,
+    ) -> Result<(usize, u64), PgWriteError> {
+        let location = self.location.clone();
+        let client = self.client()?;
+        let hours = roll_up(client, &location, now_ms)?;
+        let until = rolled_until(client, &location)?;
+        let keep_from = chunk::hour_of(now_ms - retention.as_millis() as i64);
+        let cutoff = keep_from.min(until.unwrap_or(i64::MIN));
+        let deleted = client.execute(
+            "DELETE FROM outcome_chunk WHERE ctid IN
+                 (SELECT c.ctid FROM outcome_chunk AS c
+                  WHERE c.location = $1 AND c.hour < $2 AND NOT EXISTS
+                      (SELECT 1 FROM rollup_pending AS p
+                       WHERE p.service = c.service AND p.location = c.location AND p.hour = c.hour)
+                  LIMIT $3)",
+            &[&location, &cutoff, &RETENTION_BATCH],
+        )?;
+        client.execute(
+            "DELETE FROM failure WHERE location = $1 AND at_ms < $2",
+            &[&location, &cutoff.saturating_mul(chunk::HOUR_MS)],
+        )?;
+        self.rolled_until = until;
+        Ok((hours, deleted))
+    }
+}
+
+/// Rolls up every hour of `location` that ended more than the grace before `now_ms` and is not
+/// rolled up yet, one transaction per hour, then the hours marked pending.
+fn roll_up(client: &mut Client, location: &str, now_ms: i64) -> Result<usize, postgres::Error> {
+    let last_complete = chunk::hour_of(now_ms - ROLLUP_GRACE_MS) - 1;
+    let start = match rolled_until(client, location)? {
+        Some(hour) => hour,
+        None => client
+            .query_one(
+                "SELECT min(hour) FROM outcome_chunk WHERE location = $1",
+                &[&location],
+            )?
+            .get::<_, Option<i64>>(0)
+            .unwrap_or(last_complete + 1),
+    };
+    let mut rolled = 0;
+    for hour in start..=last_complete {
+        let mut tx = client.transaction()?;
+        let rows = tx.query(
+            "SELECT service, data FROM outcome_chunk WHERE location = $1 AND hour = $2",
+            &[&location, &hour],
+        )?;
+        for row in rows {
+            write_rollup(&mut tx, location, row.get(0), hour, row.get(1))?;
+        }
+        set_rolled_until(&mut tx, location, hour + 1)?;
+        tx.commit()?;
+        rolled += 1;
+    }
+    if rolled == 0 && rolled_until(client, location)?.is_none() {
+        let mut tx = client.transaction()?;
+        set_rolled_until(&mut tx, location, start)?;
+        tx.commit()?;
+    }
+    let mut tx = client.transaction()?;
+    let pending = tx.query(
+        "DELETE FROM rollup_pending WHERE location = $1 AND hour <= $2 RETURNING service, hour",
+        &[&location, &last_complete],
+    )?;
+    for row in &pending {
+        let (service, hour): (i64, i64) = (row.get(0), row.get(1));
+        if let Some(chunk) = tx.query_opt(
+            "SELECT data FROM outcome_chunk WHERE service = $1 AND location = $2 AND hour = $3",
+            &[&service, &location, &hour],
+        )? {
+            write_rollup(&mut tx, location, service, hour, chunk.get(0))?;
+        }
+    }
+    tx.commit()?;
+    Ok(rolled + pending.len())
+}
+
+fn set_rolled_until(
+    tx: &mut Transaction<'_>,
+    location: &str,
+    hour: i64,
+) -> Result<(), postgres::Error> {
+    tx.execute(
+        "INSERT INTO meta (location, key, value) VALUES ($1, 'rolled_until_hour', $2)
+         ON CONFLICT (location, key) DO UPDATE SET value = excluded.value",
+        &[&location, &hour],
+    )?;
+    Ok(())
+}
+
+fn write_rollup(
+    tx: &mut Transaction<'_>,
+    location: &str,
+    service: i64,
+    hour: i64,
+    data: &[u8],
+) -> Result<(), postgres::Error> {
+    let rollup = HourRollup::from_outcomes(hour * chunk::HOUR_MS, &chunk::decode(hour, data));
+    tx.execute(
+        "INSERT INTO rollup_hour (service, location, hour, probes, failures, latency,
+             minutes_unprobed, minutes_all_failed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (service, location, hour) DO UPDATE
+         SET probes = excluded.probes, failures = excluded.failures, latency = excluded.latency,
+             minutes_unprobed = excluded.minutes_unprobed,
+             minutes_all_failed = excluded.minutes_all_failed",
+        &[
+            &service,
+            &location,
+            &hour,
+            &i64::from(rollup.probes),
+            &i64::from(rollup.failures),
+            &rollup.latency.encode(),
+            &((!rollup.minutes_probed & ALL_MINUTES) as i64),
+            &(rollup.minutes_all_failed as i64),
+        ],
+    )?;
+    Ok(())
 }
 
 /// Registers `service_ids` (a fleet shares the numbers) and returns each one's number.
