@@ -177,18 +177,16 @@ mod writing {
             r
         };
         let opened = Event::IncidentOpened {
-            start_ms: (*T0) + 10_000,
+            start_ms: *T0 + 10_000,
             first_failure: Failure::new(Reason::Connect, "connection refused"),
         };
-        fra.store.record(first(ok(api, (*T0)))).unwrap();
+        fra.store.record(first(ok(api, *T0))).unwrap();
+        fra.store.record(failed(api, *T0 + 10_000, vec![])).unwrap();
         fra.store
-            .record(failed(api, (*T0) + 10_000, vec![]))
+            .record(failed(api, *T0 + 20_000, vec![opened]))
             .unwrap();
-        fra.store
-            .record(failed(api, (*T0) + 20_000, vec![opened]))
-            .unwrap();
-        nyc.store.record(first(ok(api, (*T0) + 1_000))).unwrap();
-        nyc.store.record(ok(api, (*T0) + 11_000)).unwrap();
+        nyc.store.record(first(ok(api, *T0 + 1_000))).unwrap();
+        nyc.store.record(ok(api, *T0 + 11_000)).unwrap();
         fra.store.flush().await.unwrap();
         nyc.store.flush().await.unwrap();
 
@@ -196,18 +194,15 @@ mod writing {
             let mut client = pg::connect(&t).unwrap();
             let at =
                 |v: Vec<slaprobe::store::RawOutcome>| v.iter().map(|o| o.at_ms).collect::<Vec<_>>();
-            let fra_seen = read::outcomes(&mut client, "fra", api, (*T0), (*T0) + 60_000).unwrap();
-            assert_eq!(
-                at(fra_seen.clone()),
-                [(*T0), (*T0) + 10_000, (*T0) + 20_000]
-            );
+            let fra_seen = read::outcomes(&mut client, "fra", api, *T0, *T0 + 60_000).unwrap();
+            assert_eq!(at(fra_seen.clone()), [*T0, *T0 + 10_000, *T0 + 20_000]);
             assert!(fra_seen[0].is_ok() && !fra_seen[1].is_ok());
             assert_eq!(latency_us(&fra_seen), 1_500);
-            let nyc_seen = read::outcomes(&mut client, "nyc", api, (*T0), (*T0) + 60_000).unwrap();
-            assert_eq!(at(nyc_seen), [(*T0) + 1_000, (*T0) + 11_000]);
+            let nyc_seen = read::outcomes(&mut client, "nyc", api, *T0, *T0 + 60_000).unwrap();
+            assert_eq!(at(nyc_seen), [*T0 + 1_000, *T0 + 11_000]);
             assert_eq!(
                 read::incidents(&mut client, "fra", api).unwrap(),
-                [((*T0) + 10_000, None)]
+                [(*T0 + 10_000, None)]
             );
             assert!(read::incidents(&mut client, "nyc", api).unwrap().is_empty());
             let firsts: Vec<(String, i64)> = client
@@ -219,10 +214,7 @@ mod writing {
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
-            assert_eq!(
-                firsts,
-                [("fra".into(), (*T0)), ("nyc".into(), (*T0) + 1_000)]
-            );
+            assert_eq!(firsts, [("fra".into(), *T0), ("nyc".into(), *T0 + 1_000)]);
         });
 
         fra.store.close().await.unwrap();
@@ -231,7 +223,7 @@ mod writing {
         let resume = &again.services["api"].1;
         assert_eq!(
             resume.open_incident.as_ref().unwrap().start_ms,
-            (*T0) + 10_000
+            *T0 + 10_000
         );
         assert_eq!(resume.recent.len(), 3);
         assert_eq!(
@@ -264,17 +256,17 @@ mod writing {
         let api = nums["api"];
         let mut writer = Postgres::new(t.clone(), "fra".into(), None);
         let opened = Event::IncidentOpened {
-            start_ms: (*T0),
+            start_ms: *T0,
             first_failure: Failure::new(Reason::Connect, "connection refused"),
         };
-        let batch = vec![failed(api, (*T0), vec![opened]), ok(api, (*T0) + 10_000)];
+        let batch = vec![failed(api, *T0, vec![opened]), ok(api, *T0 + 10_000)];
         writer.commit_batch(&batch, false).unwrap();
         let mut grown = batch.clone();
-        grown.push(ok(api, (*T0) + 20_000));
+        grown.push(ok(api, *T0 + 20_000));
         writer.commit_batch(&grown, true).unwrap();
-        let seen = read::outcomes(&mut client, "fra", api, (*T0), (*T0) + 60_000).unwrap();
+        let seen = read::outcomes(&mut client, "fra", api, *T0, *T0 + 60_000).unwrap();
         let times: Vec<i64> = seen.iter().map(|o| o.at_ms).collect();
-        assert_eq!(times, [(*T0), (*T0) + 10_000, (*T0) + 20_000]);
+        assert_eq!(times, [*T0, *T0 + 10_000, *T0 + 20_000]);
         let n: i64 = client
             .query_one("SELECT n FROM outcome_chunk WHERE service = $1", &[&api])
             .unwrap()
@@ -300,11 +292,11 @@ mod writing {
             Store::open_postgres(&t, "fra", &["api".to_string()], 5, settings()).unwrap()
         });
         let api = opened.services["api"].0;
-        opened.store.record(ok(api, (*T0))).unwrap();
+        opened.store.record(ok(api, *T0)).unwrap();
         opened.store.flush().await.unwrap();
         server.stop();
         for i in 1..=20 {
-            opened.store.record(ok(api, (*T0) + i * 1_000)).unwrap();
+            opened.store.record(ok(api, *T0 + i * 1_000)).unwrap();
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(
@@ -330,10 +322,10 @@ mod writing {
             .unwrap();
         let seen = blocking(|| {
             let mut client = pg::connect(&t).unwrap();
-            read::outcomes(&mut client, "fra", api, (*T0), (*T0) + 60_000).unwrap()
+            read::outcomes(&mut client, "fra", api, *T0, *T0 + 60_000).unwrap()
         });
         let times: Vec<i64> = seen.iter().map(|o| o.at_ms).collect();
-        let expected: Vec<i64> = (0..=20).map(|i| (*T0) + i * 1_000).collect();
+        let expected: Vec<i64> = (0..=20).map(|i| *T0 + i * 1_000).collect();
         assert_eq!(times, expected);
         assert!(
             !opened
