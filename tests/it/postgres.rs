@@ -400,16 +400,13 @@ fn the_fleet_verdict_overrules_one_cut_off_location() {
     }
     let locations: Vec<String> = ["fra", "nyc", "sgp"].map(String::from).to_vec();
     let now = T0 + 60 * M + 1;
-    let verdict = pg::read::verdict(
-        &mut client,
-        &locations,
-        2,
-        api,
-        (T0, T0 + 60 * M),
-        now,
-        (M, 2 * M + 10_000),
-    )
-    .unwrap();
+    const CADENCE: (i64, i64) = (M, 2 * M + 10_000);
+    let mut verdict_until = |to_ms: i64| {
+        pg::read::verdict(&mut client, &locations, 2, api, (T0, to_ms), now, CADENCE).unwrap()
+    };
+    let verdict = verdict_until(T0 + 60 * M);
+    // With the fleet's other two healthy (quorum 2 of 3), fra's cut-off alone costs nothing.
+    assert!(verdict_until(T0 + 40 * M).timeline.incidents.is_empty());
     // fra alone (10–40 min) is no outage; from nyc's first failure (40 min) two locations see
     // it down, until nyc recovers (50 min): the fleet's one incident, 10 minutes.
     assert_eq!(
@@ -423,23 +420,11 @@ fn the_fleet_verdict_overrules_one_cut_off_location() {
         "fra",
         api,
         (T0, T0 + 60 * M),
-        M,
-        2 * M + 10_000,
+        CADENCE.0,
+        CADENCE.1,
     )
     .unwrap();
     assert_eq!(own.incidents, [(T0 + 10 * M, None)]);
-    // With the fleet's other two healthy (quorum 2 of 3), fra's cut-off alone costs nothing.
-    let healthy_fleet = pg::read::verdict(
-        &mut client,
-        &locations,
-        2,
-        api,
-        (T0, T0 + 40 * M),
-        now,
-        (M, 2 * M + 10_000),
-    )
-    .unwrap();
-    assert!(healthy_fleet.timeline.incidents.is_empty());
 }
 
 /// `slaprobe migrate --to`: a year imported into SQLite, copied into PostgreSQL under the
@@ -572,35 +557,8 @@ confirm_down = 2
     assert!(incidents >= 12, "{incidents} incidents in the year");
 
     // The rollups, row for row.
-    let sqlite_rollups: Vec<(i64, i64, i64, Vec<u8>, i64, i64)> = conn
-        .prepare(
-            "SELECT hour, probes, failures, latency, minutes_unprobed, minutes_all_failed
-             FROM rollup_hour ORDER BY hour",
-        )
-        .unwrap()
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let pg_rollups: Vec<(i64, i64, i64, Vec<u8>, i64, i64)> = client
-        .query(
-            "SELECT hour, probes, failures, latency, minutes_unprobed, minutes_all_failed
-             FROM rollup_hour WHERE location = 'fra' ORDER BY hour",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-        .collect();
+    let sqlite_rollups = crate::store_suite::sqlite_rollups(&conn);
+    let pg_rollups = crate::store_suite::pg_rollups(&mut client, "fra");
     assert!(sqlite_rollups.len() > 8_000, "{}", sqlite_rollups.len());
     assert_eq!(sqlite_rollups, pg_rollups);
     let exclusions: i64 = client

@@ -30,10 +30,45 @@ trait Backend {
     fn chunks(&self) -> i64;
 }
 
-type Rollup = (i64, i64, i64, Vec<u8>, i64, i64);
+/// A rollup row: (hour, probes, failures, latency, minutes_unprobed, minutes_all_failed).
+pub(crate) type Rollup = (i64, i64, i64, Vec<u8>, i64, i64);
 
 const ROLLUP_COLUMNS: &str =
     "hour, probes, failures, latency, minutes_unprobed, minutes_all_failed";
+
+/// Every rollup row of an SQLite store, by hour.
+pub(crate) fn sqlite_rollups(conn: &rusqlite::Connection) -> Vec<Rollup> {
+    conn.prepare(&format!(
+        "SELECT {ROLLUP_COLUMNS} FROM rollup_hour ORDER BY hour"
+    ))
+    .unwrap()
+    .query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Every rollup row of one location in PostgreSQL, by hour.
+pub(crate) fn pg_rollups(client: &mut postgres::Client, location: &str) -> Vec<Rollup> {
+    client
+        .query(
+            &format!("SELECT {ROLLUP_COLUMNS} FROM rollup_hour WHERE location = $1 ORDER BY hour"),
+            &[&location],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect()
+}
 
 struct Sqlite(tempfile::TempDir);
 
@@ -53,24 +88,7 @@ impl Backend for Sqlite {
     }
 
     fn rollups(&self) -> Vec<Rollup> {
-        let conn = rusqlite::Connection::open(self.0.path().join("s.db")).unwrap();
-        conn.prepare(&format!(
-            "SELECT {ROLLUP_COLUMNS} FROM rollup_hour ORDER BY hour"
-        ))
-        .unwrap()
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        sqlite_rollups(&rusqlite::Connection::open(self.0.path().join("s.db")).unwrap())
     }
 
     fn chunks(&self) -> i64 {
@@ -111,16 +129,7 @@ impl Backend for Postgres {
     }
 
     fn rollups(&self) -> Vec<Rollup> {
-        let mut client = pg::connect(&self.target).unwrap();
-        client
-            .query(
-                &format!("SELECT {ROLLUP_COLUMNS} FROM rollup_hour ORDER BY hour"),
-                &[],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-            .collect()
+        pg_rollups(&mut pg::connect(&self.target).unwrap(), "local")
     }
 
     fn chunks(&self) -> i64 {
