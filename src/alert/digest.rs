@@ -18,6 +18,7 @@ use crate::sla::availability::ContractLevel;
 use crate::sla::calendar;
 use crate::sla::response;
 use crate::store::acks::{self, RecordedIncident};
+use crate::store::db::DbError;
 use crate::store::{SharedConnection, alerts, read, with_db};
 use crate::text::{Chain, human_duration, percent, timestamp_to_second};
 
@@ -80,11 +81,19 @@ impl Digests {
             }
             let (config, id, day_for_db) = (config.clone(), route.id.clone(), day.clone());
             let written = with_db(db, move |conn| {
-                if !alerts::mark_digest(conn, &id, &day_for_db, now_ms)? {
+                if !alerts::mark_digest(conn.conn(), &id, &day_for_db, now_ms)? {
                     return Ok(None);
                 }
                 let route = config.routes.iter().find(|r| r.id == id).expect("listed");
-                digest_text(conn, &config, route, &day_for_db, (from, to), now_ms).map(Some)
+                let reader = conn.sqlite_for("the daily digest")?;
+                Ok::<_, DbError>(Some(digest_text(
+                    reader,
+                    &config,
+                    route,
+                    &day_for_db,
+                    (from, to),
+                    now_ms,
+                )?))
             })
             .await;
             match written {
@@ -136,7 +145,7 @@ pub fn digest_text(
     day: &str,
     (from, to): (i64, i64),
     now_ms: i64,
-) -> rusqlite::Result<String> {
+) -> Result<String, DbError> {
     let services: Vec<_> = config
         .services
         .iter()
@@ -243,7 +252,7 @@ fn month_to_date(
     services: &[&crate::config::Service],
     now_ms: i64,
     text: &mut String,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     let mut contracts: Vec<&str> = services.iter().map(|s| s.contract.as_str()).collect();
     contracts.sort_unstable();
     contracts.dedup();

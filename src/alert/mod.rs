@@ -28,6 +28,7 @@ use crate::sla::burn::{self, Severity};
 use crate::sla::tracker::OpenIncident;
 use crate::store::acks;
 use crate::store::alerts::{self, QueuedAlert, ToldOf};
+use crate::store::db::DbError;
 use crate::store::outbox::ChannelMessage;
 use crate::store::{SharedConnection, read, with_db};
 use crate::text::Chain;
@@ -177,11 +178,11 @@ impl AlertTask {
         http: Outlet,
         clock: Clock,
         open: &HashMap<String, Option<OpenIncident>>,
-    ) -> rusqlite::Result<(AlertTask, AlertSender, mpsc::UnboundedReceiver<AlertInput>)> {
+    ) -> Result<(AlertTask, AlertSender, mpsc::UnboundedReceiver<AlertInput>), DbError> {
         let now = clock.now_ms();
         let last_down = {
-            let conn = db.lock().unwrap_or_else(|p| p.into_inner());
-            alerts::recent_downtime(&conn, now - longest_window(&config))?
+            let db = db.lock().unwrap_or_else(|p| p.into_inner());
+            alerts::recent_downtime(db.conn(), now - longest_window(&config))?
         };
         let mut task = AlertTask {
             config: config.clone(),
@@ -208,7 +209,7 @@ impl AlertTask {
         &mut self,
         config: Arc<Config>,
         added: HashMap<String, Option<OpenIncident>>,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), DbError> {
         for (id, incident) in added {
             match incident {
                 Some(incident) => self.open.insert(id, incident),
@@ -221,7 +222,7 @@ impl AlertTask {
             .iter()
             .map(|r| (r.id.as_str(), Arc::new(RouteRules::of(r))))
             .collect();
-        let conn = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now_ms();
         for service in &config.services {
             let Some(route) = config.route_of(service) else {
@@ -237,13 +238,17 @@ impl AlertTask {
             };
             if !self.policy.rewatch(watched.clone()) {
                 let told = match self.open.get(&service.id) {
-                    Some(incident) => Some(told(&conn, &service.id, incident.clone())?),
+                    Some(incident) => Some(told(
+                        db.sqlite_for("alerting")?,
+                        &service.id,
+                        incident.clone(),
+                    )?),
                     None => None,
                 };
                 self.policy.watch(watched, told);
             }
         }
-        drop(conn);
+        drop(db);
         self.policy.retain(|id| config.service(id).is_some());
         self.config = config;
         Ok(())
@@ -385,7 +390,10 @@ impl AlertTask {
     /// Acknowledgements recorded since the last look (by `slaprobe ack` or the API): each
     /// stops its incident's escalation and reminders and tells those already told, once.
     async fn check_acks(&mut self, now: i64) {
-        let found = with_db(&self.db, |conn| acks::open_acks(conn)).await;
+        let found = with_db(&self.db, |db| {
+            Ok::<_, DbError>(acks::open_acks(db.sqlite_for("acknowledgements")?)?)
+        })
+        .await;
         let acks = match found {
             Ok(acks) => acks,
             Err(e) => {
@@ -427,11 +435,11 @@ impl AlertTask {
         let due = with_db(&self.db, move |conn| {
             let mut due = Vec::new();
             for (service, not_after_ms) in certs {
-                if alerts::set_flag(conn, &service, &cert::flag(not_after_ms, now), now)? {
+                if alerts::set_flag(conn.conn(), &service, &cert::flag(not_after_ms, now), now)? {
                     due.push((service, cert::summary(not_after_ms, now)));
                 }
             }
-            Ok(due)
+            Ok::<_, DbError>(due)
         })
         .await;
         match due {
@@ -458,12 +466,13 @@ impl AlertTask {
             return;
         }
         let config = self.config.clone();
-        let found = with_db(&self.db, move |conn| {
+        let found = with_db(&self.db, move |db| {
+            let conn = db.sqlite_for("error budgets")?;
             let mut notices = Vec::new();
             for id in candidates {
                 notices.extend(budget_notice(conn, &config, &id, now)?);
             }
-            Ok(notices)
+            Ok::<_, DbError>(notices)
         })
         .await;
         match found {
@@ -485,7 +494,8 @@ impl AlertTask {
         let count = notices.len() as u64;
         let mut items = std::mem::take(&mut self.unwritten);
         let kept = items.len();
-        let result = with_db(&self.db, move |conn| {
+        let result = with_db(&self.db, move |db| {
+            let conn = db.sqlite_for("alerting")?;
             for notice in notices {
                 items.push(render_notice(conn, &config, from.as_ref(), notice, now));
             }
@@ -505,10 +515,10 @@ impl AlertTask {
                     told,
                 })
                 .collect();
-            let written = alerts::queue(conn, &queued, now);
+            let written = alerts::queue(db.conn(), &queued, now);
             drop(queued);
             drop(channels);
-            Ok((items, written.err()))
+            Ok::<_, DbError>((items, written.err()))
         })
         .await;
         self.stats.notices.fetch_add(count, Ordering::Relaxed);
@@ -673,8 +683,8 @@ fn longest_window(config: &Config) -> i64 {
 }
 
 /// What was told of an open incident, as the policy resumes it.
-fn told(conn: &Connection, service: &str, incident: OpenIncident) -> rusqlite::Result<Told> {
-    let times = alerts::told_times(conn, service, incident.start_ms)?;
+fn told(conn: &Connection, service: &str, incident: OpenIncident) -> Result<Told, DbError> {
+    let times = alerts::told_times(conn.into(), service, incident.start_ms)?;
     // An acknowledgement not yet announced is left for `check_acks` to find and announce.
     let ack = acks::ack_of(conn, service, incident.start_ms)?.filter(|_| times.ack_told);
     Ok(Told {
@@ -751,7 +761,7 @@ fn budget_notice(
     config: &Config,
     id: &str,
     now: i64,
-) -> rusqlite::Result<Option<(String, String)>> {
+) -> Result<Option<(String, String)>, DbError> {
     let Some(service) = config.service(id) else {
         return Ok(None);
     };
@@ -792,12 +802,12 @@ fn budget_notice(
         match verdict {
             BurnVerdict::Unjudged => {}
             BurnVerdict::Quiet => {
-                if alerts::clear_flag(conn, id, flag)? {
+                if alerts::clear_flag(conn.into(), id, flag)? {
                     info!(service = id, flag, "Budget alert cleared.");
                 }
             }
             BurnVerdict::Firing(firing) => {
-                if alerts::set_flag(conn, id, flag, now)? {
+                if alerts::set_flag(conn.into(), id, flag, now)? {
                     summaries.push(budget::burn_summary(&firing, contract.target));
                 }
             }
@@ -805,7 +815,7 @@ fn budget_notice(
     }
     let month = report::month_budget(conn, config, service, now)?;
     if month.budget.is_below_share(contract.at_risk_below)
-        && alerts::set_flag(conn, id, &budget::at_risk_flag(&month.month), now)?
+        && alerts::set_flag(conn.into(), id, &budget::at_risk_flag(&month.month), now)?
     {
         summaries.push(budget::at_risk_summary(&month, contract.at_risk_below));
     }

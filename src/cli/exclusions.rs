@@ -65,7 +65,7 @@ pub fn exclude(config: &Config, args: &ExcludeArgs) -> ExitCode {
     };
     let now = Clock::system().now_ms();
     if let Some(id) = args.revoke {
-        return match exclusions::revoke(&conn, id, &args.reason, args.by.as_deref(), now) {
+        return match exclusions::revoke((&conn).into(), id, &args.reason, args.by.as_deref(), now) {
             Ok(Revoked::Done) => {
                 println!("revoked exclusion {id}");
                 ExitCode::SUCCESS
@@ -106,7 +106,7 @@ pub fn exclude(config: &Config, args: &ExcludeArgs) -> ExitCode {
         reason: &args.reason,
         by: args.by.as_deref(),
     };
-    match exclusions::add(&conn, &new, now) {
+    match exclusions::add((&conn).into(), &new, now) {
         Ok(id) => {
             println!("{id}");
             ExitCode::SUCCESS
@@ -143,7 +143,7 @@ pub fn list(config: &Config, args: &ExclusionsArgs) -> ExitCode {
     };
     let found = crate::store::read::open(&config.daemon.database)
         .map_err(anyhow::Error::from)
-        .and_then(|conn| Ok(exclusions::list(&conn, from_ms, to_ms)?));
+        .and_then(|conn| Ok(exclusions::list((&conn).into(), from_ms, to_ms)?));
     let mut found: Vec<Exclusion> = match found {
         Ok(found) => found,
         Err(e) => {

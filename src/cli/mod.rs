@@ -329,7 +329,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
         }
     }
     // Mail still to send and permanent failures of the last 30 days.
-    let mail = match crate::store::outbox::summary(&conn, now_ms - 30 * 86_400_000) {
+    let mail = match crate::store::outbox::summary((&conn).into(), now_ms - 30 * 86_400_000) {
         Ok(mail) => mail,
         Err(e) => {
             eprintln!("cannot read the outbox: {e}");
@@ -635,8 +635,10 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
     }
     let result = runtime(Some(1)).block_on(async {
         let mailer = crate::notify::Mailer::new(smtp)?;
-        let mut conn = crate::store::open_writer_connection(&config.daemon.database)?;
-        let queued = monthly::queue(&mut conn, config, contract, &month, &mailer.from, now, true)?;
+        let conn = crate::store::db::Db::from(crate::store::open_writer_connection(
+            &config.daemon.database,
+        )?);
+        let queued = monthly::queue(&conn, config, contract, &month, &mailer.from, now, true)?;
         let Queued::Queued {
             id: message,
             sha256,
@@ -644,7 +646,7 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
         else {
             anyhow::bail!("nothing was queued: {queued:?}");
         };
-        let claimed = crate::store::outbox::claim_id(&mut conn, message, now)?;
+        let claimed = crate::store::outbox::claim_id(conn.conn(), message, now)?;
         let db: SharedConnection = std::sync::Arc::new(std::sync::Mutex::new(conn));
         let Some(claimed) = claimed else {
             return Ok((message, sha256, None));

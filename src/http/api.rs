@@ -75,7 +75,8 @@ async fn with_read<T: Send + 'static>(
     })?
 }
 
-fn db_error(e: rusqlite::Error) -> ApiError {
+fn db_error(e: impl Into<crate::store::db::DbError>) -> ApiError {
+    let e = e.into();
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("database: {e}"))
 }
 

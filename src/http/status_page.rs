@@ -15,6 +15,7 @@ use crate::config::{Config, Contract, LiveConfig};
 use crate::http::exposition::{Exposition, ServiceLabels};
 use crate::report::{self, DayBar};
 use crate::sla::maintenance::MaintenanceScope;
+use crate::store::db::DbError;
 use crate::store::read;
 use crate::text::Chain;
 use crate::text::human_duration;
@@ -107,7 +108,7 @@ impl StatusPage {
     }
 
     /// Recomputes the bars of every public service.
-    pub fn refresh_bars(&self, conn: &Connection, now_ms: i64) -> rusqlite::Result<()> {
+    pub fn refresh_bars(&self, conn: &Connection, now_ms: i64) -> Result<(), DbError> {
         let config = self.config.current();
         let mut bars = HashMap::new();
         let public: Vec<&str> = Self::public(&config).map(|c| c.id.as_str()).collect();

@@ -95,19 +95,20 @@ pub async fn deliver(
             break;
         }
         let now = clock.now_ms();
-        let claimed = match with_db(&db, move |c| outbox::claim_next(c, now, transport)).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                error!(error = %Chain(&e), "Cannot read the outbox; trying again shortly.");
-                None
-            }
-        };
+        let claimed =
+            match with_db(&db, move |c| outbox::claim_next(c.conn(), now, transport)).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    error!(error = %Chain(&e), "Cannot read the outbox; trying again shortly.");
+                    None
+                }
+            };
         if let Some(message) = claimed {
             let result = deliverer.send(&message, now).await;
             record(&db, &clock, &stats, backoff, message, result).await;
             continue;
         }
-        let next = with_db(&db, move |c| outbox::next_due_ms(c, transport))
+        let next = with_db(&db, move |c| outbox::next_due_ms(c.conn(), transport))
             .await
             .ok()
             .flatten();
@@ -167,10 +168,10 @@ pub async fn record(
             let was_retried = message.attempts > 0;
             let channel = message.channel.clone();
             with_db(db, move |c| {
-                outbox::mark_sent(c, id, attempts, now)?;
+                outbox::mark_sent(c.conn(), id, attempts, now)?;
                 if was_retried {
                     // The receiver is back: what waits for its backoff can go now.
-                    outbox::retry_waiting_now(c, now, &channel)?;
+                    outbox::retry_waiting_now(c.conn(), now, &channel)?;
                 }
                 Ok(())
             })
@@ -187,7 +188,7 @@ pub async fn record(
                 "Mail rejected permanently; not retrying (see `slaprobe status`)."
             );
             with_db(db, move |c| {
-                outbox::mark_failed(c, id, attempts, now, &e.message)
+                outbox::mark_failed(c.conn(), id, attempts, now, &e.message)
             })
             .await
         }
@@ -205,7 +206,7 @@ pub async fn record(
                 "Mail not delivered yet; will retry."
             );
             with_db(db, move |c| {
-                outbox::mark_retry(c, id, attempts, next, &e.message)
+                outbox::mark_retry(c.conn(), id, attempts, next, &e.message)
             })
             .await
         }

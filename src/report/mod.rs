@@ -18,6 +18,7 @@ use crate::sla::response::{self, Ack};
 use crate::sla::values::{Cents, Fraction};
 use crate::sla::{calendar, maintenance};
 use crate::store::acks;
+use crate::store::db::DbError;
 use crate::store::exclusions::{self, Exclusion, Scope};
 use crate::store::read;
 use crate::text::{human_duration, percent, timestamp};
@@ -295,7 +296,7 @@ fn compute(
     service: &Service,
     period: Period,
     now_ms: i64,
-) -> rusqlite::Result<Computed> {
+) -> Result<Computed, DbError> {
     let contract = config.contract_of(service).in_force(period.from_ms);
     let interval_ms = service.interval.as_millis() as i64;
     let max_gap_ms = service.max_gap().as_millis() as i64;
@@ -319,7 +320,7 @@ fn compute(
             to,
         ),
         agreed: Intervals::from_spans(exclusions::active_spans(
-            conn,
+            conn.into(),
             &service.id,
             &service.contract,
             from,
@@ -350,7 +351,7 @@ pub fn availability(
     service: &Service,
     period: Period,
     now_ms: i64,
-) -> rusqlite::Result<Availability> {
+) -> Result<Availability, DbError> {
     Ok(compute(conn, config, service, period, now_ms)?.numbers)
 }
 
@@ -368,7 +369,7 @@ pub fn month_budget(
     config: &Config,
     service: &Service,
     now_ms: i64,
-) -> rusqlite::Result<MonthBudget> {
+) -> Result<MonthBudget, DbError> {
     let contract = config.contract_of(service).in_force(now_ms);
     let tz = &contract.timezone.zone;
     let today = calendar::local_date(tz, now_ms);
@@ -413,7 +414,7 @@ pub fn daily(
     service: &Service,
     days: i32,
     now_ms: i64,
-) -> rusqlite::Result<Vec<DayBar>> {
+) -> Result<Vec<DayBar>, DbError> {
     let contract = config.contract_of(service);
     let tz = &contract.timezone.zone;
     let today = calendar::local_date(tz, now_ms);
@@ -482,7 +483,7 @@ pub fn service_report(
     service: &Service,
     period: Period,
     now_ms: i64,
-) -> rusqlite::Result<ServiceReport> {
+) -> Result<ServiceReport, DbError> {
     let base = config.contract_of(service);
     let terms_from = base.terms_at(period.from_ms).map(|t| t.from.clone());
     let contract = base.in_force(period.from_ms);
@@ -592,7 +593,7 @@ fn responses(
     targets: response::Targets,
     period: Period,
     now_ms: i64,
-) -> rusqlite::Result<Vec<Option<IncidentResponse>>> {
+) -> Result<Vec<Option<IncidentResponse>>, DbError> {
     let Some(first) = numbers.incidents.first() else {
         return Ok(Vec::new());
     };
@@ -1043,8 +1044,8 @@ pub fn agreed_exclusions(
     contract: &Contract,
     from_ms: i64,
     to_ms: i64,
-) -> rusqlite::Result<Vec<Exclusion>> {
-    let mut found = exclusions::list(conn, from_ms, to_ms)?;
+) -> Result<Vec<Exclusion>, DbError> {
+    let mut found = exclusions::list(conn.into(), from_ms, to_ms)?;
     found.retain(|e| covers_contract(config, e, &contract.id));
     Ok(found)
 }

@@ -17,6 +17,7 @@ use crate::notify::{Attachment, Email};
 use crate::report::statement::{self, Statement};
 use crate::report::{self, PeriodError, PeriodSpec};
 use crate::sla::calendar;
+use crate::store::db::{Db, DbError};
 use crate::store::outbox::{self, Kind};
 use crate::store::{SharedConnection, with_db};
 use crate::store::{read, statements};
@@ -83,7 +84,7 @@ pub fn render(
     contract: &Contract,
     month: &Month,
     now_ms: i64,
-) -> rusqlite::Result<Statement> {
+) -> Result<Statement, DbError> {
     let period = report::Period {
         from_ms: month.from_ms,
         to_ms: month.to_ms,
@@ -168,7 +169,7 @@ pub fn shown(
     st: &Statement,
     format: &str,
     recompute: bool,
-) -> rusqlite::Result<Shown> {
+) -> Result<Shown, DbError> {
     let fresh = renderings(st)
         .into_iter()
         .find(|(f, _)| *f == format)
@@ -176,7 +177,7 @@ pub fn shown(
         .unwrap_or_default();
     let recorded = match recompute {
         // A database from before the record existed has no copy to show.
-        false => statements::copy(conn, &st.contract, &st.month, format).unwrap_or(None),
+        false => statements::copy(conn.into(), &st.contract, &st.month, format).unwrap_or(None),
         true => None,
     };
     Ok(match recorded {
@@ -225,60 +226,62 @@ pub fn renderings(st: &Statement) -> [(&'static str, String); 4] {
 /// Renders, records and (by the contract's policy, or always with `resend`) queues the
 /// statement, in one transaction.
 pub fn queue(
-    conn: &mut Connection,
+    db: &Db,
     config: &Config,
     contract: &Contract,
     month: &Month,
     from: &Mailbox,
     now_ms: i64,
     resend: bool,
-) -> rusqlite::Result<Queued> {
-    let tx = statements::begin(conn)?;
-    let recorded = statements::sends(&tx, &contract.id, &month.label)?;
-    if recorded.is_some() && !resend {
-        return Ok(Queued::AlreadyDone);
-    }
-    let ids: Vec<&str> = config
-        .services
-        .iter()
-        .filter(|s| s.contract == contract.id)
-        .map(|s| s.id.as_str())
-        .collect();
-    let mut has_data = false;
-    for id in &ids {
-        let first = read::first_outcome_ms(&tx, id)?;
-        has_data |= first.is_some_and(|f| f < month.to_ms);
-    }
-    if !has_data && !resend {
-        return Ok(Queued::NoData);
-    }
-    let st = render(&tx, config, contract, month, now_ms)?;
-    let sha256 = sha256_hex(statement::to_text(&st).as_bytes());
-    let send = resend
-        || match contract.statements {
-            StatementPolicy::Always => true,
-            StatementPolicy::OnBreach => breached(&st),
-            StatementPolicy::Never => false,
-        };
-    let id = if send && !contract.statement_to.is_empty() {
-        match crate::notify::compose(from, &email(contract, &st)) {
-            Ok(composed) => Some(outbox::enqueue(&tx, now_ms, Kind::Statement, &composed)?),
-            Err(e) => {
-                error!(contract = %contract.id, error = %Chain(&e), "Cannot compose the statement.");
-                None
-            }
+) -> Result<Queued, DbError> {
+    db.conn().transaction(|tx| {
+        statements::lock(tx, &contract.id, &month.label)?;
+        let recorded = statements::sends(tx, &contract.id, &month.label)?;
+        if recorded.is_some() && !resend {
+            return Ok(Queued::AlreadyDone);
         }
-    } else {
-        None
-    };
-    statements::record(&tx, &contract.id, &month.label, &sha256, id, now_ms)?;
-    let copies = renderings(&st);
-    let copies: Vec<(&str, &[u8])> = copies.iter().map(|(f, b)| (*f, b.as_bytes())).collect();
-    statements::keep_copies(&tx, &contract.id, &month.label, &copies, now_ms)?;
-    tx.commit()?;
-    Ok(match id {
-        Some(id) => Queued::Queued { id, sha256 },
-        None => Queued::NotNeeded { sha256 },
+        let reader = db.sqlite_for("statements")?;
+        let ids: Vec<&str> = config
+            .services
+            .iter()
+            .filter(|s| s.contract == contract.id)
+            .map(|s| s.id.as_str())
+            .collect();
+        let mut has_data = false;
+        for id in &ids {
+            let first = read::first_outcome_ms(reader, id)?;
+            has_data |= first.is_some_and(|f| f < month.to_ms);
+        }
+        if !has_data && !resend {
+            return Ok(Queued::NoData);
+        }
+        let st = render(reader, config, contract, month, now_ms)?;
+        let sha256 = sha256_hex(statement::to_text(&st).as_bytes());
+        let send = resend
+            || match contract.statements {
+                StatementPolicy::Always => true,
+                StatementPolicy::OnBreach => breached(&st),
+                StatementPolicy::Never => false,
+            };
+        let id = if send && !contract.statement_to.is_empty() {
+            match crate::notify::compose(from, &email(contract, &st)) {
+                Ok(composed) => Some(outbox::enqueue(tx, now_ms, Kind::Statement, &composed)?),
+                Err(e) => {
+                    error!(contract = %contract.id, error = %Chain(&e), "Cannot compose the statement.");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        statements::record(tx, &contract.id, &month.label, &sha256, id, now_ms)?;
+        let copies = renderings(&st);
+        let copies: Vec<(&str, &[u8])> = copies.iter().map(|(f, b)| (*f, b.as_bytes())).collect();
+        statements::keep_copies(tx, &contract.id, &month.label, &copies, now_ms)?;
+        Ok(match id {
+            Some(id) => Queued::Queued { id, sha256 },
+            None => Queued::NotNeeded { sha256 },
+        })
     })
 }
 

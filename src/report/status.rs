@@ -6,6 +6,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::{self, Config};
+use crate::store::db::DbError;
 use crate::store::read;
 
 /// One service as `status` shows it.
@@ -52,7 +53,7 @@ pub fn line(
     config: &Config,
     service: &config::Service,
     now_ms: i64,
-) -> rusqlite::Result<StatusLine> {
+) -> Result<StatusLine, DbError> {
     let mut line = status_only(conn, service, now_ms)?;
     line.month = Some(month_to_date(conn, config, service, now_ms)?);
     Ok(line)
@@ -62,7 +63,7 @@ fn status_only(
     conn: &Connection,
     service: &config::Service,
     now_ms: i64,
-) -> rusqlite::Result<StatusLine> {
+) -> Result<StatusLine, DbError> {
     let mut line = StatusLine {
         service: service.id.clone(),
         contract: service.contract.clone(),
@@ -113,7 +114,7 @@ fn month_to_date(
     config: &Config,
     service: &config::Service,
     now_ms: i64,
-) -> rusqlite::Result<MonthToDate> {
+) -> Result<MonthToDate, DbError> {
     let m = crate::report::month_budget(conn, config, service, now_ms)?;
     Ok(MonthToDate {
         availability: m.numbers.availability(),

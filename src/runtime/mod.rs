@@ -52,7 +52,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Mailer(#[from] crate::notify::smtp::MailerError),
     #[error("cannot set up alerting")]
-    Alerting(#[source] rusqlite::Error),
+    Alerting(#[source] crate::store::db::DbError),
     #[error("cannot set up the HTTP client for webhooks, Slack and Telegram")]
     Channels(#[source] reqwest::Error),
     #[error(
@@ -422,9 +422,9 @@ fn start_messaging(
     let (mail_stop, mail_stop_rx) = watch::channel(false);
     let wake = Arc::new(Notify::new());
     let side_connection = || -> Result<SharedConnection, DaemonError> {
-        Ok(Arc::new(std::sync::Mutex::new(
+        Ok(Arc::new(std::sync::Mutex::new(crate::store::db::Db::from(
             crate::store::open_writer_connection(&config.daemon.database)?,
-        )))
+        ))))
     };
     let mail_out = mailer.as_ref().map(|m| MailOut {
         from: m.from.clone(),

@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-
+use super::db::{Conn, DbError, args};
 use super::outbox::{self, ChannelMessage, Composed, Kind};
 
 /// What a message told about one incident.
@@ -54,69 +53,65 @@ pub struct QueuedAlert<'a> {
 }
 
 /// What was told about the incident of `service` that started at `start_ms`.
-pub fn told_times(conn: &Connection, service: &str, start_ms: i64) -> rusqlite::Result<ToldTimes> {
-    let row = conn
-        .query_row(
-            "SELECT down_sent_ms, escalation_steps, reminded_ms, ack_told_ms IS NOT NULL,
-                    response_overdue_ms IS NOT NULL, restore_overdue_ms IS NOT NULL
-             FROM alert_incident WHERE service = ?1 AND start_ms = ?2",
-            params![service, start_ms],
-            |r| {
-                Ok(ToldTimes {
-                    down_sent_ms: r.get(0)?,
-                    escalation_steps: r.get::<_, i64>(1)?.max(0) as usize,
-                    reminded_ms: r.get(2)?,
-                    ack_told: r.get(3)?,
-                    response_overdue: r.get(4)?,
-                    restore_overdue: r.get(5)?,
-                })
-            },
-        )
-        .optional()?;
+pub fn told_times(conn: Conn<'_>, service: &str, start_ms: i64) -> Result<ToldTimes, DbError> {
+    let row = conn.query_opt(
+        "SELECT down_sent_ms, escalation_steps, reminded_ms, ack_told_ms IS NOT NULL,
+                response_overdue_ms IS NOT NULL, restore_overdue_ms IS NOT NULL
+         FROM alert_incident WHERE service = ?1 AND start_ms = ?2",
+        args![service, start_ms],
+        |r| {
+            Ok(ToldTimes {
+                down_sent_ms: r.get(0)?,
+                escalation_steps: r.get::<i64>(1)?.max(0) as usize,
+                reminded_ms: r.get(2)?,
+                ack_told: r.get(3)?,
+                response_overdue: r.get(4)?,
+                restore_overdue: r.get(5)?,
+            })
+        },
+    )?;
     Ok(row.unwrap_or_default())
 }
 
 /// Services with an incident open or ended since `since_ms`, with when they were last down
 /// (`i64::MAX` while down).
-pub fn recent_downtime(conn: &Connection, since_ms: i64) -> rusqlite::Result<HashMap<String, i64>> {
-    let mut s = conn.prepare(
+pub fn recent_downtime(conn: Conn<'_>, since_ms: i64) -> Result<HashMap<String, i64>, DbError> {
+    let rows = conn.query(
         "SELECT s.id, MAX(COALESCE(i.end_ms, 9223372036854775807)) FROM incident i
          JOIN service s ON s.num = i.service
          WHERE i.end_ms IS NULL OR i.end_ms >= ?1 GROUP BY s.id",
+        args![since_ms],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let rows = s.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
+    Ok(rows.into_iter().collect())
 }
 
 /// Writes alerts to the outbox (those already sent directly as sent) with what they told, in
 /// one transaction: a restart neither repeats nor forgets an alert.
-pub fn queue(
-    conn: &mut Connection,
-    alerts: &[QueuedAlert<'_>],
-    now_ms: i64,
-) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    for alert in alerts {
-        if let Some(message) = alert.message {
-            let id = outbox::enqueue(&tx, now_ms, Kind::Alert, message)?;
-            if alert.sent {
-                outbox::mark_sent(&tx, id, 1, now_ms)?;
+pub fn queue(conn: Conn<'_>, alerts: &[QueuedAlert<'_>], now_ms: i64) -> Result<(), DbError> {
+    conn.transaction(|tx| {
+        for alert in alerts {
+            if let Some(message) = alert.message {
+                let id = outbox::enqueue(tx, now_ms, Kind::Alert, message)?;
+                if alert.sent {
+                    outbox::mark_sent(tx, id, 1, now_ms)?;
+                }
+            }
+            for (message, sent) in alert.channels {
+                let id = outbox::enqueue_channel(tx, now_ms, Kind::Alert, message)?;
+                if *sent {
+                    outbox::mark_sent(tx, id, 1, now_ms)?;
+                }
+            }
+            for item in alert.told {
+                record_told(tx, item, now_ms)?;
             }
         }
-        for (message, sent) in alert.channels {
-            let id = outbox::enqueue_channel(&tx, now_ms, Kind::Alert, message)?;
-            if *sent {
-                outbox::mark_sent(&tx, id, 1, now_ms)?;
-            }
-        }
-        for item in alert.told {
-            record_told(&tx, item, now_ms)?;
-        }
-    }
-    tx.commit()
+        Ok(())
+    })
 }
 
-fn record_told(tx: &Transaction<'_>, item: &ToldOf, now_ms: i64) -> rusqlite::Result<()> {
+fn record_told(tx: Conn<'_>, item: &ToldOf, now_ms: i64) -> Result<(), DbError> {
     let column = match item.told {
         Told::Down => "down_sent_ms",
         Told::Escalated(step) => {
@@ -124,8 +119,10 @@ fn record_told(tx: &Transaction<'_>, item: &ToldOf, now_ms: i64) -> rusqlite::Re
                 "INSERT INTO alert_incident (service, start_ms, escalated_ms, escalation_steps)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (service, start_ms) DO UPDATE SET escalated_ms = excluded.escalated_ms,
-                 escalation_steps = MAX(escalation_steps, excluded.escalation_steps)",
-                params![item.service, item.start_ms, now_ms, step as i64 + 1],
+                 escalation_steps = CASE
+                   WHEN alert_incident.escalation_steps > excluded.escalation_steps
+                   THEN alert_incident.escalation_steps ELSE excluded.escalation_steps END",
+                args![&item.service, item.start_ms, now_ms, step as i64 + 1],
             )?;
             return Ok(());
         }
@@ -136,7 +133,7 @@ fn record_told(tx: &Transaction<'_>, item: &ToldOf, now_ms: i64) -> rusqlite::Re
         Told::Recovered => {
             tx.execute(
                 "DELETE FROM alert_incident WHERE service = ?1 AND start_ms = ?2",
-                params![item.service, item.start_ms],
+                args![&item.service, item.start_ms],
             )?;
             return Ok(());
         }
@@ -146,41 +143,32 @@ fn record_told(tx: &Transaction<'_>, item: &ToldOf, now_ms: i64) -> rusqlite::Re
             "INSERT INTO alert_incident (service, start_ms, {column}) VALUES (?1, ?2, ?3)
              ON CONFLICT (service, start_ms) DO UPDATE SET {column} = excluded.{column}"
         ),
-        params![item.service, item.start_ms, now_ms],
+        args![&item.service, item.start_ms, now_ms],
     )?;
     Ok(())
 }
 
 /// Sets a budget flag (`burn:page`, `at_risk:2026-10`, …); true if it was not set.
-pub fn set_flag(
-    conn: &Connection,
-    service: &str,
-    flag: &str,
-    now_ms: i64,
-) -> rusqlite::Result<bool> {
+pub fn set_flag(conn: Conn<'_>, service: &str, flag: &str, now_ms: i64) -> Result<bool, DbError> {
     Ok(conn.execute(
-        "INSERT OR IGNORE INTO alert_flag (service, flag, since_ms) VALUES (?1, ?2, ?3)",
-        params![service, flag, now_ms],
+        "INSERT INTO alert_flag (service, flag, since_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+        args![service, flag, now_ms],
     )? > 0)
 }
 
 /// Clears a budget flag; true if it was set.
-pub fn clear_flag(conn: &Connection, service: &str, flag: &str) -> rusqlite::Result<bool> {
+pub fn clear_flag(conn: Conn<'_>, service: &str, flag: &str) -> Result<bool, DbError> {
     Ok(conn.execute(
         "DELETE FROM alert_flag WHERE service = ?1 AND flag = ?2",
-        params![service, flag],
+        args![service, flag],
     )? > 0)
 }
 
 /// Records that the digest of `route` for `day` is written; true if it was not before.
-pub fn mark_digest(
-    conn: &Connection,
-    route: &str,
-    day: &str,
-    now_ms: i64,
-) -> rusqlite::Result<bool> {
+pub fn mark_digest(conn: Conn<'_>, route: &str, day: &str, now_ms: i64) -> Result<bool, DbError> {
     Ok(conn.execute(
-        "INSERT OR IGNORE INTO digest_sent (route, day, at_ms) VALUES (?1, ?2, ?3)",
-        params![route, day, now_ms],
+        "INSERT INTO digest_sent (route, day, at_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        args![route, day, now_ms],
     )? > 0)
 }

@@ -2,7 +2,7 @@
 //! the measured time, kept as audited acts. Revoking one records who, when and why; neither act
 //! is ever deleted.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::db::{Conn, DbError, Row, args};
 
 /// What an exclusion covers: one service, or every service of a contract.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -43,15 +43,15 @@ pub struct NewExclusion<'a> {
 }
 
 /// Records an exclusion; returns its id.
-pub fn add(conn: &Connection, new: &NewExclusion<'_>, now_ms: i64) -> rusqlite::Result<i64> {
+pub fn add(conn: Conn<'_>, new: &NewExclusion<'_>, now_ms: i64) -> Result<i64, DbError> {
     let (service, contract) = match new.scope {
         Scope::Service(id) => (Some(id.as_str()), None),
         Scope::Contract(id) => (None, Some(id.as_str())),
     };
-    conn.execute(
+    conn.query_one(
         "INSERT INTO exclusion (service, contract, start_ms, end_ms, reason, by, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        args![
             service,
             contract,
             new.start_ms,
@@ -60,8 +60,8 @@ pub fn add(conn: &Connection, new: &NewExclusion<'_>, now_ms: i64) -> rusqlite::
             new.by,
             now_ms
         ],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// Why a revocation was refused.
@@ -74,19 +74,17 @@ pub enum Revoked {
 
 /// Revokes exclusion `id`, recording when, why and by whom.
 pub fn revoke(
-    conn: &Connection,
+    conn: Conn<'_>,
     id: i64,
     reason: &str,
     by: Option<&str>,
     now_ms: i64,
-) -> rusqlite::Result<Revoked> {
-    let state: Option<Option<i64>> = conn
-        .query_row(
-            "SELECT revoked_ms FROM exclusion WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?;
+) -> Result<Revoked, DbError> {
+    let state: Option<Option<i64>> = conn.query_opt(
+        "SELECT revoked_ms FROM exclusion WHERE id = ?1",
+        args![id],
+        |r| r.get(0),
+    )?;
     match state {
         None => Ok(Revoked::NoSuchExclusion),
         Some(Some(_)) => Ok(Revoked::AlreadyRevoked),
@@ -94,14 +92,14 @@ pub fn revoke(
             conn.execute(
                 "UPDATE exclusion SET revoked_ms = ?2, revoke_reason = ?3, revoked_by = ?4
                  WHERE id = ?1",
-                params![id, now_ms, reason, by],
+                args![id, now_ms, reason, by],
             )?;
             Ok(Revoked::Done)
         }
     }
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Exclusion> {
+fn from_row(r: &Row<'_, '_>) -> Result<Exclusion, DbError> {
     let service: Option<String> = r.get(1)?;
     let contract: Option<String> = r.get(2)?;
     let revoked_ms: Option<i64> = r.get(8)?;
@@ -119,7 +117,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Exclusion> {
         revoked: match revoked_ms {
             Some(at_ms) => Some(Revocation {
                 at_ms,
-                reason: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                reason: r.get::<Option<String>>(9)?.unwrap_or_default(),
                 by: r.get(10)?,
             }),
             None => None,
@@ -131,30 +129,28 @@ const COLUMNS: &str = "id, service, contract, start_ms, end_ms, reason, by, at_m
                        revoke_reason, revoked_by";
 
 /// Every exclusion overlapping `[from_ms, to_ms)` (revoked ones too), oldest first.
-pub fn list(conn: &Connection, from_ms: i64, to_ms: i64) -> rusqlite::Result<Vec<Exclusion>> {
-    let mut s = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM exclusion WHERE end_ms > ?1 AND start_ms < ?2 ORDER BY id"
-    ))?;
-    let rows = s.query_map(params![from_ms, to_ms], from_row)?;
-    rows.collect()
+pub fn list(conn: Conn<'_>, from_ms: i64, to_ms: i64) -> Result<Vec<Exclusion>, DbError> {
+    conn.query(
+        &format!("SELECT {COLUMNS} FROM exclusion WHERE end_ms > ?1 AND start_ms < ?2 ORDER BY id"),
+        args![from_ms, to_ms],
+        from_row,
+    )
 }
 
 /// The exclusions in force (not revoked) for `service` of `contract` overlapping
 /// `[from_ms, to_ms)`, as `(start, end)` spans.
 pub fn active_spans(
-    conn: &Connection,
+    conn: Conn<'_>,
     service: &str,
     contract: &str,
     from_ms: i64,
     to_ms: i64,
-) -> rusqlite::Result<Vec<(i64, i64)>> {
-    let mut s = conn.prepare_cached(
+) -> Result<Vec<(i64, i64)>, DbError> {
+    conn.query(
         "SELECT start_ms, end_ms FROM exclusion
          WHERE revoked_ms IS NULL AND end_ms > ?3 AND start_ms < ?4
            AND (service = ?1 OR contract = ?2) ORDER BY start_ms",
-    )?;
-    let rows = s.query_map(params![service, contract, from_ms, to_ms], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
-    rows.collect()
+        args![service, contract, from_ms, to_ms],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }

@@ -7,6 +7,7 @@
 pub mod acks;
 pub mod alerts;
 mod chunk;
+pub mod db;
 pub mod exclusions;
 pub mod outbox;
 pub mod pg;
@@ -100,6 +101,8 @@ pub enum StoreError {
     Postgres(#[from] pg::PgError),
     #[error("PostgreSQL error")]
     PostgresQuery(#[from] postgres::Error),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
     #[error("the store writer has stopped")]
     WriterGone,
     #[error(
@@ -216,18 +219,18 @@ impl Store {
     }
 }
 
-/// The outbox connection shared by the alerting and delivery tasks.
-pub type SharedConnection = Arc<Mutex<Connection>>;
+/// The connection shared by the alerting, statement and delivery tasks (either backend).
+pub type SharedConnection = Arc<Mutex<db::Db>>;
 
 /// Runs `f` on the connection off the async threads.
-pub async fn with_db<T: Send + 'static>(
+pub async fn with_db<T: Send + 'static, E: Send + 'static>(
     db: &SharedConnection,
-    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-) -> rusqlite::Result<T> {
+    f: impl FnOnce(&db::Db) -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
     let db = db.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut conn)
+        let conn = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&conn)
     })
     .await
     .expect("database work does not panic")

@@ -46,7 +46,7 @@ impl Delivery {
     fn open(ws: &Workspace, smtp: &Smtp) -> Delivery {
         let conn = slaprobe::store::open_writer_connection(&ws.db()).unwrap();
         Delivery {
-            db: Arc::new(std::sync::Mutex::new(conn)),
+            db: Arc::new(std::sync::Mutex::new(conn.into())),
             stats: Arc::new(DeliveryStats::default()),
             wake: Arc::new(Notify::new()),
             stop: None,
@@ -57,10 +57,9 @@ impl Delivery {
 
     fn enqueue(&self, email: &Email) -> i64 {
         let composed = notify::compose(&self.mailer.from, email).unwrap();
-        let mut conn = self.db.lock().unwrap();
-        let tx = conn.transaction().unwrap();
-        let id = outbox::enqueue(&tx, Clock::system().now_ms(), Kind::Alert, &composed).unwrap();
-        tx.commit().unwrap();
+        let db = self.db.lock().unwrap();
+        let id =
+            outbox::enqueue(db.conn(), Clock::system().now_ms(), Kind::Alert, &composed).unwrap();
         self.wake.notify_one();
         id
     }
@@ -93,13 +92,13 @@ impl Delivery {
     }
 
     fn states(&self) -> Vec<(String, String, u32)> {
-        let conn = self.db.lock().unwrap();
-        let mut s = conn
-            .prepare("SELECT subject, state, attempts FROM outbox ORDER BY id")
-            .unwrap();
-        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        let db = self.db.lock().unwrap();
+        db.conn()
+            .query(
+                "SELECT subject, state, attempts FROM outbox ORDER BY id",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<i64>(2)? as u32)),
+            )
             .unwrap()
     }
 }
@@ -239,7 +238,7 @@ async fn a_permanent_rejection_is_kept_as_failed_and_not_retried() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     delivery.stop().await;
     assert_eq!(server.refused(), refused, "no retry after a 5xx");
-    let summary = outbox::summary(&delivery.db.lock().unwrap(), 0).unwrap();
+    let summary = outbox::summary(delivery.db.lock().unwrap().conn(), 0).unwrap();
     assert!(summary.pending.is_empty());
     assert_eq!(summary.failed.len(), 1);
     assert!(
@@ -300,7 +299,7 @@ async fn tls_required_never_falls_back_to_plain_text() {
     .await;
     delivery.stop().await;
     assert!(server.received().is_empty());
-    let summary = outbox::summary(&delivery.db.lock().unwrap(), 0).unwrap();
+    let summary = outbox::summary(delivery.db.lock().unwrap().conn(), 0).unwrap();
     assert_eq!(summary.pending.len(), 1);
     let error = summary.pending[0].last_error.clone().unwrap();
     assert!(error.to_lowercase().contains("tls"), "{error}");

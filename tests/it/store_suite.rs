@@ -7,8 +7,12 @@ use slaprobe::clock::Clock;
 use slaprobe::probe::{Failure, Outcome, Reason};
 use slaprobe::sla::availability::Timeline;
 use slaprobe::sla::tracker::Event;
+use slaprobe::store::alerts::{self, QueuedAlert, Told, ToldOf};
+use slaprobe::store::db::Db;
+use slaprobe::store::exclusions::{self, NewExclusion, Revoked, Scope};
+use slaprobe::store::outbox::{self, ChannelMessage, Composed, Kind, Transport};
 use slaprobe::store::pg::{self, PgTarget};
-use slaprobe::store::{Record, Store, StoreSettings, read};
+use slaprobe::store::{Record, Store, StoreSettings, read, statements};
 
 use crate::pg_server::PgServer;
 
@@ -28,6 +32,9 @@ trait Backend {
     fn rollups(&self) -> Vec<Rollup>;
     /// How many raw chunks are stored.
     fn chunks(&self) -> i64;
+    /// A connection for the tables the fleet shares (outbox, alert records, statements,
+    /// exclusions), on a store `open` made.
+    fn db(&self) -> Db;
 }
 
 /// A rollup row: (hour, probes, failures, latency, minutes_unprobed, minutes_all_failed).
@@ -96,6 +103,12 @@ impl Backend for Sqlite {
         conn.query_row("SELECT count(*) FROM outcome_chunk", [], |r| r.get(0))
             .unwrap()
     }
+
+    fn db(&self) -> Db {
+        slaprobe::store::open_writer_connection(&self.0.path().join("s.db"))
+            .unwrap()
+            .into()
+    }
 }
 
 struct Postgres {
@@ -138,6 +151,10 @@ impl Backend for Postgres {
             .query_one("SELECT count(*) FROM outcome_chunk", &[])
             .unwrap()
             .get(0)
+    }
+
+    fn db(&self) -> Db {
+        Db::postgres(&self.target, "local", &["local".to_string()]).unwrap()
     }
 }
 
@@ -326,5 +343,360 @@ fn every_backend_rolls_up_alike_and_applies_the_retention() {
             None => expected = Some(rollups),
             Some(first) => assert_eq!(&rollups, first, "{name} rolls up as sqlite does"),
         }
+    }
+}
+
+/// A webhook as the outbox stores its destination (the channel's table, secrets by name).
+const HOOK: &str = r#"{"webhook":{"url":"http://127.0.0.1:9/hook","secret_env":"HOOK_SECRET"}}"#;
+
+fn composed(subject: &str, to: &str) -> Composed {
+    Composed {
+        subject: subject.into(),
+        sender: "probe@example.net".into(),
+        recipients: vec![to.into(), "second@example.net".into()],
+        bytes: format!("Subject: {subject}\r\n\r\nbody").into_bytes(),
+    }
+}
+
+/// What one pass over the outbox's life gives: claims, due times, marks and the summary, as
+/// plain values to compare between backends.
+fn outbox_story(db: &Db) -> Vec<String> {
+    let conn = db.conn();
+    let mut story = Vec::new();
+    let a = outbox::enqueue(conn, T0, Kind::Alert, &composed("a", "x@example.net")).unwrap();
+    let b = outbox::enqueue(
+        conn,
+        T0 + 1,
+        Kind::Statement,
+        &composed("b", "x@example.net"),
+    )
+    .unwrap();
+    let c = outbox::enqueue(conn, T0 + 2, Kind::Alert, &composed("c", "y@example.net")).unwrap();
+    let hook = ChannelMessage {
+        channel: "webhook",
+        destination: HOOK.into(),
+        subject: "d".into(),
+        body: b"{}".to_vec(),
+    };
+    let d = outbox::enqueue_channel(conn, T0 + 3, Kind::Alert, &hook).unwrap();
+    assert!(a < b && b < c && c < d, "ids grow: {a} {b} {c} {d}");
+    let subjects = |claimed: Vec<outbox::Claimed>| -> String {
+        claimed
+            .iter()
+            .map(|m| format!("{}:{}:{}", m.subject, m.attempts, m.recipients.join("+")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    // b waits behind a (same recipients); the webhook belongs to the other deliverer.
+    story.push(subjects(
+        outbox::claim_due(conn, T0 + 10, 10, Transport::Email).unwrap(),
+    ));
+    story.push(subjects(
+        outbox::claim_due(conn, T0 + 10, 10, Transport::Email).unwrap(),
+    ));
+    story.push(subjects(
+        outbox::claim_due(conn, T0 + 10, 10, Transport::Http).unwrap(),
+    ));
+    outbox::mark_retry(conn, a, 1, T0 + 60_000, "421 try later").unwrap();
+    story.push(format!(
+        "next email {:?}",
+        outbox::next_due_ms(conn, Transport::Email)
+            .unwrap()
+            .map(|t| t - T0)
+    ));
+    story.push(format!("pending {}", outbox::pending_count(conn).unwrap()));
+    story.push(format!(
+        "retried now {}",
+        outbox::retry_waiting_now(conn, T0 + 20, "email").unwrap()
+    ));
+    let again = outbox::claim_next(conn, T0 + 20, Transport::Email)
+        .unwrap()
+        .unwrap();
+    story.push(format!("again {}:{}", again.subject, again.attempts));
+    outbox::mark_sent(conn, again.id, 2, T0 + 21).unwrap();
+    story.push(format!(
+        "claim_id b {:?}",
+        outbox::claim_id(conn, b, T0 + 22)
+            .unwrap()
+            .map(|m| m.subject)
+    ));
+    story.push(format!(
+        "claim_id b twice {:?}",
+        outbox::claim_id(conn, b, T0 + 23)
+            .unwrap()
+            .map(|m| m.subject)
+    ));
+    outbox::mark_failed(conn, b, 1, T0 + 24, "550 no such user").unwrap();
+    outbox::mark_sent(conn, c, 1, T0 + 25).unwrap();
+    let summary = outbox::summary(conn, 0).unwrap();
+    story.push(format!(
+        "summary sent {} pending {:?} failed {:?}",
+        summary.sent,
+        summary
+            .pending
+            .iter()
+            .map(|l| (l.subject.clone(), l.channel.clone(), l.recipients.clone()))
+            .collect::<Vec<_>>(),
+        summary
+            .failed
+            .iter()
+            .map(|l| (l.subject.clone(), l.attempts, l.last_error.clone()))
+            .collect::<Vec<_>>()
+    ));
+    story
+}
+
+#[test]
+fn every_backend_keeps_the_outbox_alike() {
+    let mut stories = Vec::new();
+    for (name, backend) in backends() {
+        drop(backend.open(&["web".to_string()]));
+        let story = outbox_story(&backend.db());
+        stories.push((name, story));
+    }
+    let (_, sqlite) = &stories[0];
+    assert_eq!(
+        sqlite,
+        &vec![
+            "a:0:x@example.net+second@example.net,c:0:y@example.net+second@example.net".to_string(),
+            String::new(),
+            format!("d:0:{HOOK}"),
+            "next email Some(1)".to_string(),
+            "pending 4".to_string(),
+            "retried now 1".to_string(),
+            "again a:1".to_string(),
+            "claim_id b Some(\"b\")".to_string(),
+            "claim_id b twice None".to_string(),
+            "summary sent 2 pending [(\"d\", \"webhook\", [\"webhook http://127.0.0.1:9/hook\"])] \
+             failed [(\"b\", 1, Some(\"550 no such user\"))]"
+                .to_string(),
+        ],
+    );
+    for (name, story) in &stories[1..] {
+        assert_eq!(story, sqlite, "{name} differs from sqlite");
+    }
+}
+
+#[test]
+fn every_backend_gives_each_due_message_to_one_claimant() {
+    for (name, backend) in backends() {
+        drop(backend.open(&["web".to_string()]));
+        {
+            let db = backend.db();
+            for i in 0..40 {
+                let to = format!("r{i}@example.net");
+                outbox::enqueue(db.conn(), T0, Kind::Alert, &composed("m", &to)).unwrap();
+            }
+        }
+        let claimants: Vec<_> = (0..3)
+            .map(|_| {
+                let db = backend.db();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let claimed = loop {
+                            match outbox::claim_due(db.conn(), T0 + 1, 2, Transport::Email) {
+                                Ok(claimed) => break claimed,
+                                // SQLite's other writer holds the lock: try again.
+                                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                            }
+                        };
+                        if claimed.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(claimed.into_iter().map(|m| m.id));
+                    }
+                })
+            })
+            .collect();
+        let mut all: Vec<i64> = claimants
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let claimed = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(
+            claimed, 40,
+            "{name}: every message claimed once: {claimed} claims"
+        );
+        assert_eq!(all.len(), 40, "{name}: no message claimed twice");
+    }
+}
+
+/// Alert records, budget flags, digests, statements and exclusions through one life, as
+/// plain values to compare between backends.
+fn records_story(db: &Db) -> Vec<String> {
+    let conn = db.conn();
+    let mut story = Vec::new();
+    let down = composed("DOWN web", "oncall@example.net");
+    let told = |told: Told| ToldOf {
+        service: "web".into(),
+        start_ms: T0,
+        told,
+    };
+    let queue = |items: &[ToldOf], sent: bool| {
+        alerts::queue(
+            conn,
+            &[QueuedAlert {
+                message: Some(&down),
+                sent,
+                channels: &[],
+                told: items,
+            }],
+            T0 + 5,
+        )
+        .unwrap()
+    };
+    queue(&[told(Told::Down)], true);
+    queue(&[told(Told::Escalated(1))], false);
+    queue(&[told(Told::Escalated(0)), told(Told::Reminded)], false);
+    let times = alerts::told_times(conn, "web", T0).unwrap();
+    story.push(format!("{times:?}"));
+    queue(
+        &[told(Told::Acknowledged), told(Told::ResponseOverdue)],
+        false,
+    );
+    let times = alerts::told_times(conn, "web", T0).unwrap();
+    story.push(format!("{times:?}"));
+    story.push(format!(
+        "outbox {} pending {}",
+        outbox::summary(conn, 0).unwrap().sent,
+        outbox::pending_count(conn).unwrap()
+    ));
+    queue(&[told(Told::Recovered)], false);
+    story.push(format!(
+        "{:?}",
+        alerts::told_times(conn, "web", T0).unwrap()
+    ));
+    story.push(format!(
+        "flags {} {} {} {}",
+        alerts::set_flag(conn, "web", "burn:page", T0).unwrap(),
+        alerts::set_flag(conn, "web", "burn:page", T0 + 1).unwrap(),
+        alerts::clear_flag(conn, "web", "burn:page").unwrap(),
+        alerts::clear_flag(conn, "web", "burn:page").unwrap(),
+    ));
+    story.push(format!(
+        "digest {} {}",
+        alerts::mark_digest(conn, "oncall", "2026-11-30", T0).unwrap(),
+        alerts::mark_digest(conn, "oncall", "2026-11-30", T0).unwrap(),
+    ));
+    let decided = conn
+        .transaction(|tx| {
+            statements::lock(tx, "acme", "2026-11")?;
+            let before = statements::sends(tx, "acme", "2026-11")?;
+            statements::record(tx, "acme", "2026-11", "aa", Some(7), T0)?;
+            statements::keep_copies(tx, "acme", "2026-11", &[("text", b"one")], T0)?;
+            Ok::<_, slaprobe::store::db::DbError>(before)
+        })
+        .unwrap();
+    statements::record(conn, "acme", "2026-11", "bb", None, T0 + 1).unwrap();
+    statements::record(conn, "acme", "2026-11", "cc", Some(9), T0 + 2).unwrap();
+    statements::keep_copies(conn, "acme", "2026-11", &[("text", b"two")], T0 + 2).unwrap();
+    story.push(format!(
+        "statement before {decided:?} sends {:?} copy {:?} none {:?}",
+        statements::sends(conn, "acme", "2026-11").unwrap(),
+        statements::copy(conn, "acme", "2026-11", "text").unwrap(),
+        statements::copy(conn, "acme", "2026-11", "html").unwrap(),
+    ));
+    let rolled_back = conn.transaction(|tx| {
+        statements::record(tx, "acme", "2026-12", "dd", None, T0)?;
+        Err::<(), _>(slaprobe::store::db::DbError::NoRow)
+    });
+    story.push(format!(
+        "rolled back {} left {:?}",
+        rolled_back.is_err(),
+        statements::sends(conn, "acme", "2026-12").unwrap()
+    ));
+    let service = Scope::Service("web".into());
+    let contract = Scope::Contract("acme".into());
+    let first = exclusions::add(
+        conn,
+        &NewExclusion {
+            scope: &service,
+            start_ms: T0,
+            end_ms: T0 + 600 * S,
+            reason: "agreed change",
+            by: Some("ops"),
+        },
+        T0 + 1,
+    )
+    .unwrap();
+    let second = exclusions::add(
+        conn,
+        &NewExclusion {
+            scope: &contract,
+            start_ms: T0 + 3_600 * S,
+            end_ms: T0 + 7_200 * S,
+            reason: "client's own outage",
+            by: None,
+        },
+        T0 + 2,
+    )
+    .unwrap();
+    story.push(format!(
+        "revoke {:?} {:?} {:?}",
+        exclusions::revoke(conn, first, "entered twice", Some("lead"), T0 + 3).unwrap(),
+        exclusions::revoke(conn, first, "again", None, T0 + 4).unwrap(),
+        exclusions::revoke(conn, second + 100, "none", None, T0 + 4).unwrap(),
+    ));
+    story.push(format!(
+        "spans {:?}",
+        exclusions::active_spans(conn, "web", "acme", T0, T0 + 86_400 * S)
+            .unwrap()
+            .iter()
+            .map(|(a, b)| (a - T0, b - T0))
+            .collect::<Vec<_>>()
+    ));
+    let listed = exclusions::list(conn, T0, T0 + 86_400 * S).unwrap();
+    story.push(format!(
+        "listed {:?}",
+        listed
+            .iter()
+            .map(|e| (
+                e.id - first,
+                e.scope.clone(),
+                e.by.clone(),
+                e.revoked.as_ref().map(|r| (r.reason.clone(), r.by.clone()))
+            ))
+            .collect::<Vec<_>>()
+    ));
+    assert_eq!(
+        exclusions::revoke(conn, first, "x", None, 0).unwrap(),
+        Revoked::AlreadyRevoked
+    );
+    story
+}
+
+#[test]
+fn every_backend_keeps_alert_records_statements_and_exclusions_alike() {
+    let mut stories = Vec::new();
+    for (name, backend) in backends() {
+        drop(backend.open(&["web".to_string()]));
+        stories.push((name, records_story(&backend.db())));
+    }
+    let (_, sqlite) = &stories[0];
+    let expected = [
+        "ToldTimes { down_sent_ms: Some(1790000000005), escalation_steps: 2, \
+         reminded_ms: Some(1790000000005), ack_told: false, response_overdue: false, \
+         restore_overdue: false }",
+        "ToldTimes { down_sent_ms: Some(1790000000005), escalation_steps: 2, \
+         reminded_ms: Some(1790000000005), ack_told: true, response_overdue: true, \
+         restore_overdue: false }",
+        "outbox 1 pending 3",
+        "ToldTimes { down_sent_ms: None, escalation_steps: 0, reminded_ms: None, \
+         ack_told: false, response_overdue: false, restore_overdue: false }",
+        "flags true false true false",
+        "digest true false",
+        "statement before None sends Some(2) copy Some(([116, 119, 111], 1790000000002)) none None",
+        "rolled back true left None",
+        "revoke Done AlreadyRevoked NoSuchExclusion",
+        "spans [(3600000, 7200000)]",
+        "listed [(0, Service(\"web\"), Some(\"ops\"), Some((\"entered twice\", Some(\"lead\")))), \
+         (1, Contract(\"acme\"), None, None)]",
+    ];
+    assert_eq!(sqlite, &expected.map(String::from).to_vec());
+    for (name, story) in &stories[1..] {
+        assert_eq!(story, sqlite, "{name} differs from sqlite");
     }
 }
