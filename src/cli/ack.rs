@@ -37,7 +37,8 @@ pub fn ack(config: &Config, args: &AckArgs) -> ExitCode {
         Ok(ack) => ack,
         Err(e) => return usage_error(e),
     };
-    let outcome = crate::store::open_writer_connection(&config.daemon.database)
+    let outcome = crate::store::sqlite_file(&config.daemon.database, "`slaprobe ack`")
+        .and_then(crate::store::open_writer_connection)
         .map_err(|e| Chain(&e).to_string())
         .and_then(|mut conn| {
             acks::acknowledge(&mut conn, &args.service, &ack).map_err(|e| Chain(&e).to_string())

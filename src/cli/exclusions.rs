@@ -56,7 +56,7 @@ pub fn exclude(config: &Config, args: &ExcludeArgs) -> ExitCode {
     if args.reason.trim().is_empty() {
         return usage_error("--reason must say why (it is shown in statements)".into());
     }
-    let conn = match crate::store::open_writer_connection(&config.daemon.database) {
+    let conn = match crate::store::open_db(&config.daemon) {
         Ok(conn) => conn,
         Err(e) => {
             eprintln!("{}", Chain(&e));
@@ -65,7 +65,7 @@ pub fn exclude(config: &Config, args: &ExcludeArgs) -> ExitCode {
     };
     let now = Clock::system().now_ms();
     if let Some(id) = args.revoke {
-        return match exclusions::revoke((&conn).into(), id, &args.reason, args.by.as_deref(), now) {
+        return match exclusions::revoke(conn.conn(), id, &args.reason, args.by.as_deref(), now) {
             Ok(Revoked::Done) => {
                 println!("revoked exclusion {id}");
                 ExitCode::SUCCESS
@@ -106,7 +106,7 @@ pub fn exclude(config: &Config, args: &ExcludeArgs) -> ExitCode {
         reason: &args.reason,
         by: args.by.as_deref(),
     };
-    match exclusions::add((&conn).into(), &new, now) {
+    match exclusions::add(conn.conn(), &new, now) {
         Ok(id) => {
             println!("{id}");
             ExitCode::SUCCESS
@@ -141,9 +141,9 @@ pub fn list(config: &Config, args: &ExclusionsArgs) -> ExitCode {
             }
         }
     };
-    let found = crate::store::read::open(&config.daemon.database)
+    let found = crate::store::open_reader_db(&config.daemon)
         .map_err(anyhow::Error::from)
-        .and_then(|conn| Ok(exclusions::list((&conn).into(), from_ms, to_ms)?));
+        .and_then(|conn| Ok(exclusions::list(conn.conn(), from_ms, to_ms)?));
     let mut found: Vec<Exclusion> = match found {
         Ok(found) => found,
         Err(e) => {

@@ -36,12 +36,20 @@ pub fn migrate(config: &Config, args: &MigrateArgs) -> ExitCode {
         url: args.to.clone(),
         password_env: args.password_env.clone(),
     };
+    let Some(database) = config.daemon.database.sqlite() else {
+        eprintln!(
+            "This config's history is already in PostgreSQL ({}): `slaprobe migrate` copies an \
+             SQLite file; run it with the single machine's config",
+            config.daemon.database
+        );
+        return ExitCode::from(64);
+    };
     let started = std::time::Instant::now();
-    match pg::migrate::move_history(&config.daemon.database, &target, location) {
+    match pg::migrate::move_history(database, &target, location) {
         Ok(copied) => {
             println!(
                 "{} → PostgreSQL, location `{location}` ({:.1} s, one transaction):",
-                config.daemon.database.display(),
+                database.display(),
                 started.elapsed().as_secs_f64()
             );
             for (table, rows) in &copied.0 {

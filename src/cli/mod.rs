@@ -307,7 +307,9 @@ fn probe(config: &Config, id: &str) -> ExitCode {
 }
 
 fn status(config: &Config, format: Format) -> ExitCode {
-    let conn = match read::open(&config.daemon.database) {
+    let conn = match crate::store::sqlite_file(&config.daemon.database, "`slaprobe status`")
+        .and_then(read::open)
+    {
         Ok(conn) => conn,
         Err(e) => {
             eprintln!(
@@ -495,12 +497,15 @@ fn import(config: &Config, id: &str, file: &std::path::Path) -> ExitCode {
     let Some(service) = config.service(id) else {
         return usage_error(format!("{}: no service `{id}`", config.path.display()));
     };
-    match crate::cli::import::import(
-        &config.daemon.database,
-        service,
-        file,
-        config.daemon.retention,
-    ) {
+    let Some(database) = config.daemon.database.sqlite() else {
+        return usage_error(
+            "`slaprobe import` writes into an SQLite history and this config's database is \
+             PostgreSQL: import into the single machine's SQLite file, then move it with \
+             `slaprobe migrate --to URL`"
+                .to_string(),
+        );
+    };
+    match crate::cli::import::import(database, service, file, config.daemon.retention) {
         Ok(s) => {
             println!(
                 "{id}: imported {} outcomes ({} incidents opened, {} closed, {} blips, {} \
@@ -539,7 +544,9 @@ fn statement(
         Ok(span) => span,
         Err(e) => return usage_error(e.to_string()),
     };
-    let conn = match read::open(&config.daemon.database) {
+    let conn = match crate::store::sqlite_file(&config.daemon.database, "`slaprobe statement`")
+        .and_then(read::open)
+    {
         Ok(conn) => conn,
         Err(e) => {
             eprintln!("{:#}", anyhow::Error::from(e));
@@ -582,12 +589,25 @@ fn statement(
 }
 
 fn backup(config: &Config, file: &Path) -> ExitCode {
+    let database = match &config.daemon.database {
+        config::Database::Sqlite(path) => path,
+        config::Database::Postgres(target) => {
+            eprintln!(
+                "The history is in PostgreSQL ({}): back it up with PostgreSQL's own tools, e.g.\n  \
+                 pg_dump --format=custom --file={} '{}'\n(`slaprobe backup` copies an SQLite file)",
+                target.url,
+                file.display(),
+                target.url
+            );
+            return ExitCode::from(64);
+        }
+    };
     let started = std::time::Instant::now();
-    match crate::store::backup(&config.daemon.database, file) {
+    match crate::store::backup(database, file) {
         Ok(bytes) => {
             println!(
                 "{} → {} ({:.1} MB, integrity ok, {:.1} s)",
-                config.daemon.database.display(),
+                database.display(),
                 file.display(),
                 bytes as f64 / 1e6,
                 started.elapsed().as_secs_f64()
@@ -635,9 +655,7 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
     }
     let result = runtime(Some(1)).block_on(async {
         let mailer = crate::notify::Mailer::new(smtp)?;
-        let conn = crate::store::db::Db::from(crate::store::open_writer_connection(
-            &config.daemon.database,
-        )?);
+        let conn = crate::store::open_db(&config.daemon)?;
         let queued = monthly::queue(&conn, config, contract, &month, &mailer.from, now, true)?;
         let Queued::Queued {
             id: message,
@@ -703,10 +721,12 @@ fn compute_reports(
     services: &[&config::Service],
     spec: &crate::report::PeriodSpec,
 ) -> Result<Vec<crate::report::ServiceReport>, ExitCode> {
-    let conn = read::open(&config.daemon.database).map_err(|e| {
-        eprintln!("{:#}", anyhow::Error::from(e));
-        ExitCode::FAILURE
-    })?;
+    let conn = crate::store::sqlite_file(&config.daemon.database, "`slaprobe report`")
+        .and_then(read::open)
+        .map_err(|e| {
+            eprintln!("{:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        })?;
     let now_ms = Clock::system().now_ms();
     services
         .iter()

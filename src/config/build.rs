@@ -198,7 +198,7 @@ fn daemon_section(
         zone: jiff::tz::TimeZone::UTC,
     };
     let mut daemon = Daemon {
-        database: base_dir.join("slaprobe.db"),
+        database: Database::Sqlite(base_dir.join("slaprobe.db")),
         listen: None,
         timezone: utc,
         retention: Duration::from_secs(35 * 86_400),
@@ -213,16 +213,7 @@ fn daemon_section(
     let Some(mut t) = value.and_then(|v| Table::new(v, "[daemon]", d)) else {
         return daemon;
     };
-    if let Some(db) = t.string("database", d) {
-        if db.trim().is_empty() {
-            d.error(
-                t.get("database").unwrap().span(),
-                "`database` is empty: write a file path such as \"slaprobe.db\"",
-            );
-        } else {
-            daemon.database = base_dir.join(db);
-        }
-    }
+    database(&mut t, &mut daemon, base_dir, d);
     if let Some(v) = t.get("listen") {
         daemon.listen = d.parse(v, "listen", |v| {
             let text = as_string(v)?;
@@ -278,6 +269,63 @@ fn daemon_section(
     daemon
 }
 
+/// `database` and `database_password_env`: a path is this machine's SQLite file (relative to
+/// the config's folder), a `postgres://` URL a fleet's PostgreSQL (DESIGN.md §6.3).
+fn database(t: &mut Table<'_, '_>, daemon: &mut Daemon, base_dir: &Path, d: &mut Diagnostics) {
+    let password_env = t.string("database_password_env", d);
+    let Some(db) = t.string("database", d) else {
+        if password_env.is_some() {
+            d.error(
+                t.get("database_password_env").unwrap().span(),
+                "`database_password_env` is for a PostgreSQL `database`: set database = \
+                 \"postgres://USER@HOST/DB\" or remove it",
+            );
+        }
+        return;
+    };
+    let span = t.get("database").unwrap().span();
+    if db.trim().is_empty() {
+        d.error(
+            span,
+            "`database` is empty: write a file path such as \"slaprobe.db\", or a PostgreSQL URL \
+             such as \"postgres://slaprobe@db.example/slaprobe\"",
+        );
+        return;
+    }
+    if !is_postgres_url(&db) {
+        if password_env.is_some() {
+            d.error(
+                t.get("database_password_env").unwrap().span(),
+                "`database_password_env` is for a PostgreSQL `database`, and this one is an \
+                 SQLite file: remove it",
+            );
+        }
+        daemon.database = Database::Sqlite(base_dir.join(db));
+        return;
+    }
+    match db.parse::<postgres::Config>() {
+        Err(e) => d.error(
+            span,
+            format!(
+                "`database` is not a PostgreSQL connection URI ({e}): write \
+                 postgres://USER@HOST:5432/DB or postgresql:///DB?host=/run/postgresql"
+            ),
+        ),
+        Ok(parsed) if parsed.get_password().is_some() => d.error(
+            span,
+            "`database` holds a password: a config file is no place for it; remove it from the \
+             URL and name the variable that holds it with `database_password_env` (or set \
+             PGPASSWORD)",
+        ),
+        Ok(_) => {
+            daemon.database = Database::Postgres(PgTarget {
+                url: db,
+                password_env,
+            })
+        }
+    }
+}
+
 /// `location` and `locations`: where this daemon probes from and which locations the fleet
 /// expects (DESIGN.md §6.3). SQLite, a file of one machine, holds one location's history.
 fn locations(t: &mut Table<'_, '_>, daemon: &mut Daemon, d: &mut Diagnostics) {
@@ -331,7 +379,7 @@ fn locations(t: &mut Table<'_, '_>, daemon: &mut Daemon, d: &mut Diagnostics) {
         );
         return;
     }
-    if names.len() > 1 {
+    if names.len() > 1 && daemon.database.sqlite().is_some() {
         d.error(
             span,
             format!(

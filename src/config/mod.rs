@@ -12,7 +12,7 @@ mod route;
 mod service;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,8 +142,8 @@ impl LiveConfig {
 /// `[daemon]`.
 #[derive(Debug, Clone)]
 pub struct Daemon {
-    /// Absolute, or relative to the working directory (already joined with the config's folder).
-    pub database: PathBuf,
+    /// Where the history is kept: this machine's SQLite file or a fleet's PostgreSQL.
+    pub database: Database,
     pub listen: Option<SocketAddr>,
     pub timezone: TimeZoneName,
     /// How long raw outcomes are kept (hourly rollups are kept for ever).
@@ -162,6 +162,50 @@ pub struct Daemon {
     pub location: String,
     /// Every location the fleet expects, this one included; `[location]` unless set.
     pub locations: Vec<String>,
+}
+
+/// Where the history is kept (`[daemon] database`: a path selects SQLite, a URL PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// Absolute, or relative to the working directory (already joined with the config's folder).
+    Sqlite(PathBuf),
+    /// A fleet's shared PostgreSQL (DESIGN.md §6.3).
+    Postgres(PgTarget),
+}
+
+impl Database {
+    /// The SQLite file, if the history is kept in one.
+    pub fn sqlite(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The path, or the URL as written (which holds no password).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(target) => f.write_str(&target.url),
+        }
+    }
+}
+
+/// Whether `database` names PostgreSQL (a `postgres://` or `postgresql://` URI) rather than an
+/// SQLite file.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// Where a fleet's PostgreSQL is and how to log in; the password never comes from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTarget {
+    /// As written in the config (it holds no password: the config refuses one).
+    pub url: String,
+    /// The variable holding the password (`database_password_env`); else `PGPASSWORD`.
+    pub password_env: Option<String>,
 }
 
 /// `[provider]`: the issuer named on every statement.

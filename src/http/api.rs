@@ -62,7 +62,8 @@ async fn with_read<T: Send + 'static>(
     f: impl FnOnce(&rusqlite::Connection, &Config, i64) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || {
-        let conn = read::open(&reading.config.daemon.database)
+        let conn = crate::store::sqlite_file(&reading.config.daemon.database, "the API's reports")
+            .and_then(read::open)
             .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         f(&conn, &reading.config, reading.clock.now_ms())
     })
@@ -136,7 +137,8 @@ pub async fn ack(
     let service = id.clone();
     let wanted = ack.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut conn = crate::store::open_writer_connection(&database)
+        let mut conn = crate::store::sqlite_file(&database, "acknowledging")
+            .and_then(crate::store::open_writer_connection)
             .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         acks::acknowledge(&mut conn, &service, &wanted).map_err(db_error)
     })

@@ -162,7 +162,10 @@ impl std::fmt::Write for Chunks {
 
 async fn status_page(Extract(state): Extract<State>) -> axum::response::Html<String> {
     let html = tokio::task::spawn_blocking(move || {
-        let conn = crate::store::read::open(&state.config.current().daemon.database).ok();
+        let config = state.config.current();
+        let conn = crate::store::sqlite_file(&config.daemon.database, "the status page")
+            .and_then(crate::store::read::open)
+            .ok();
         state.page.render(conn.as_ref(), state.clock.now_ms())
     })
     .await

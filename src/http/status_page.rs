@@ -334,7 +334,9 @@ pub async fn refresh(
         let now = clock.now_ms();
         let result =
             tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
-                let conn = read::open(&page.config.current().daemon.database)?;
+                let config = page.config.current();
+                let conn = crate::store::sqlite_file(&config.daemon.database, "the status page")
+                    .and_then(read::open)?;
                 Ok(page.refresh_bars(&conn, now)?)
             })
             .await;

@@ -17,9 +17,9 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::alert::Outlet;
-use crate::alert::{AlertSender, AlertStats, AlertTask};
+use crate::alert::{AlertSender, AlertTask};
 use crate::clock::Clock;
-use crate::config::{Config, LiveConfig, Service};
+use crate::config::{Config, Database, LiveConfig, Service};
 use crate::http::endpoint;
 use crate::http::exposition::{Exposition, ServiceLabels};
 use crate::http::metrics::DaemonMetrics;
@@ -90,12 +90,13 @@ pub struct Running {
     live: watch::Sender<Arc<Config>>,
     shared: Arc<Shared>,
     exposition: Arc<Exposition>,
-    alerts: AlertSender,
+    /// `None` on PostgreSQL: a fleet's alerts follow its verdict, not one location's view.
+    alerts: Option<AlertSender>,
     store: Store,
     writer: std::thread::JoinHandle<()>,
     endpoint: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     metrics: Arc<DaemonMetrics>,
-    messaging: Messaging,
+    messaging: Option<Messaging>,
 }
 
 /// The tasks that decide and send messages: alerting, statements and mail delivery.
@@ -104,7 +105,6 @@ struct Messaging {
     statements: tokio::task::JoinHandle<()>,
     /// Stops alerting and statements (after the service tasks, so no transition is lost).
     alert_stop: watch::Sender<bool>,
-    alert_stats: Arc<AlertStats>,
     delivery: Option<tokio::task::JoinHandle<()>>,
     /// Delivery to the HTTP channels (always running: a reload may add a channel).
     channel_delivery: tokio::task::JoinHandle<()>,
@@ -125,14 +125,6 @@ impl Running {
 
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    pub fn alert_stats(&self) -> &Arc<AlertStats> {
-        &self.messaging.alert_stats
-    }
-
-    pub fn delivery_stats(&self) -> &Arc<DeliveryStats> {
-        &self.messaging.delivery_stats
     }
 
     /// The config in force.
@@ -164,9 +156,9 @@ impl Running {
             HashMap::new()
         } else {
             self.shared.store.flush().await?;
-            let path = config.daemon.database.clone();
+            let daemon = config.daemon.clone();
             let recent = resume_depth(&config);
-            tokio::task::spawn_blocking(move || crate::store::register(&path, &ids, recent))
+            tokio::task::spawn_blocking(move || crate::store::register(&daemon, &ids, recent))
                 .await
                 .expect("registering services does not panic")
                 .map_err(DaemonError::Register)?
@@ -177,7 +169,9 @@ impl Running {
             .collect();
         let _ = self.live.send(config.clone());
         // In order with transitions: alerting knows the added services before they probe.
-        self.alerts.reload(config.clone(), added_open);
+        if let Some(alerts) = &self.alerts {
+            alerts.reload(config.clone(), added_open);
+        }
 
         for id in &plan.removed {
             // The task ends after its probe in flight, if any.
@@ -241,14 +235,15 @@ impl Running {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
         // Alerts still gathering go to the outbox; mail not yet sent waits there for the next start.
-        let messaging = self.messaging;
-        let _ = messaging.alert_stop.send(true);
-        let _ = messaging.alerting.await;
-        let _ = messaging.statements.await;
-        let _ = messaging.mail_stop.send(true);
-        let _ = messaging.channel_delivery.await;
-        if let Some(delivery) = messaging.delivery {
-            let _ = delivery.await;
+        if let Some(messaging) = self.messaging {
+            let _ = messaging.alert_stop.send(true);
+            let _ = messaging.alerting.await;
+            let _ = messaging.statements.await;
+            let _ = messaging.mail_stop.send(true);
+            let _ = messaging.channel_delivery.await;
+            if let Some(delivery) = messaging.delivery {
+                let _ = delivery.await;
+            }
         }
         if let Some((_, handle)) = self.endpoint.take() {
             let _ = handle.await;
@@ -290,16 +285,32 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         .iter()
         .map(|(id, (_, resume))| (id.clone(), resume.open_incident.clone()))
         .collect();
-    let (messaging, alerts) = start_messaging(&config, &live_rx, &clock, &open_incidents)?;
+    let (messaging, alerts) = match &config.daemon.database {
+        Database::Sqlite(_) => {
+            let (messaging, alerts) = start_messaging(&config, &live_rx, &clock, &open_incidents)?;
+            (Some(messaging), Some(alerts))
+        }
+        Database::Postgres(_) => {
+            warn!(
+                "On PostgreSQL this daemon probes and records its location's outcomes; alerts, \
+                 digests and statements follow the fleet's verdict and are not sent by this \
+                 build."
+            );
+            (None, None)
+        }
+    };
+    let delivery_stats = messaging
+        .as_ref()
+        .map_or_else(Default::default, |m| m.delivery_stats.clone());
 
     let metrics = Arc::new(DaemonMetrics::default());
     let exposition = Arc::new(Exposition::new(
         metrics.clone(),
         opened.store.stats().clone(),
-        messaging.delivery_stats.clone(),
+        delivery_stats,
     ));
     let shared = Arc::new(Shared {
-        alerts: Some(alerts.clone()),
+        alerts: alerts.clone(),
         runner,
         store: opened.store.clone(),
         clock: clock.clone(),
@@ -375,12 +386,18 @@ async fn open_store(config: &Config, clock: &Clock) -> Result<Opened, DaemonErro
         retention: config.daemon.retention,
         clock: clock.clone(),
     };
-    let path = config.daemon.database.clone();
-    let opened = tokio::task::spawn_blocking(move || Store::open(&path, &ids, recent, settings))
-        .await
-        .expect("the store opener does not panic")?;
+    let daemon = config.daemon.clone();
+    let opened = tokio::task::spawn_blocking(move || match &daemon.database {
+        Database::Sqlite(path) => Store::open(path, &ids, recent, settings),
+        Database::Postgres(target) => {
+            Store::open_postgres(target, &daemon.location, &ids, recent, settings)
+        }
+    })
+    .await
+    .expect("the store opener does not panic")?;
     info!(
-        database = %config.daemon.database.display(),
+        database = %config.daemon.database,
+        location = %config.daemon.location,
         services = config.services.len(),
         "Store open."
     );
@@ -422,9 +439,9 @@ fn start_messaging(
     let (mail_stop, mail_stop_rx) = watch::channel(false);
     let wake = Arc::new(Notify::new());
     let side_connection = || -> Result<SharedConnection, DaemonError> {
-        Ok(Arc::new(std::sync::Mutex::new(crate::store::db::Db::from(
-            crate::store::open_writer_connection(&config.daemon.database)?,
-        ))))
+        Ok(Arc::new(std::sync::Mutex::new(crate::store::open_db(
+            &config.daemon,
+        )?)))
     };
     let mail_out = mailer.as_ref().map(|m| MailOut {
         from: m.from.clone(),
@@ -448,7 +465,6 @@ fn start_messaging(
         open_incidents,
     )
     .map_err(DaemonError::Alerting)?;
-    let alert_stats = alert_task.stats();
     let alerting = tokio::spawn(alert_task.run(transitions, alert_stop_rx.clone()));
     let statements = tokio::spawn(crate::report::monthly::run(
         live.clone(),
@@ -483,7 +499,6 @@ fn start_messaging(
         alerting,
         statements,
         alert_stop,
-        alert_stats,
         delivery,
         channel_delivery,
         delivery_stats,

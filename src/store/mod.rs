@@ -171,12 +171,7 @@ impl Store {
         settings: StoreSettings,
     ) -> Result<Opened, StoreError> {
         let mut client = pg::connect(target)?;
-        let nums = pg::writer::register(&mut client, service_ids)?;
-        let mut services = HashMap::with_capacity(nums.len());
-        for (id, num) in nums {
-            let resume = pg::read::resume(&mut client, location, num, recent)?;
-            services.insert(id, (num, resume));
-        }
+        let services = register_postgres(&mut client, location, service_ids, recent)?;
         let (sender, receiver) = std::sync::mpsc::channel();
         let stats = Arc::new(StoreStats::default());
         let backend = pg::writer::Postgres::new(target.clone(), location.to_string(), Some(client));
@@ -239,12 +234,36 @@ pub async fn with_db<T: Send + 'static, E: Send + 'static>(
 /// Registers services a reload added, beside the running writer, and returns each one's number
 /// and resume state as `Store::open` does.
 pub fn register(
-    path: &Path,
+    daemon: &crate::config::Daemon,
     service_ids: &[String],
     recent: usize,
 ) -> Result<HashMap<String, (ServiceNum, Resume)>, StoreError> {
-    let mut conn = open_writer_connection(path)?;
-    register_on(&mut conn, service_ids, recent)
+    match &daemon.database {
+        crate::config::Database::Sqlite(path) => {
+            let mut conn = open_writer_connection(path)?;
+            register_on(&mut conn, service_ids, recent)
+        }
+        crate::config::Database::Postgres(target) => {
+            let mut client = pg::connect(target)?;
+            register_postgres(&mut client, &daemon.location, service_ids, recent)
+        }
+    }
+}
+
+/// Registers services in the fleet's numbering and reads what `location` wrote of each.
+fn register_postgres(
+    client: &mut postgres::Client,
+    location: &str,
+    service_ids: &[String],
+    recent: usize,
+) -> Result<HashMap<String, (ServiceNum, Resume)>, StoreError> {
+    let nums = pg::writer::register(client, service_ids)?;
+    let mut services = HashMap::with_capacity(nums.len());
+    for (id, num) in nums {
+        let resume = pg::read::resume(client, location, num, recent)?;
+        services.insert(id, (num, resume));
+    }
+    Ok(services)
 }
 
 fn register_on(
@@ -402,6 +421,40 @@ pub enum BackupError {
     Store(#[from] StoreError),
     #[error("the copy fails its integrity check: {0}")]
     Integrity(String),
+}
+
+/// The SQLite file of `database`, for `what`, which reads SQLite only (an error naming it on
+/// PostgreSQL).
+pub fn sqlite_file<'a>(
+    database: &'a crate::config::Database,
+    what: &'static str,
+) -> Result<&'a Path, StoreError> {
+    database
+        .sqlite()
+        .ok_or(StoreError::Db(db::DbError::SqliteOnly(what)))
+}
+
+/// A connection for the tables a fleet shares (outbox, statements, exclusions, alert records)
+/// on either backend: the SQLite file opened for writing (created and migrated if absent), or
+/// the fleet's PostgreSQL as `location` (its schema as the daemons migrated it).
+pub fn open_db(daemon: &crate::config::Daemon) -> Result<db::Db, StoreError> {
+    Ok(match &daemon.database {
+        crate::config::Database::Sqlite(path) => db::Db::from(open_writer_connection(path)?),
+        crate::config::Database::Postgres(target) => {
+            db::Db::postgres(target, &daemon.location, &daemon.locations)?
+        }
+    })
+}
+
+/// A connection for reading either backend: the SQLite file read-only (it must exist), or the
+/// fleet's PostgreSQL.
+pub fn open_reader_db(daemon: &crate::config::Daemon) -> Result<db::Db, StoreError> {
+    Ok(match &daemon.database {
+        crate::config::Database::Sqlite(path) => db::Db::from(read::open(path)?),
+        crate::config::Database::Postgres(target) => {
+            db::Db::postgres(target, &daemon.location, &daemon.locations)?
+        }
+    })
 }
 
 /// Opens the database for writing: created with mode 0600 if absent, WAL, migrated.

@@ -521,6 +521,27 @@ fn locations_are_checked_where_they_are_written() {
             13,
             "3 locations cannot share an SQLite file",
         ),
+        (
+            "a password in the PostgreSQL URL",
+            "database = \"postgres://slaprobe:hunter2@db.example/slaprobe\"\n",
+            2,
+            12,
+            "holds a password",
+        ),
+        (
+            "a URL that is not a connection URI",
+            "database = \"postgres://db.example:notaport/slaprobe\"\n",
+            2,
+            12,
+            "not a PostgreSQL connection URI",
+        ),
+        (
+            "a password variable for an SQLite file",
+            "database = \"history.db\"\ndatabase_password_env = \"PGPASS\"\n",
+            3,
+            25,
+            "`database_password_env` is for a PostgreSQL `database`",
+        ),
     ];
     for (what, daemon, line, column, needle) in cases {
         let text = format!("[daemon]\n{daemon}{BASE}");
@@ -560,4 +581,30 @@ fn locations_are_checked_where_they_are_written() {
         ),
         ("local", 1)
     );
+    assert_eq!(
+        config.daemon.database,
+        config::Database::Sqlite(std::path::PathBuf::from("slaprobe.db"))
+    );
+
+    // A URL selects PostgreSQL, where a fleet of locations shares one history; the password
+    // comes from the named variable.
+    let config = config::parse(
+        &format!(
+            "[daemon]\ndatabase = \"postgresql:///slaprobe?host=/run/postgresql\"\n\
+             database_password_env = \"SLAPROBE_DB_PASSWORD\"\nlocation = \"nyc\"\n\
+             locations = [\"fra\", \"nyc\", \"sgp\"]\n{BASE}\
+             [[service]]\nid = \"s\"\ncontract = \"c\"\ntcp = \"127.0.0.1:1\"\n"
+        ),
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.daemon.database,
+        config::Database::Postgres(config::PgTarget {
+            url: "postgresql:///slaprobe?host=/run/postgresql".to_string(),
+            password_env: Some("SLAPROBE_DB_PASSWORD".to_string()),
+        })
+    );
+    assert_eq!(config.daemon.locations.len(), 3);
+    assert_eq!(config.quorum_of(&config.services[0]), 2);
 }

@@ -10,6 +10,7 @@ mod contracts;
 mod daemon;
 mod exposition;
 mod faults;
+mod fleet;
 mod fuzz;
 mod hostile;
 mod import;

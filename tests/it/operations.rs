@@ -505,7 +505,7 @@ async fn the_status_page_renders_in_chromium() {
     }
     std::fs::write(ws.path("web.jsonl"), lines).unwrap();
     slaprobe::cli::import::import(
-        &config.daemon.database,
+        config.daemon.database.sqlite().unwrap(),
         config.service("web").unwrap(),
         &ws.path("web.jsonl"),
         config.daemon.retention,

@@ -61,7 +61,7 @@ fn import_due_month(ws: &Workspace, down_minutes: i64) -> monthly::Month {
     let file = ws.path("history.jsonl");
     std::fs::write(&file, lines).unwrap();
     slaprobe::cli::import::import(
-        &config.daemon.database,
+        config.daemon.database.sqlite().unwrap(),
         &config.services[0],
         &file,
         config.daemon.retention,

@@ -231,7 +231,7 @@ async fn retention_shrinks_the_file_and_keeps_old_reports_unchanged() {
     std::fs::write(&file, lines).unwrap();
     // Imported under a retention longer than the history, so that everything is kept here.
     slaprobe::cli::import::import(
-        &config.daemon.database,
+        config.daemon.database.sqlite().unwrap(),
         &config.services[0],
         &file,
         Duration::from_secs(400 * 86_400),
@@ -292,7 +292,7 @@ async fn an_import_applies_the_retention_and_still_refuses_an_overlap() {
     std::fs::write(&file, history(now - 60 * day, now - HOUR)).unwrap();
     let import = |file: &std::path::Path| {
         slaprobe::cli::import::import(
-            &config.daemon.database,
+            config.daemon.database.sqlite().unwrap(),
             &config.services[0],
             file,
             config.daemon.retention,

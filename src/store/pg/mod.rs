@@ -12,14 +12,7 @@ use std::str::FromStr;
 use postgres::Client;
 use postgres::config::{Host, SslMode};
 
-/// Where the fleet's database is and how to log in; the password never comes from the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgTarget {
-    /// As written in the config (it holds no password: the config refuses one).
-    pub url: String,
-    /// The variable holding the password (`database_password_env`); else `PGPASSWORD`.
-    pub password_env: Option<String>,
-}
+pub use crate::config::PgTarget;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -37,11 +30,7 @@ pub enum PgError {
     Migrate(#[from] schema::MigrationError),
 }
 
-/// Whether `database` names PostgreSQL (a `postgres://` or `postgresql://` URI) rather than an
-/// SQLite file.
-pub fn is_url(database: &str) -> bool {
-    database.starts_with("postgres://") || database.starts_with("postgresql://")
-}
+pub use crate::config::is_postgres_url as is_url;
 
 /// Parses the URI as libpq would, then fills in what libpq takes from the environment: the
 /// password (`password_env`, else `PGPASSWORD`) and the user (`PGUSER`, else the login name).

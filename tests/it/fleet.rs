@@ -1,0 +1,141 @@
+//! Several locations sharing one PostgreSQL (DESIGN.md §6.3), through the real binary: each
+//! daemon runs `slaprobe run` on a config naming its own `location`, probes every service, and
+//! writes what it saw under that location; the fleet's verdict is read from what they wrote.
+
+use std::time::Duration;
+
+use slaprobe::store::pg::{self, PgTarget};
+
+use crate::pg_server::PgServer;
+use crate::support::{DaemonProcess, TestTcp, Workspace, closed_port, eventually};
+
+/// The config of one location of a fleet of `fra` and `nyc` on `url`: `up` answers, `down`
+/// refuses every connection.
+fn fleet_config(url: &str, location: &str, up: &str, down: &str) -> String {
+    format!(
+        "[daemon]\ndatabase = \"{url}\"\nlocation = \"{location}\"\n\
+         locations = [\"fra\", \"nyc\"]\nflush_interval = \"20ms\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [[contract]]\nid = \"c\"\nclient = \"Test Client\"\ntarget = \"99.9%\"\n\n\
+         [[service]]\nid = \"up\"\ncontract = \"c\"\ntcp = \"{up}\"\ninterval = \"1s\"\n\
+         timeout = \"500ms\"\n\n\
+         [[service]]\nid = \"down\"\ncontract = \"c\"\ntcp = \"{down}\"\ninterval = \"1s\"\n\
+         timeout = \"500ms\"\nretry_interval = \"200ms\"\n"
+    )
+}
+
+/// Runs `f` with a client of `target` on a thread of its own (the blocking client cannot run
+/// on an async test's threads).
+fn with_client<T: Send>(target: &PgTarget, f: impl FnOnce(&mut postgres::Client) -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| f(&mut pg::connect_only(target).unwrap()))
+            .join()
+            .unwrap()
+    })
+}
+
+/// Two locations of a fleet on one PostgreSQL: both probe both services and write under their
+/// own name; the service refusing connections is one open incident at each location and one
+/// in the fleet's verdict, seen from both; the answering one has none; `/readyz` is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_locations_write_their_own_view_into_one_postgres() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.database("fleet");
+    let target = PgTarget {
+        url: url.clone(),
+        password_env: None,
+    };
+    let tcp = TestTcp::start(None).await;
+    let refused = closed_port().await;
+    let mut daemons = Vec::new();
+    let mut workspaces = Vec::new();
+    for location in ["fra", "nyc"] {
+        let ws = Workspace::new();
+        ws.config_text(&fleet_config(
+            &url,
+            location,
+            &tcp.addr.to_string(),
+            &refused.to_string(),
+        ));
+        daemons.push(DaemonProcess::spawn(&ws, &[]));
+        workspaces.push(ws);
+    }
+    // The crate's prober installs the TLS crypto provider reqwest needs.
+    slaprobe::probe::Prober::new().unwrap();
+    for daemon in &daemons {
+        let base = format!("http://{}", daemon.endpoint().await);
+        let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        assert_eq!(ready.status().as_u16(), 200);
+    }
+
+    // Each location opens its own incident for `down` after its own failures.
+    let open_at = |location: &'static str| {
+        let target = target.clone();
+        move || {
+            with_client(&target, |client| {
+                let nums = pg::writer::register(client, &["down".to_string()]).unwrap();
+                pg::read::open_incident(client, location, nums["down"]).unwrap()
+            })
+        }
+    };
+    let fra_open = eventually(Duration::from_secs(30), "fra's incident", open_at("fra")).await;
+    let nyc_open = eventually(Duration::from_secs(30), "nyc's incident", open_at("nyc")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut logs = Vec::new();
+    for daemon in daemons {
+        let (status, log) = daemon.stop().await;
+        assert!(status.success(), "{log}");
+        logs.push(log);
+    }
+    assert!(
+        logs[0].contains("location=fra") && logs[1].contains("location=nyc"),
+        "{logs:?}"
+    );
+
+    let locations = vec!["fra".to_string(), "nyc".to_string()];
+    let now = slaprobe::clock::Clock::system().now_ms();
+    with_client(&target, |client| {
+        let nums = pg::writer::register(client, &["up".to_string(), "down".to_string()]).unwrap();
+        for location in &locations {
+            for service in ["up", "down"] {
+                let outcomes =
+                    pg::read::outcomes(client, location, nums[service], 0, i64::MAX).unwrap();
+                assert!(
+                    outcomes.len() >= 2,
+                    "{location} stored {} outcomes of {service}",
+                    outcomes.len()
+                );
+                let failed = outcomes.iter().filter(|o| o.reason.is_some()).count();
+                match service {
+                    "up" => assert_eq!(failed, 0, "{location}: {outcomes:?}"),
+                    _ => assert_eq!(failed, outcomes.len(), "{location}: {outcomes:?}"),
+                }
+            }
+            assert!(
+                pg::read::incidents(client, location, nums["up"])
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        // Quorum 2 of 2: down from the later of the two locations' incident starts.
+        let mut verdict = |service: &str| {
+            pg::read::verdict(
+                client,
+                &locations,
+                2,
+                nums[service],
+                (0, now),
+                now,
+                (1000, 2500),
+            )
+            .unwrap()
+        };
+        let down = verdict("down");
+        let start = fra_open.start_ms.max(nyc_open.start_ms);
+        assert_eq!(down.timeline.incidents.len(), 1, "{down:?}");
+        assert_eq!(down.timeline.incidents[0].0, start);
+        assert_eq!(down.seen_by[0].len(), 2, "{down:?}");
+        assert!(verdict("up").timeline.incidents.is_empty());
+    });
+}
