@@ -91,7 +91,8 @@ fn main() {
         let t = Instant::now();
         incidents = 0;
         for service in &config.services {
-            let r = slaprobe::report::service_report(&conn, &config, service, period, now).unwrap();
+            let r = slaprobe::report::service_report((&conn).into(), &config, service, period, now)
+                .unwrap();
             incidents += r.numbers.incidents.len();
         }
         library_runs.push(t.elapsed());
@@ -103,8 +104,14 @@ fn main() {
     let mut single_runs = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
-        let r = slaprobe::report::service_report(&conn, &config, &config.services[7], year, now)
-            .unwrap();
+        let r = slaprobe::report::service_report(
+            (&conn).into(),
+            &config,
+            &config.services[7],
+            year,
+            now,
+        )
+        .unwrap();
         std::hint::black_box(r);
         single_runs.push(t.elapsed());
     }

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use rusqlite::Connection;
 use tracing::error;
 
 use super::policy::{Item, Kind, Notice, RouteRules, What};
@@ -17,9 +16,9 @@ use crate::report;
 use crate::sla::availability::ContractLevel;
 use crate::sla::calendar;
 use crate::sla::response;
-use crate::store::acks::{self, RecordedIncident};
-use crate::store::db::DbError;
-use crate::store::{SharedConnection, alerts, read, with_db};
+use crate::store::acks::RecordedIncident;
+use crate::store::db::{Conn, DbError};
+use crate::store::{SharedConnection, alerts, history, with_db};
 use crate::text::{Chain, human_duration, percent, timestamp_to_second};
 
 /// A failed digest is tried again this much later.
@@ -85,9 +84,8 @@ impl Digests {
                     return Ok(None);
                 }
                 let route = config.routes.iter().find(|r| r.id == id).expect("listed");
-                let reader = conn.sqlite_for("the daily digest")?;
                 Ok::<_, DbError>(Some(digest_text(
-                    reader,
+                    conn.conn(),
                     &config,
                     route,
                     &day_for_db,
@@ -139,7 +137,7 @@ struct Listed<'a> {
 
 /// The digest of `route` for `day` (`[from, to)` in UTC ms), as of `now_ms`.
 pub fn digest_text(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     route: &Route,
     day: &str,
@@ -155,7 +153,7 @@ pub fn digest_text(
     let mut yesterday = Vec::new();
     let mut open = Vec::new();
     for service in &services {
-        let Some(num) = read::service_num(conn, &service.id)? else {
+        let Some(subject) = history::subject(conn, config, service)? else {
             continue;
         };
         let contract = config.contract_of(service);
@@ -170,10 +168,11 @@ pub fn digest_text(
                 judged,
             }
         };
-        for incident in acks::recorded_incidents(conn, num, from, to)? {
+        for incident in history::recorded_incidents(conn, &subject, from, to, now_ms)? {
             yesterday.push(judge(incident));
         }
-        for incident in acks::recorded_incidents(conn, num, now_ms - 1, now_ms + 1)? {
+        for incident in history::recorded_incidents(conn, &subject, now_ms - 1, now_ms + 1, now_ms)?
+        {
             if incident.end_ms.is_none() && incident.ack.is_none() {
                 open.push(judge(incident));
             }
@@ -247,7 +246,7 @@ fn describe(l: &Listed<'_>, now_ms: i64) -> String {
 
 /// Each contract's month so far: availability as one service, and each service's budget left.
 fn month_to_date(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     services: &[&crate::config::Service],
     now_ms: i64,

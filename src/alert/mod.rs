@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rusqlite::Connection;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
@@ -26,11 +25,10 @@ use crate::probe::Failure;
 use crate::report::{self, Period};
 use crate::sla::burn::{self, Severity};
 use crate::sla::tracker::OpenIncident;
-use crate::store::acks;
 use crate::store::alerts::{self, QueuedAlert, ToldOf};
-use crate::store::db::DbError;
+use crate::store::db::{Conn, DbError};
 use crate::store::outbox::ChannelMessage;
-use crate::store::{SharedConnection, read, with_db};
+use crate::store::{SharedConnection, history, with_db};
 use crate::text::Chain;
 use budget::BurnVerdict;
 use policy::{MaintenanceCalendar, Notice, Policy, Recipient, RouteRules, Told, Watched, What};
@@ -238,11 +236,7 @@ impl AlertTask {
             };
             if !self.policy.rewatch(watched.clone()) {
                 let told = match self.open.get(&service.id) {
-                    Some(incident) => Some(told(
-                        db.sqlite_for("alerting")?,
-                        &service.id,
-                        incident.clone(),
-                    )?),
+                    Some(incident) => Some(told(db.conn(), &service.id, incident.clone())?),
                     None => None,
                 };
                 self.policy.watch(watched, told);
@@ -390,10 +384,7 @@ impl AlertTask {
     /// Acknowledgements recorded since the last look (by `slaprobe ack` or the API): each
     /// stops its incident's escalation and reminders and tells those already told, once.
     async fn check_acks(&mut self, now: i64) {
-        let found = with_db(&self.db, |db| {
-            Ok::<_, DbError>(acks::open_acks(db.sqlite_for("acknowledgements")?)?)
-        })
-        .await;
+        let found = with_db(&self.db, |db| history::open_acks(db.conn())).await;
         let acks = match found {
             Ok(acks) => acks,
             Err(e) => {
@@ -467,7 +458,7 @@ impl AlertTask {
         }
         let config = self.config.clone();
         let found = with_db(&self.db, move |db| {
-            let conn = db.sqlite_for("error budgets")?;
+            let conn = db.conn();
             let mut notices = Vec::new();
             for id in candidates {
                 notices.extend(budget_notice(conn, &config, &id, now)?);
@@ -495,7 +486,7 @@ impl AlertTask {
         let mut items = std::mem::take(&mut self.unwritten);
         let kept = items.len();
         let result = with_db(&self.db, move |db| {
-            let conn = db.sqlite_for("alerting")?;
+            let conn = db.conn();
             for notice in notices {
                 items.push(render_notice(conn, &config, from.as_ref(), notice, now));
             }
@@ -568,7 +559,7 @@ impl AlertTask {
 
 /// An e-mail (composed, or logged without `[smtp]`) and one message per channel for `notice`.
 fn render_notice(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     from: Option<&lettre::message::Mailbox>,
     notice: Notice,
@@ -683,10 +674,10 @@ fn longest_window(config: &Config) -> i64 {
 }
 
 /// What was told of an open incident, as the policy resumes it.
-fn told(conn: &Connection, service: &str, incident: OpenIncident) -> Result<Told, DbError> {
-    let times = alerts::told_times(conn.into(), service, incident.start_ms)?;
+fn told(conn: Conn<'_>, service: &str, incident: OpenIncident) -> Result<Told, DbError> {
+    let times = alerts::told_times(conn, service, incident.start_ms)?;
     // An acknowledgement not yet announced is left for `check_acks` to find and announce.
-    let ack = acks::ack_of(conn, service, incident.start_ms)?.filter(|_| times.ack_told);
+    let ack = history::ack_of(conn, service, incident.start_ms)?.filter(|_| times.ack_told);
     Ok(Told {
         down_sent_ms: times.down_sent_ms,
         escalated: times.escalation_steps,
@@ -731,7 +722,7 @@ fn told_of(notice: &Notice) -> Vec<ToldOf> {
 /// What a message says about a service besides the item: names, zone, target, and for DOWN
 /// the month's error budget.
 fn facts(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     id: &str,
     notice: &Notice,
@@ -757,7 +748,7 @@ fn facts(
 /// month's budget dropping below the contract's `at_risk_below`, in one line. Flags in the
 /// store keep each to one notice.
 fn budget_notice(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     id: &str,
     now: i64,
@@ -769,7 +760,7 @@ fn budget_notice(
         return Ok(None);
     };
     let contract = config.contract_of(service);
-    let monitored_since = read::first_outcome_ms(conn, id)?.unwrap_or(i64::MAX);
+    let monitored_since = history::first_outcome_ms(conn, id)?.unwrap_or(i64::MAX);
     let mut windows = HashMap::new();
     let mut window_of = |length: Duration| -> burn::Window {
         *windows.entry(length).or_insert_with(|| {
@@ -802,12 +793,12 @@ fn budget_notice(
         match verdict {
             BurnVerdict::Unjudged => {}
             BurnVerdict::Quiet => {
-                if alerts::clear_flag(conn.into(), id, flag)? {
+                if alerts::clear_flag(conn, id, flag)? {
                     info!(service = id, flag, "Budget alert cleared.");
                 }
             }
             BurnVerdict::Firing(firing) => {
-                if alerts::set_flag(conn.into(), id, flag, now)? {
+                if alerts::set_flag(conn, id, flag, now)? {
                     summaries.push(budget::burn_summary(&firing, contract.target));
                 }
             }
@@ -815,7 +806,7 @@ fn budget_notice(
     }
     let month = report::month_budget(conn, config, service, now)?;
     if month.budget.is_below_share(contract.at_risk_below)
-        && alerts::set_flag(conn.into(), id, &budget::at_risk_flag(&month.month), now)?
+        && alerts::set_flag(conn, id, &budget::at_risk_flag(&month.month), now)?
     {
         summaries.push(budget::at_risk_summary(&month, contract.at_risk_below));
     }

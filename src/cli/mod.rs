@@ -14,7 +14,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::probe::Prober;
-use crate::store::read;
 use crate::text::timestamp_to_second;
 
 /// sysexits.h: a usage or config error.
@@ -307,9 +306,7 @@ fn probe(config: &Config, id: &str) -> ExitCode {
 }
 
 fn status(config: &Config, format: Format) -> ExitCode {
-    let conn = match crate::store::sqlite_file(&config.daemon.database, "`slaprobe status`")
-        .and_then(read::open)
-    {
+    let conn = match crate::store::open_reader_db(&config.daemon) {
         Ok(conn) => conn,
         Err(e) => {
             eprintln!(
@@ -322,7 +319,7 @@ fn status(config: &Config, format: Format) -> ExitCode {
     let now_ms = Clock::system().now_ms();
     let mut lines = Vec::new();
     for service in &config.services {
-        match crate::report::status::line(&conn, config, service, now_ms) {
+        match crate::report::status::line(conn.conn(), config, service, now_ms) {
             Ok(line) => lines.push(line),
             Err(e) => {
                 eprintln!("cannot read the status of {}: {e}", service.id);
@@ -454,7 +451,19 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
         }
         (None, None) => unreachable!("clap requires --service or --contract"),
     };
+    let fleet = config.daemon.database.sqlite().is_none();
     if let Some(location) = &args.location
+        && fleet
+        && !config.daemon.locations.contains(location)
+    {
+        return usage_error(format!(
+            "{}: no location `{location}`: the fleet's locations are {}",
+            config.path.display(),
+            config.daemon.locations.join(", ")
+        ));
+    }
+    if let Some(location) = &args.location
+        && !fleet
         && location != &config.daemon.location
     {
         return usage_error(format!(
@@ -473,7 +482,7 @@ fn report(config: &Config, args: &ReportArgs) -> ExitCode {
         Ok(spec) => spec,
         Err(e) => return usage_error(e.to_string()),
     };
-    let reports = match compute_reports(config, &services, &spec) {
+    let reports = match compute_reports(config, &services, &spec, args.location.as_deref()) {
         Ok(reports) => reports,
         Err(code) => return code,
     };
@@ -544,9 +553,7 @@ fn statement(
         Ok(span) => span,
         Err(e) => return usage_error(e.to_string()),
     };
-    let conn = match crate::store::sqlite_file(&config.daemon.database, "`slaprobe statement`")
-        .and_then(read::open)
-    {
+    let conn = match crate::store::open_reader_db(&config.daemon) {
         Ok(conn) => conn,
         Err(e) => {
             eprintln!("{:#}", anyhow::Error::from(e));
@@ -554,13 +561,14 @@ fn statement(
         }
     };
     let now_ms = Clock::system().now_ms();
-    let st = match crate::report::monthly::render(&conn, config, contract, &month_span, now_ms) {
-        Ok(st) => st,
-        Err(e) => {
-            eprintln!("cannot compute the statement of {id}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let st =
+        match crate::report::monthly::render(conn.conn(), config, contract, &month_span, now_ms) {
+            Ok(st) => st,
+            Err(e) => {
+                eprintln!("cannot compute the statement of {id}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let name = match format {
         StatementFormat::Text => "text",
         StatementFormat::Html => "html",
@@ -569,7 +577,7 @@ fn statement(
     };
     // A recorded (sent) statement is printed as it was recorded; a fresh computation that
     // differs is only mentioned, unless asked for.
-    let shown = match crate::report::monthly::shown(&conn, &st, name, recompute) {
+    let shown = match crate::report::monthly::shown(conn.conn(), &st, name, recompute) {
         Ok(shown) => shown,
         Err(e) => {
             eprintln!("cannot read the statement record: {e}");
@@ -714,29 +722,33 @@ fn send_statement(config: &Config, id: &str, label: &str) -> ExitCode {
     }
 }
 
-/// The reports of `services` for the period `spec` (resolved in each service's contract zone),
-/// or the exit code after printing why they cannot be computed.
+/// The reports of `services` for the period `spec` (resolved in each service's contract zone;
+/// on a fleet's PostgreSQL the verdict, or `location`'s own view), or the exit code after printing why they cannot be computed.
 fn compute_reports(
     config: &Config,
     services: &[&config::Service],
     spec: &crate::report::PeriodSpec,
+    location: Option<&str>,
 ) -> Result<Vec<crate::report::ServiceReport>, ExitCode> {
-    let conn = crate::store::sqlite_file(&config.daemon.database, "`slaprobe report`")
-        .and_then(read::open)
-        .map_err(|e| {
-            eprintln!("{:#}", anyhow::Error::from(e));
-            ExitCode::FAILURE
-        })?;
+    let mut conn = crate::store::open_reader_db(&config.daemon).map_err(|e| {
+        eprintln!("{:#}", anyhow::Error::from(e));
+        ExitCode::FAILURE
+    })?;
+    if let Some(location) = location {
+        conn.narrow_to(location);
+    }
     let now_ms = Clock::system().now_ms();
     services
         .iter()
         .map(|service| {
             let contract = config.contract_of(service);
             let period = spec.resolve(contract, now_ms);
-            crate::report::service_report(&conn, config, service, period, now_ms).map_err(|e| {
-                eprintln!("cannot compute the report of {}: {e}", service.id);
-                ExitCode::FAILURE
-            })
+            crate::report::service_report(conn.conn(), config, service, period, now_ms).map_err(
+                |e| {
+                    eprintln!("cannot compute the report of {}: {e}", service.id);
+                    ExitCode::FAILURE
+                },
+            )
         })
         .collect()
 }

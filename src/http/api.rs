@@ -14,7 +14,9 @@ use crate::config::Config;
 use crate::http::audience::Audience;
 use crate::report::{self, PeriodSpec};
 use crate::report::{monthly, status};
-use crate::store::{acks, read};
+use crate::store::acks;
+use crate::store::db::Conn;
+use crate::store::history;
 
 /// How many latest outcomes `/api/v1/services/{id}` lists.
 const RECENT_OUTCOMES: usize = 50;
@@ -59,13 +61,12 @@ pub struct Reading {
 /// Runs `f` with a read connection off the async threads.
 async fn with_read<T: Send + 'static>(
     reading: Reading,
-    f: impl FnOnce(&rusqlite::Connection, &Config, i64) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(Conn<'_>, &Config, i64) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || {
-        let conn = crate::store::sqlite_file(&reading.config.daemon.database, "the API's reports")
-            .and_then(read::open)
+        let db = crate::store::open_reader_db(&reading.config.daemon)
             .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        f(&conn, &reading.config, reading.clock.now_ms())
+        f(db.conn(), &reading.config, reading.clock.now_ms())
     })
     .await
     .map_err(|_| {
@@ -197,8 +198,8 @@ pub async fn service(reading: Reading, Path(id): Path<String>) -> Result<Respons
             .filter(|s| audience.sees(config, &s.contract))
             .ok_or_else(|| not_found(format!("no service `{id}`")))?;
         let line = status::line(conn, config, service, now).map_err(db_error)?;
-        let recent = match read::service_num(conn, &id).map_err(db_error)? {
-            Some(num) => read::latest_outcomes(conn, num, RECENT_OUTCOMES).map_err(db_error)?,
+        let recent = match history::service_num(conn, &id).map_err(db_error)? {
+            Some(num) => history::latest_outcomes(conn, num, RECENT_OUTCOMES).map_err(db_error)?,
             None => Vec::new(),
         };
         let recent: Vec<_> = recent

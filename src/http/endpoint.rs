@@ -162,11 +162,10 @@ impl std::fmt::Write for Chunks {
 
 async fn status_page(Extract(state): Extract<State>) -> axum::response::Html<String> {
     let html = tokio::task::spawn_blocking(move || {
-        let config = state.config.current();
-        let conn = crate::store::sqlite_file(&config.daemon.database, "the status page")
-            .and_then(crate::store::read::open)
-            .ok();
-        state.page.render(conn.as_ref(), state.clock.now_ms())
+        let db = crate::store::open_reader_db(&state.config.current().daemon).ok();
+        state
+            .page
+            .render(db.as_ref().map(|db| db.conn()), state.clock.now_ms())
     })
     .await
     .unwrap_or_default();

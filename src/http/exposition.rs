@@ -401,10 +401,9 @@ pub async fn refresh(
         let result =
             tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
                 let config = live.current();
-                let conn = crate::store::sqlite_file(&config.daemon.database, "month budgets")
-                    .and_then(crate::store::read::open)?;
+                let db = crate::store::open_reader_db(&config.daemon)?;
                 for service in &config.services {
-                    let month = crate::report::month_budget(&conn, &config, service, now)?;
+                    let month = crate::report::month_budget(db.conn(), &config, service, now)?;
                     // A service removed or moved by a reload meanwhile gets no series back.
                     if live
                         .current()

@@ -8,15 +8,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use html_escape::encode_safe as esc;
-use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::config::{Config, Contract, LiveConfig};
 use crate::http::exposition::{Exposition, ServiceLabels};
 use crate::report::{self, DayBar};
 use crate::sla::maintenance::MaintenanceScope;
-use crate::store::db::DbError;
-use crate::store::read;
+use crate::store::db::{Conn, DbError};
+use crate::store::history;
 use crate::text::Chain;
 use crate::text::human_duration;
 
@@ -108,7 +107,7 @@ impl StatusPage {
     }
 
     /// Recomputes the bars of every public service.
-    pub fn refresh_bars(&self, conn: &Connection, now_ms: i64) -> Result<(), DbError> {
+    pub fn refresh_bars(&self, conn: Conn<'_>, now_ms: i64) -> Result<(), DbError> {
         let config = self.config.current();
         let mut bars = HashMap::new();
         let public: Vec<&str> = Self::public(&config).map(|c| c.id.as_str()).collect();
@@ -125,7 +124,7 @@ impl StatusPage {
     }
 
     /// The page. `conn` gives the causes of open incidents.
-    pub fn render(&self, conn: Option<&Connection>, now_ms: i64) -> String {
+    pub fn render(&self, conn: Option<Conn<'_>>, now_ms: i64) -> String {
         let bars = self.bars.read().unwrap_or_else(|p| p.into_inner());
         let mut h = String::with_capacity(64 * 1024);
         h.push_str(
@@ -162,7 +161,7 @@ impl StatusPage {
         config: &Config,
         contract: &Contract,
         bars: &HashMap<String, Bar>,
-        conn: Option<&Connection>,
+        conn: Option<Conn<'_>>,
         now_ms: i64,
     ) {
         let zone = (&contract.timezone.zone, contract.timezone.name.as_str());
@@ -239,10 +238,12 @@ impl StatusPage {
             for (service, start_ms) in open {
                 let cause = conn
                     .and_then(|c| {
-                        let num = read::service_num(c, &service.id).ok()??;
-                        read::open_incident(c, num).ok()?
+                        let subject = history::subject(c, config, service).ok()??;
+                        history::service_status(c, &subject, now_ms)
+                            .ok()?
+                            .open_incident
                     })
-                    .map(|i| format!(" ({})", i.first_failure.reason))
+                    .map(|incident| format!(" ({})", incident.first_failure.reason))
                     .unwrap_or_default();
                 let _ = writeln!(
                     h,
@@ -334,10 +335,8 @@ pub async fn refresh(
         let now = clock.now_ms();
         let result =
             tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
-                let config = page.config.current();
-                let conn = crate::store::sqlite_file(&config.daemon.database, "the status page")
-                    .and_then(read::open)?;
-                Ok(page.refresh_bars(&conn, now)?)
+                let db = crate::store::open_reader_db(&page.config.current().daemon)?;
+                Ok(page.refresh_bars(db.conn(), now)?)
             })
             .await;
         if let Ok(Err(e)) = result {

@@ -5,7 +5,6 @@ pub mod monthly;
 pub mod statement;
 pub mod status;
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::{Config, Contract, CreditOn, Service};
@@ -17,10 +16,9 @@ use crate::sla::credit::{self, ContractCredit, Credit, Terms};
 use crate::sla::response::{self, Ack};
 use crate::sla::values::{Cents, Fraction};
 use crate::sla::{calendar, maintenance};
-use crate::store::acks;
-use crate::store::db::DbError;
+use crate::store::db::{Conn, DbError};
 use crate::store::exclusions::{self, Exclusion, Scope};
-use crate::store::read;
+use crate::store::history::{self, Subject};
 use crate::text::{human_duration, percent, timestamp};
 
 /// `[from, to)` in UTC milliseconds.
@@ -282,31 +280,29 @@ impl ServiceReport {
 }
 
 /// What a period's numbers were computed from.
-struct Computed {
-    num: Option<crate::store::ServiceNum>,
+struct Computed<'a> {
+    subject: Option<Subject<'a>>,
     timeline: availability::Timeline,
     exclusions: Exclusions,
     numbers: Availability,
 }
 
 /// The §2 numbers of `service` for `period` as of `now_ms`, per the contract's granularity.
-fn compute(
-    conn: &Connection,
+fn compute<'a>(
+    conn: Conn<'_>,
     config: &Config,
-    service: &Service,
+    service: &'a Service,
     period: Period,
     now_ms: i64,
-) -> Result<Computed, DbError> {
+) -> Result<Computed<'a>, DbError> {
     let contract = config.contract_of(service).in_force(period.from_ms);
-    let interval_ms = service.interval.as_millis() as i64;
-    let max_gap_ms = service.max_gap().as_millis() as i64;
     let (from, to) = (period.from_ms, period.to_ms);
-    let num = read::service_num(conn, &service.id)?;
-    let timeline = match num {
-        Some(num) => read::timeline(conn, num, from, to, interval_ms, max_gap_ms)?,
+    let subject = history::subject(conn, config, service)?;
+    let timeline = match &subject {
+        Some(s) => history::timeline(conn, s, from, to, now_ms)?,
         None => availability::Timeline {
-            interval_ms,
-            max_gap_ms,
+            interval_ms: service.interval.as_millis() as i64,
+            max_gap_ms: service.max_gap().as_millis() as i64,
             ..Default::default()
         },
     };
@@ -320,7 +316,7 @@ fn compute(
             to,
         ),
         agreed: Intervals::from_spans(exclusions::active_spans(
-            conn.into(),
+            conn,
             &service.id,
             &service.contract,
             from,
@@ -328,15 +324,15 @@ fn compute(
         )?),
         no_data_policy: contract.no_data,
     };
-    let numbers = match (contract.granularity, num) {
-        (Granularity::Minute, Some(num)) => {
-            let down = read::down_minutes(conn, num, from, to.min(now_ms))?;
+    let numbers = match (contract.granularity, &subject) {
+        (Granularity::Minute, Some(s)) => {
+            let down = history::down_minutes(conn, s, from, to.min(now_ms))?;
             availability::compute_minutes(&timeline, &exclusions, &down, from, to, now_ms)
         }
         _ => availability::compute(&timeline, &exclusions, from, to, now_ms),
     };
     Ok(Computed {
-        num,
+        subject,
         timeline,
         exclusions,
         numbers,
@@ -346,7 +342,7 @@ fn compute(
 /// Only the availability numbers of `service` for `period` (no latency, no causes): what the
 /// alerting needs for burn rates.
 pub fn availability(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     service: &Service,
     period: Period,
@@ -365,7 +361,7 @@ pub struct MonthBudget {
 }
 
 pub fn month_budget(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     service: &Service,
     now_ms: i64,
@@ -409,7 +405,7 @@ pub struct DayBar {
 
 /// The availability of each of the last `days` days (today last) in the contract's zone.
 pub fn daily(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     service: &Service,
     days: i32,
@@ -478,7 +474,7 @@ pub fn daily(
 
 /// Computes the report of `service` for `period` as of `now_ms`.
 pub fn service_report(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     service: &Service,
     period: Period,
@@ -489,40 +485,40 @@ pub fn service_report(
     let contract = base.in_force(period.from_ms);
     let fee = config.fee_of(service, &contract);
     let Computed {
-        num,
+        subject,
         timeline,
         exclusions,
         numbers,
     } = compute(conn, config, service, period, now_ms)?;
     let targets = config.targets_of(service, &contract);
-    let responses = match num {
-        Some(num) => responses(conn, num, &numbers, targets, period, now_ms)?,
+    let responses = match &subject {
+        Some(s) => responses(conn, s, &numbers, targets, period, now_ms)?,
         None => vec![None; numbers.incidents.len()],
     };
     // Under minute granularity a run of down minutes takes the cause of the recorded incident
     // it falls in (kept for ever), else its first failure (kept as long as raw outcomes).
-    let causes = match (contract.granularity, num) {
-        (Granularity::Minute, Some(num)) => numbers
+    let causes = match (contract.granularity, &subject) {
+        (Granularity::Minute, Some(s)) => numbers
             .incidents
             .iter()
             .zip(&responses)
             .map(|(i, recorded)| match recorded {
-                Some(r) => read::incident_cause(conn, num, r.start_ms),
-                None => read::first_failure_in(conn, num, i.start_ms, i.end_ms.unwrap_or(now_ms)),
+                Some(r) => history::incident_cause(conn, s, r.start_ms),
+                None => history::first_failure_in(conn, s, i.start_ms, i.end_ms.unwrap_or(now_ms)),
             })
             .collect::<Result<_, _>>()?,
-        (Granularity::Second, Some(num)) => numbers
+        (Granularity::Second, Some(s)) => numbers
             .incidents
             .iter()
-            .map(|i| read::incident_cause(conn, num, i.start_ms))
+            .map(|i| history::incident_cause(conn, s, i.start_ms))
             .collect::<Result<_, _>>()?,
         (_, None) => vec![None; numbers.incidents.len()],
     };
-    let latency = match (service.latency, num) {
-        (Some(slo), Some(num)) => {
+    let latency = match (service.latency, &subject) {
+        (Some(slo), Some(s)) => {
             let measured = measured_time(&numbers, &timeline, &exclusions, now_ms);
             let threshold_ms = slo.threshold.as_millis() as u32;
-            let (good, total) = read::latency_counts(conn, num, &measured, threshold_ms)?;
+            let (good, total) = history::latency_counts(conn, s, &measured, threshold_ms)?;
             Some(LatencyResult {
                 threshold_ms,
                 target: slo.target,
@@ -587,8 +583,8 @@ pub fn service_report(
 /// granularity a run of down minutes inside it), with its acknowledgement, judged as of
 /// `now_ms` against `targets`.
 fn responses(
-    conn: &Connection,
-    num: crate::store::ServiceNum,
+    conn: Conn<'_>,
+    subject: &Subject<'_>,
     numbers: &Availability,
     targets: response::Targets,
     period: Period,
@@ -597,11 +593,12 @@ fn responses(
     let Some(first) = numbers.incidents.first() else {
         return Ok(Vec::new());
     };
-    let recorded = acks::recorded_incidents(
+    let recorded = history::recorded_incidents(
         conn,
-        num,
+        subject,
         first.start_ms,
         numbers.to_ms.max(first.start_ms + 1),
+        now_ms,
     )?;
     Ok(numbers
         .incidents
@@ -1039,13 +1036,13 @@ pub fn incident_response(r: &ServiceReport, index: usize) -> String {
 /// The agreed exclusions of `contract` (its own and its services') overlapping
 /// `[from_ms, to_ms)`, revoked ones included, oldest first: what a statement lists.
 pub fn agreed_exclusions(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     contract: &Contract,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Exclusion>, DbError> {
-    let mut found = exclusions::list(conn.into(), from_ms, to_ms)?;
+    let mut found = exclusions::list(conn, from_ms, to_ms)?;
     found.retain(|e| covers_contract(config, e, &contract.id));
     Ok(found)
 }

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use lettre::message::Mailbox;
-use rusqlite::Connection;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -17,10 +16,10 @@ use crate::notify::{Attachment, Email};
 use crate::report::statement::{self, Statement};
 use crate::report::{self, PeriodError, PeriodSpec};
 use crate::sla::calendar;
-use crate::store::db::{Db, DbError};
+use crate::store::db::{Conn, Db, DbError};
 use crate::store::outbox::{self, Kind};
 use crate::store::{SharedConnection, with_db};
-use crate::store::{read, statements};
+use crate::store::{history, statements};
 use crate::text::Chain;
 
 /// How often the daemon looks for statements to send.
@@ -79,7 +78,7 @@ pub fn due_month(contract: &Contract, now_ms: i64) -> Option<Month> {
 
 /// Renders the statement of `contract` for `month` as of `now_ms`.
 pub fn render(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     contract: &Contract,
     month: &Month,
@@ -165,7 +164,7 @@ pub struct Shown {
 /// The statement `st` of `contract` and `month` in `format` (`text`, `html`, `json`, `csv`) as
 /// recorded, unless `recompute` or nothing was recorded.
 pub fn shown(
-    conn: &Connection,
+    conn: Conn<'_>,
     st: &Statement,
     format: &str,
     recompute: bool,
@@ -177,7 +176,7 @@ pub fn shown(
         .unwrap_or_default();
     let recorded = match recompute {
         // A database from before the record existed has no copy to show.
-        false => statements::copy(conn.into(), &st.contract, &st.month, format).unwrap_or(None),
+        false => statements::copy(conn, &st.contract, &st.month, format).unwrap_or(None),
         true => None,
     };
     Ok(match recorded {
@@ -240,7 +239,6 @@ pub fn queue(
         if recorded.is_some() && !resend {
             return Ok(Queued::AlreadyDone);
         }
-        let reader = db.sqlite_for("statements")?;
         let ids: Vec<&str> = config
             .services
             .iter()
@@ -249,13 +247,13 @@ pub fn queue(
             .collect();
         let mut has_data = false;
         for id in &ids {
-            let first = read::first_outcome_ms(reader, id)?;
+            let first = history::first_outcome_ms(tx, id)?;
             has_data |= first.is_some_and(|f| f < month.to_ms);
         }
         if !has_data && !resend {
             return Ok(Queued::NoData);
         }
-        let st = render(reader, config, contract, month, now_ms)?;
+        let st = render(tx, config, contract, month, now_ms)?;
         let sha256 = sha256_hex(statement::to_text(&st).as_bytes());
         let send = resend
             || match contract.statements {

@@ -2,12 +2,12 @@
 //! last outcome, who acknowledged its open incident, and the month so far with its error
 //! budget.
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::{self, Config};
-use crate::store::db::DbError;
-use crate::store::read;
+use crate::store::db::{Conn, DbError};
+use crate::store::history;
+use crate::store::read::ServiceStatus;
 
 /// One service as `status` shows it.
 #[derive(Debug, Serialize)]
@@ -21,6 +21,18 @@ pub struct StatusLine {
     pub month: Option<MonthToDate>,
     /// Who took up the open incident, and when (`slaprobe ack`).
     pub acknowledged: Option<Acknowledged>,
+    /// On a fleet's PostgreSQL: each location's own view (the state above is the verdict).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<LocationState>,
+}
+
+/// One location's own view of a service.
+#[derive(Debug, Serialize)]
+pub struct LocationState {
+    pub location: String,
+    pub state: &'static str,
+    pub since: Option<String>,
+    pub last: Option<LastOutcome>,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,18 +61,19 @@ pub struct LastOutcome {
 
 /// A service's line: state, since when, last outcome and the month so far.
 pub fn line(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     service: &config::Service,
     now_ms: i64,
 ) -> Result<StatusLine, DbError> {
-    let mut line = status_only(conn, service, now_ms)?;
+    let mut line = status_only(conn, config, service, now_ms)?;
     line.month = Some(month_to_date(conn, config, service, now_ms)?);
     Ok(line)
 }
 
 fn status_only(
-    conn: &Connection,
+    conn: Conn<'_>,
+    config: &Config,
     service: &config::Service,
     now_ms: i64,
 ) -> Result<StatusLine, DbError> {
@@ -72,45 +85,70 @@ fn status_only(
         last: None,
         month: None,
         acknowledged: None,
+        locations: Vec::new(),
     };
-    let Some(num) = read::service_num(conn, &service.id)? else {
+    let Some(subject) = history::subject(conn, config, service)? else {
         return Ok(line);
     };
-    let s = read::service_status(conn, num)?;
-    let Some(last) = s.last else {
-        return Ok(line);
+    let status = history::service_status(conn, &subject, now_ms)?;
+    let (state, since, last) = state_of(&status, service, now_ms);
+    if state == "down"
+        && let Some(incident) = &status.open_incident
+    {
+        line.acknowledged =
+            history::ack_of(conn, &service.id, incident.start_ms)?.map(|ack| Acknowledged {
+                at: crate::text::timestamp_to_second(ack.at_ms),
+                by: ack.by,
+            });
+    }
+    (line.state, line.since, line.last) = (state, since, last);
+    for (location, own) in history::location_states(conn, &subject)? {
+        let (state, since, last) = state_of(&own, service, now_ms);
+        line.locations.push(LocationState {
+            location,
+            state,
+            since,
+            last,
+        });
+    }
+    Ok(line)
+}
+
+/// State, since when, and the last outcome, from what the store says of a service.
+fn state_of(
+    s: &ServiceStatus,
+    service: &config::Service,
+    now_ms: i64,
+) -> (&'static str, Option<String>, Option<LastOutcome>) {
+    let Some(last) = &s.last else {
+        return ("unknown", None, None);
     };
     let stale = now_ms - last.at_ms > service.max_gap().as_millis() as i64;
     let (state, since) = match (&s.open_incident, stale) {
         (_, true) => ("no-data", last.at_ms + service.interval.as_millis() as i64),
-        (Some(incident), false) => {
-            line.acknowledged = crate::store::acks::ack_of(conn, &service.id, incident.start_ms)?
-                .map(|ack| Acknowledged {
-                    at: crate::text::timestamp_to_second(ack.at_ms),
-                    by: ack.by,
-                });
-            ("down", incident.start_ms)
-        }
+        (Some(incident), false) => ("down", incident.start_ms),
         (None, false) => (
             "up",
             s.last_recovery_ms.or(s.first_ms).unwrap_or(last.at_ms),
         ),
     };
-    line.state = state;
-    line.since = Some(crate::text::timestamp_to_second(since));
-    line.last = Some(LastOutcome {
+    let shown = LastOutcome {
         at: crate::text::timestamp_to_second(last.at_ms),
         ok: last.is_ok(),
         latency_ms: f64::from(last.latency_us) / 1000.0,
         reason: last.reason.map(|r| r.to_string()),
-        detail: s.last_failure.map(|f| f.detail),
-    });
-    Ok(line)
+        detail: s.last_failure.as_ref().map(|f| f.detail.clone()),
+    };
+    (
+        state,
+        Some(crate::text::timestamp_to_second(since)),
+        Some(shown),
+    )
 }
 
 /// The month so far and its error budget.
 fn month_to_date(
-    conn: &Connection,
+    conn: Conn<'_>,
     config: &Config,
     service: &config::Service,
     now_ms: i64,

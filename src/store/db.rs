@@ -163,6 +163,8 @@ pub struct PgConnection {
     /// This daemon's location and the fleet's, for reads that combine them.
     pub location: String,
     pub locations: Vec<String>,
+    /// Reads show this one location's own view rather than the verdict (`report --location`).
+    pub only: Option<String>,
 }
 
 impl PgConnection {
@@ -228,7 +230,16 @@ impl Db {
             prepared: HashMap::new(),
             location: location.to_string(),
             locations: locations.to_vec(),
+            only: None,
         }))))
+    }
+
+    /// Reads from here on show `location`'s own view, not the fleet's verdict (PostgreSQL; an
+    /// SQLite file holds one location's view anyway).
+    pub fn narrow_to(&mut self, location: &str) {
+        if let Db::Postgres(pg) = self {
+            pg.get_mut().only = Some(location.to_string());
+        }
     }
 
     /// A handle to run queries with.

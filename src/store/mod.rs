@@ -9,6 +9,7 @@ pub mod alerts;
 mod chunk;
 pub mod db;
 pub mod exclusions;
+pub mod history;
 pub mod outbox;
 pub mod pg;
 pub mod read;

@@ -280,6 +280,26 @@ pub fn latency_counts(
         let hour: i64 = row.get(0)?;
         raw[(hour - from_hour) as usize] = Some(row.get(1)?);
     }
+    Ok(count_latency(
+        measured,
+        threshold_ms,
+        from_hour,
+        &rollups,
+        &raw,
+    ))
+}
+
+/// The latency counts of `measured` from one location's hours `from_hour..` (offsets into
+/// `rollups`, each hour's (probes, probes under the threshold), and `raw`, its chunk): whole
+/// measured hours from the rollup, others from the raw outcomes where kept.
+pub(super) fn count_latency(
+    measured: &Intervals,
+    threshold_ms: u32,
+    from_hour: i64,
+    rollups: &[Option<(u64, u64)>],
+    raw: &[Option<Vec<u8>>],
+) -> (u64, u64) {
+    let to_hour = from_hour + rollups.len() as i64 - 1;
     let (mut good, mut total) = (0u64, 0u64);
     let threshold_us = u64::from(threshold_ms) * 1000;
     for hour in from_hour..=to_hour {
@@ -311,7 +331,7 @@ pub fn latency_counts(
             (_, None, None) => {}
         }
     }
-    Ok((good, total))
+    (good, total)
 }
 
 /// The first failure (reason, detail) of the incident that started at `start_ms`, if recorded.
@@ -364,8 +384,13 @@ pub fn down_minutes(
         let rollup = HourRollup::from_outcomes(hour * HOUR_MS, &chunk::decode(hour, &data));
         masks.insert(hour, rollup.minutes_all_failed);
     }
+    Ok(minutes_of(&masks).clip(from_ms, to_ms))
+}
+
+/// The minutes set in each hour's mask (bit m: minute m of that hour).
+pub(super) fn minutes_of(masks: &HashMap<i64, u64>) -> Intervals {
     let mut spans = Vec::new();
-    for (hour, mask) in masks {
+    for (&hour, &mask) in masks {
         for minute in 0..60 {
             if mask & (1 << minute) != 0 {
                 let start = hour * HOUR_MS + minute * 60_000;
@@ -373,7 +398,7 @@ pub fn down_minutes(
             }
         }
     }
-    Ok(Intervals::from_spans(spans).clip(from_ms, to_ms))
+    Intervals::from_spans(spans)
 }
 
 /// The first failure recorded in `[from_ms, to_ms)`.

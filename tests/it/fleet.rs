@@ -138,4 +138,81 @@ async fn two_locations_write_their_own_view_into_one_postgres() {
         assert_eq!(down.seen_by[0].len(), 2, "{down:?}");
         assert!(verdict("up").timeline.incidents.is_empty());
     });
+
+    // The CLI reads the same: the verdict's one open incident, each location's own view, and
+    // each location's state beside the verdict's in `status`.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+            .args(args)
+            .arg("--config")
+            .arg(workspaces[0].path("probes.toml"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let incidents_in = |json: &str| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["incidents"].as_u64().unwrap()
+    };
+    let fleet = cli(&[
+        "report",
+        "--service",
+        "down",
+        "--last",
+        "1h",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(incidents_in(&fleet), 1, "{fleet}");
+    for location in ["fra", "nyc"] {
+        let own = cli(&[
+            "report",
+            "--service",
+            "down",
+            "--last",
+            "1h",
+            "--location",
+            location,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(incidents_in(&own), 1, "{location}: {own}");
+    }
+    let up = cli(&[
+        "report",
+        "--service",
+        "up",
+        "--last",
+        "1h",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(incidents_in(&up), 0, "{up}");
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&["status", "--format", "json"])).unwrap();
+    let down = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["service"] == "down")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(down["state"], "down", "{down}");
+    let locations: Vec<(&str, &str)> = down["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["location"].as_str().unwrap(),
+                l["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(locations, [("fra", "down"), ("nyc", "down")], "{down}");
 }

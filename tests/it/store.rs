@@ -245,8 +245,14 @@ async fn retention_shrinks_the_file_and_keeps_old_reports_unchanged() {
             from_ms: start,
             to_ms: now - 36 * day,
         };
-        let r = slaprobe::report::service_report(&conn, &config, &config.services[0], period, now)
-            .unwrap();
+        let r = slaprobe::report::service_report(
+            (&conn).into(),
+            &config,
+            &config.services[0],
+            period,
+            now,
+        )
+        .unwrap();
         serde_json::to_value(r.to_json()).unwrap()
     };
     let size = || std::fs::metadata(&db).unwrap().len();

@@ -1,14 +1,19 @@
 //! Reading one location's history from PostgreSQL: what a restarted daemon resumes from, and
 //! the raw outcomes and events a report or test reads.
 
+use std::collections::HashMap;
+
 use postgres::GenericClient;
 
 use crate::probe::{Failure, Reason};
+use crate::sla::Intervals;
 use crate::sla::availability::Timeline;
 use crate::sla::quorum::{self, LocationView, Verdict};
 use crate::sla::tracker::{OpenIncident, Resume};
 use crate::store::ServiceNum;
 use crate::store::chunk::{self, RawOutcome};
+use crate::store::read;
+use crate::store::rollup::{Histogram, HourRollup};
 
 /// The latest `n` outcomes of a service at a location, oldest first.
 pub fn latest_outcomes(
@@ -238,4 +243,145 @@ pub fn verdict(
         .map(|(location, timeline)| LocationView { location, timeline })
         .collect();
     Ok(quorum::verdict(&views, quorum, now_ms))
+}
+
+/// Probes under `threshold_ms` and all probes a location started in `measured` time (as
+/// `store::read::latency_counts` for SQLite).
+pub fn latency_counts(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+    measured: &Intervals,
+    threshold_ms: u32,
+) -> Result<(u64, u64), postgres::Error> {
+    let (Some(&(first, _)), Some(&(_, last))) = (measured.spans().first(), measured.spans().last())
+    else {
+        return Ok((0, 0));
+    };
+    let (from_hour, to_hour) = (chunk::hour_of(first), chunk::hour_of(last - 1));
+    let hours = (to_hour - from_hour + 1).max(0) as usize;
+    let mut rollups: Vec<Option<(u64, u64)>> = vec![None; hours];
+    for row in client.query(
+        "SELECT hour, probes, latency FROM rollup_hour
+         WHERE service = $1 AND location = $2 AND hour BETWEEN $3 AND $4",
+        &[&service, &location, &from_hour, &to_hour],
+    )? {
+        let hour: i64 = row.get(0);
+        let probes = row.get::<_, i64>(1) as u64;
+        let good = Histogram::encoded_count_below(row.get(2), threshold_ms);
+        rollups[(hour - from_hour) as usize] = Some((probes, good));
+    }
+    let mut raw: Vec<Option<Vec<u8>>> = vec![None; hours];
+    for row in client.query(
+        "SELECT hour, data FROM outcome_chunk
+         WHERE service = $1 AND location = $2 AND hour BETWEEN $3 AND $4",
+        &[&service, &location, &from_hour, &to_hour],
+    )? {
+        let hour: i64 = row.get(0);
+        raw[(hour - from_hour) as usize] = Some(row.get(1));
+    }
+    Ok(read::count_latency(
+        measured,
+        threshold_ms,
+        from_hour,
+        &rollups,
+        &raw,
+    ))
+}
+
+/// The whole minutes of `[from_ms, to_ms)` in which a location probed the service and every
+/// probe failed (as `store::read::down_minutes` for SQLite).
+pub fn down_minutes(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Intervals, postgres::Error> {
+    if from_ms >= to_ms {
+        return Ok(Intervals::empty());
+    }
+    let (from_hour, to_hour) = (chunk::hour_of(from_ms), chunk::hour_of(to_ms - 1));
+    let mut masks: HashMap<i64, u64> = HashMap::new();
+    for row in client.query(
+        "SELECT hour, minutes_all_failed FROM rollup_hour
+         WHERE service = $1 AND location = $2 AND hour BETWEEN $3 AND $4
+           AND minutes_all_failed != 0",
+        &[&service, &location, &from_hour, &to_hour],
+    )? {
+        masks.insert(row.get(0), row.get::<_, i64>(1) as u64);
+    }
+    let rolled_until: i64 = client
+        .query_opt(
+            "SELECT value FROM meta WHERE location = $1 AND key = 'rolled_until_hour'",
+            &[&location],
+        )?
+        .map_or(i64::MIN, |r| r.get(0));
+    for row in client.query(
+        "SELECT hour, data FROM outcome_chunk
+         WHERE service = $1 AND location = $2 AND hour BETWEEN $3 AND $4",
+        &[&service, &location, &from_hour.max(rolled_until), &to_hour],
+    )? {
+        let hour: i64 = row.get(0);
+        let data: &[u8] = row.get(1);
+        let rollup = HourRollup::from_outcomes(hour * chunk::HOUR_MS, &chunk::decode(hour, data));
+        masks.insert(hour, rollup.minutes_all_failed);
+    }
+    Ok(read::minutes_of(&masks).clip(from_ms, to_ms))
+}
+
+/// When each of `locations` first probed the service (those that never did are left out).
+pub fn first_outcomes(
+    client: &mut impl GenericClient,
+    locations: &[String],
+    service: ServiceNum,
+) -> Result<Vec<(String, i64)>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT location, first_ms FROM service_location WHERE service = $1
+             ORDER BY location",
+            &[&service],
+        )?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+        .filter(|(location, _)| locations.contains(location))
+        .collect())
+}
+
+/// A location's own state of a service, as `store::read::service_status` for SQLite.
+pub fn service_status(
+    client: &mut impl GenericClient,
+    location: &str,
+    service: ServiceNum,
+) -> Result<read::ServiceStatus, postgres::Error> {
+    let last = latest_outcomes(client, location, service, 1)?.pop();
+    let last_failure = match &last {
+        Some(o) if !o.is_ok() => client
+            .query_opt(
+                "SELECT reason, detail FROM failure
+                 WHERE service = $1 AND location = $2 AND at_ms = $3",
+                &[&service, &location, &o.at_ms],
+            )?
+            .map(|r| failure(r.get(0), r.get(1))),
+        _ => None,
+    };
+    let last_recovery_ms: Option<i64> = client
+        .query_one(
+            "SELECT max(end_ms) FROM incident WHERE service = $1 AND location = $2",
+            &[&service, &location],
+        )?
+        .get(0);
+    let first_ms = client
+        .query_opt(
+            "SELECT first_ms FROM service_location WHERE service = $1 AND location = $2",
+            &[&service, &location],
+        )?
+        .map(|r| r.get(0));
+    Ok(read::ServiceStatus {
+        open_incident: open_incident(client, location, service)?,
+        last_recovery_ms,
+        first_ms,
+        last,
+        last_failure,
+    })
 }

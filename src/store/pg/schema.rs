@@ -189,6 +189,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (route, day)
     );
     ",
+    // 2: a fleet's acknowledgements belong to the verdict's incident, beside what alerts told
+    // of it (a location's own incident rows keep those carried over by `slaprobe migrate`).
+    "
+    ALTER TABLE alert_incident ADD COLUMN ack_ms BIGINT;
+    ALTER TABLE alert_incident ADD COLUMN ack_by TEXT;
+    ALTER TABLE alert_incident ADD COLUMN ack_note TEXT;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,384 @@
+//! A service's history as reports, statements, status and alerting read it, on either
+//! backend: on SQLite the one location's own record (`store::read`); on PostgreSQL the fleet's
+//! verdict over its locations (`store::pg::read`, DESIGN.md §6.3), or one location's own view
+//! when the connection is narrowed to it (`report --location L`).
+
+use super::acks::{self, OpenAck, RecordedIncident};
+use super::db::{Conn, DbError, args};
+use super::pg::read as pg_read;
+use super::{ServiceNum, read};
+use crate::config::{Config, Service};
+use crate::probe::{Failure, Reason};
+use crate::sla::Intervals;
+use crate::sla::availability::Timeline;
+use crate::sla::quorum;
+use crate::sla::response::Ack;
+
+/// What the reads need to know of a service: its number in the store, how many locations must
+/// see it down, and its cadence.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub id: &'a str,
+    pub num: ServiceNum,
+    pub quorum: usize,
+    pub interval_ms: i64,
+    pub max_gap_ms: i64,
+}
+
+/// The number of a service id, if it was ever registered (the same on both backends).
+pub fn service_num(conn: Conn<'_>, id: &str) -> Result<Option<ServiceNum>, DbError> {
+    conn.query_opt("SELECT num FROM service WHERE id = ?1", args![id], |r| {
+        r.get(0)
+    })
+}
+
+/// The subject of `service`'s reads, if the store knows it.
+pub fn subject<'a>(
+    conn: Conn<'_>,
+    config: &Config,
+    service: &'a Service,
+) -> Result<Option<Subject<'a>>, DbError> {
+    Ok(service_num(conn, &service.id)?.map(|num| Subject {
+        id: &service.id,
+        num,
+        quorum: config.quorum_of(service),
+        interval_ms: service.interval.as_millis() as i64,
+        max_gap_ms: service.max_gap().as_millis() as i64,
+    }))
+}
+
+/// The locations a PostgreSQL connection reads, and the quorum over them: one location's own
+/// view counts alone.
+fn in_view(conn: Conn<'_>, quorum: usize) -> (Vec<String>, usize) {
+    match conn {
+        Conn::Postgres(pg) => {
+            let pg = pg.borrow();
+            match &pg.only {
+                Some(location) => (vec![location.clone()], 1),
+                None => (pg.locations.clone(), quorum),
+            }
+        }
+        Conn::Sqlite(_) => (Vec::new(), 1),
+    }
+}
+
+/// When the service was first probed (by any location in view), if ever.
+pub fn first_outcome_ms(conn: Conn<'_>, id: &str) -> Result<Option<i64>, DbError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(read::first_outcome_ms(c, id)?),
+        Conn::Postgres(pg) => {
+            let Some(num) = service_num(conn, id)? else {
+                return Ok(None);
+            };
+            let (locations, _) = in_view(conn, 1);
+            let mut pg = pg.borrow_mut();
+            let first = pg_read::first_outcomes(pg.raw()?, &locations, num)?;
+            Ok(first.into_iter().map(|(_, at)| at).min())
+        }
+    }
+}
+
+/// What the SLA maths needs of the service for `[from_ms, to_ms)` as of `now_ms`: on
+/// PostgreSQL the verdict of the locations in view.
+pub fn timeline(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+    from_ms: i64,
+    to_ms: i64,
+    now_ms: i64,
+) -> Result<Timeline, DbError> {
+    Ok(verdict(conn, s, from_ms, to_ms, now_ms)?.timeline)
+}
+
+/// The timeline with, for each incident, the locations that saw it (on SQLite: none named).
+pub fn verdict(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+    from_ms: i64,
+    to_ms: i64,
+    now_ms: i64,
+) -> Result<quorum::Verdict, DbError> {
+    match conn {
+        Conn::Sqlite(c) => {
+            let timeline = read::timeline(c, s.num, from_ms, to_ms, s.interval_ms, s.max_gap_ms)?;
+            let seen_by = vec![Vec::new(); timeline.incidents.len()];
+            Ok(quorum::Verdict { timeline, seen_by })
+        }
+        Conn::Postgres(pg) => {
+            let (locations, quorum) = in_view(conn, s.quorum);
+            let mut pg = pg.borrow_mut();
+            Ok(pg_read::verdict(
+                pg.raw()?,
+                &locations,
+                quorum,
+                s.num,
+                (from_ms, to_ms),
+                now_ms,
+                (s.interval_ms, s.max_gap_ms),
+            )?)
+        }
+    }
+}
+
+/// The whole minutes of `[from_ms, to_ms)` in which every probe failed: on PostgreSQL, those
+/// in which at least the quorum of locations saw every probe fail.
+pub fn down_minutes(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Intervals, DbError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(read::down_minutes(c, s.num, from_ms, to_ms)?),
+        Conn::Postgres(pg) => {
+            let (locations, quorum) = in_view(conn, s.quorum);
+            let mut pg = pg.borrow_mut();
+            let client = pg.raw()?;
+            let mut sets = Vec::with_capacity(locations.len());
+            for location in &locations {
+                sets.push(pg_read::down_minutes(
+                    client, location, s.num, from_ms, to_ms,
+                )?);
+            }
+            Ok(quorum::at_least(&sets, quorum))
+        }
+    }
+}
+
+fn failure(reason: String, detail: String) -> Failure {
+    Failure::new(Reason::parse(&reason).unwrap_or(Reason::Internal), detail)
+}
+
+/// The first failure of the incident that started at `start_ms` (on PostgreSQL: of the
+/// location whose incident started then, the one that brought the verdict down).
+pub fn incident_cause(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+    start_ms: i64,
+) -> Result<Option<Failure>, DbError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(read::incident_cause(c, s.num, start_ms)?),
+        Conn::Postgres(_) => conn.query_opt(
+            "SELECT reason, detail FROM incident WHERE service = ?1 AND start_ms = ?2
+             ORDER BY location LIMIT 1",
+            args![s.num, start_ms],
+            |r| Ok(failure(r.get(0)?, r.get(1)?)),
+        ),
+    }
+}
+
+/// The first failure recorded (by any location) in `[from_ms, to_ms)`.
+pub fn first_failure_in(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Option<Failure>, DbError> {
+    conn.query_opt(
+        "SELECT reason, detail FROM failure WHERE service = ?1 AND at_ms >= ?2 AND at_ms < ?3
+         ORDER BY at_ms LIMIT 1",
+        args![s.num, from_ms, to_ms],
+        |r| Ok(failure(r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Probes that succeeded under `threshold_ms`, and all probes, started in `measured` time: on
+/// PostgreSQL every location in view's probes.
+pub fn latency_counts(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+    measured: &Intervals,
+    threshold_ms: u32,
+) -> Result<(u64, u64), DbError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(read::latency_counts(c, s.num, measured, threshold_ms)?),
+        Conn::Postgres(pg) => {
+            let (locations, _) = in_view(conn, 1);
+            let mut pg = pg.borrow_mut();
+            let client = pg.raw()?;
+            let (mut good, mut total) = (0, 0);
+            for location in &locations {
+                let (g, t) =
+                    pg_read::latency_counts(client, location, s.num, measured, threshold_ms)?;
+                good += g;
+                total += t;
+            }
+            Ok((good, total))
+        }
+    }
+}
+
+/// The acknowledgement in columns `at, at + 1, at + 2` (ack_ms, ack_by, ack_note), if any.
+fn ack_from(r: &super::db::Row<'_, '_>, at: usize) -> Result<Option<Ack>, DbError> {
+    let Some(at_ms) = r.get::<Option<i64>>(at)? else {
+        return Ok(None);
+    };
+    Ok(Some(Ack {
+        at_ms,
+        by: r.get(at + 1)?,
+        note: r.get(at + 2)?,
+    }))
+}
+
+/// The acknowledgement of the incident of service `id` that started at `start_ms`: on
+/// PostgreSQL the fleet's (kept beside what alerts told of it), else one carried over from a
+/// single machine's history by `slaprobe migrate`.
+pub fn ack_of(conn: Conn<'_>, id: &str, start_ms: i64) -> Result<Option<Ack>, DbError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(acks::ack_of(c, id, start_ms)?),
+        Conn::Postgres(_) => {
+            let fleet = conn.query_opt(
+                "SELECT ack_ms, ack_by, ack_note FROM alert_incident
+                 WHERE service = ?1 AND start_ms = ?2 AND ack_ms IS NOT NULL",
+                args![id, start_ms],
+                |r| ack_from(r, 0),
+            )?;
+            if let Some(ack) = fleet.flatten() {
+                return Ok(Some(ack));
+            }
+            Ok(conn
+                .query_opt(
+                    "SELECT i.ack_ms, i.ack_by, i.ack_note FROM incident i
+                     JOIN service s ON s.num = i.service
+                     WHERE s.id = ?1 AND i.start_ms = ?2 AND i.ack_ms IS NOT NULL
+                     ORDER BY i.ack_ms LIMIT 1",
+                    args![id, start_ms],
+                    |r| ack_from(r, 0),
+                )?
+                .flatten())
+        }
+    }
+}
+
+/// Acknowledgements alerting has not announced yet: on SQLite those of every open incident
+/// (alerting skips those it announced); on PostgreSQL those whose announcement is not recorded.
+pub fn open_acks(conn: Conn<'_>) -> Result<Vec<OpenAck>, DbError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(acks::open_acks(c)?),
+        Conn::Postgres(_) => Ok(conn
+            .query(
+                "SELECT service, start_ms, ack_ms, ack_by, ack_note FROM alert_incident
+                 WHERE ack_ms IS NOT NULL AND ack_told_ms IS NULL",
+                args![],
+                |r| {
+                    let (service, start_ms) = (r.get(0)?, r.get(1)?);
+                    Ok(ack_from(r, 2)?.map(|ack| OpenAck {
+                        service,
+                        start_ms,
+                        ack,
+                    }))
+                },
+            )?
+            .into_iter()
+            .flatten()
+            .collect()),
+    }
+}
+
+/// The incidents overlapping `[from_ms, to_ms)` as of `now_ms`, by start, with their
+/// acknowledgements: on PostgreSQL the verdict's.
+pub fn recorded_incidents(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+    from_ms: i64,
+    to_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<RecordedIncident>, DbError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(acks::recorded_incidents(c, s.num, from_ms, to_ms)?),
+        Conn::Postgres(_) => {
+            let timeline = timeline(conn, s, from_ms, to_ms, now_ms)?;
+            timeline
+                .incidents
+                .into_iter()
+                .map(|(start_ms, end_ms)| {
+                    Ok(RecordedIncident {
+                        start_ms,
+                        end_ms,
+                        ack: ack_of(conn, s.id, start_ms)?,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// How far back `service_status` looks for the verdict's latest incident on PostgreSQL.
+const STATUS_LOOKBACK_MS: i64 = 35 * 86_400_000;
+
+/// The service's state as `status` shows it: on SQLite its one location's; on PostgreSQL the
+/// verdict's incident (open, or the latest recovery within 35 days) and the latest outcome of
+/// any location in view.
+pub fn service_status(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+    now_ms: i64,
+) -> Result<read::ServiceStatus, DbError> {
+    if let Conn::Sqlite(c) = conn {
+        return Ok(read::service_status(c, s.num)?);
+    }
+    let own = location_states(conn, s)?;
+    let verdict = verdict(conn, s, now_ms - STATUS_LOOKBACK_MS, now_ms + 1, now_ms)?;
+    let open_incident = match verdict.timeline.incidents.last() {
+        Some(&(start_ms, None)) => Some(crate::sla::tracker::OpenIncident {
+            start_ms,
+            first_failure: incident_cause(conn, s, start_ms)?
+                .unwrap_or_else(|| Failure::new(Reason::Internal, "(cause not recorded)")),
+        }),
+        _ => None,
+    };
+    let last_recovery_ms = verdict
+        .timeline
+        .incidents
+        .iter()
+        .filter_map(|(_, end)| *end)
+        .max();
+    let latest = own
+        .iter()
+        .filter(|(_, st)| st.last.is_some())
+        .max_by_key(|(_, st)| st.last.as_ref().map(|o| o.at_ms));
+    Ok(read::ServiceStatus {
+        open_incident,
+        last_recovery_ms,
+        first_ms: own.iter().filter_map(|(_, st)| st.first_ms).min(),
+        last: latest.and_then(|(_, st)| st.last),
+        last_failure: latest.and_then(|(_, st)| st.last_failure.clone()),
+    })
+}
+
+/// Each location's own state of the service, in the order of `locations` (on SQLite: none;
+/// its one location is the service's state).
+pub fn location_states(
+    conn: Conn<'_>,
+    s: &Subject<'_>,
+) -> Result<Vec<(String, read::ServiceStatus)>, DbError> {
+    let Conn::Postgres(pg) = conn else {
+        return Ok(Vec::new());
+    };
+    let (locations, _) = in_view(conn, 1);
+    let mut pg = pg.borrow_mut();
+    let client = pg.raw()?;
+    let mut states = Vec::with_capacity(locations.len());
+    for location in locations {
+        let status = pg_read::service_status(client, &location, s.num)?;
+        states.push((location, status));
+    }
+    Ok(states)
+}
+
+/// The latest `n` raw outcomes of a service, oldest first: on PostgreSQL those of the location
+/// in view, else this daemon's own.
+pub fn latest_outcomes(
+    conn: Conn<'_>,
+    num: ServiceNum,
+    n: usize,
+) -> Result<Vec<super::RawOutcome>, DbError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(read::latest_outcomes(c, num, n)?),
+        Conn::Postgres(pg) => {
+            let mut pg = pg.borrow_mut();
+            let location = pg.only.clone().unwrap_or_else(|| pg.location.clone());
+            Ok(pg_read::latest_outcomes(pg.raw()?, &location, num, n)?)
+        }
+    }
+}
