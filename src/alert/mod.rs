@@ -340,7 +340,17 @@ impl AlertTask {
                 return;
             }
             AlertInput::Reload { config, added } => {
-                if let Err(e) = self.configure(config, added) {
+                // Reading what was told blocks on the database: on PostgreSQL its client may
+                // not block an async thread, so the worker steps aside for it.
+                let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+                let configured = if multi_thread {
+                    tokio::task::block_in_place(|| self.configure(config, added))
+                } else {
+                    self.configure(config, added)
+                };
+                if let Err(e) = configured {
                     error!(error = %Chain(&e), "Cannot read what was told of open incidents; alerts for \
                            services a reload started watching start afresh.");
                 }

@@ -193,6 +193,10 @@ pub struct DaemonReport {
     /// Where this daemon probes from, and every location the fleet expects.
     pub location: String,
     pub locations: Vec<String>,
+    /// Whether this daemon decides and sends alerts, digests and statements, and the location
+    /// of the one that does (one daemon of a fleet at a time; on SQLite always this one).
+    pub speaking: bool,
+    pub speaker: Option<String>,
     pub services: usize,
     pub probes: u64,
     pub probes_failed: u64,
@@ -221,6 +225,8 @@ async fn daemon(Extract(state): Extract<State>) -> Json<DaemonReport> {
     Json(DaemonReport {
         location: config.daemon.location.clone(),
         locations: config.daemon.locations.clone(),
+        speaking: m.speaking.load(Ordering::Relaxed),
+        speaker: m.speaker(),
         services: config.services.len(),
         probes: m.probes.load(Ordering::Relaxed),
         probes_failed: m.probes_failed.load(Ordering::Relaxed),

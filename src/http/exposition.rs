@@ -79,6 +79,7 @@ pub struct Exposition {
     store_write_errors: Counter,
     store_shed: Counter,
     probes_late: Counter,
+    speaking: Gauge,
     outbox_pending: Gauge,
     daemon: Arc<DaemonMetrics>,
     store: Arc<StoreStats>,
@@ -174,6 +175,12 @@ impl Exposition {
             "Outcomes dropped from memory during a long write outage (recorded as no-data)",
         );
         let outbox_pending = registered(r, "outbox_pending", "E-mails waiting in the outbox");
+        let speaking = registered(
+            r,
+            "speaking",
+            "1 when this daemon decides and sends alerts, digests and statements (a fleet's \
+             speaker; always on SQLite), else 0",
+        );
         Exposition {
             registry,
             up,
@@ -189,6 +196,7 @@ impl Exposition {
             store_write_errors,
             store_shed,
             probes_late,
+            speaking,
             outbox_pending,
             daemon,
             store,
@@ -252,6 +260,8 @@ impl Exposition {
     fn update_daemon_series(&self) {
         let d = &self.daemon;
         self.in_flight.set(d.in_flight.load(Ordering::Relaxed));
+        self.speaking
+            .set(i64::from(d.speaking.load(Ordering::Relaxed)));
         self.store_queue
             .set(self.store.queued.load(Ordering::Relaxed) as i64);
         self.store_commit_last

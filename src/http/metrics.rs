@@ -118,6 +118,11 @@ pub struct DaemonMetrics {
     pub probes_late: AtomicU64,
     /// Unix ms of the last "running late" warning (they are logged at most once a minute).
     late_warned_ms: AtomicI64,
+    /// Whether this daemon decides and sends alerts, digests and statements (always on SQLite;
+    /// in a fleet, while it holds the speaker lock).
+    pub speaking: std::sync::atomic::AtomicBool,
+    /// The location of the daemon that speaks, as last seen (`None`: none, or not known).
+    speaker: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for DaemonMetrics {
@@ -130,6 +135,8 @@ impl Default for DaemonMetrics {
             lateness_seconds: Histogram::new(LATENESS_BUCKETS),
             probes_late: AtomicU64::new(0),
             late_warned_ms: AtomicI64::new(0),
+            speaking: std::sync::atomic::AtomicBool::new(false),
+            speaker: std::sync::Mutex::new(None),
         }
     }
 }
@@ -138,6 +145,22 @@ impl Default for DaemonMetrics {
 const LATE_WARNING_EVERY_MS: i64 = 60_000;
 
 impl DaemonMetrics {
+    pub fn set_speaking(&self, speaking: bool) {
+        self.speaking.store(speaking, Ordering::Relaxed);
+    }
+
+    pub fn set_speaker(&self, location: Option<String>) {
+        *self.speaker.lock().unwrap_or_else(|p| p.into_inner()) = location;
+    }
+
+    /// The location of the daemon that speaks for the fleet, as last seen.
+    pub fn speaker(&self) -> Option<String> {
+        self.speaker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Records how late a probe started against its schedule.
     pub fn record_lateness(&self, late: Duration) {
         self.lateness.record(late);

@@ -7,6 +7,7 @@ pub mod reload;
 pub mod schedule;
 pub mod service_task;
 pub mod systemd;
+pub mod voice;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -96,7 +97,10 @@ pub struct Running {
     writer: std::thread::JoinHandle<()>,
     endpoint: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     metrics: Arc<DaemonMetrics>,
+    /// On SQLite: alerting, statements and delivery, always running.
     messaging: Option<Messaging>,
+    /// On PostgreSQL: the task that speaks for the fleet while it holds the lock, and its stop.
+    voice: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 /// The tasks that decide and send messages: alerting, statements and mail delivery.
@@ -108,9 +112,57 @@ struct Messaging {
     delivery: Option<tokio::task::JoinHandle<()>>,
     /// Delivery to the HTTP channels (always running: a reload may add a channel).
     channel_delivery: tokio::task::JoinHandle<()>,
-    delivery_stats: Arc<DeliveryStats>,
     /// Stops delivery (last, so alerts written at the stop still get a try).
     mail_stop: watch::Sender<bool>,
+}
+
+impl Messaging {
+    /// Stops alerting and statements (alerts gathering go to the outbox), then delivery.
+    async fn stop(self) {
+        let _ = self.alert_stop.send(true);
+        let _ = self.alerting.await;
+        let _ = self.statements.await;
+        let _ = self.mail_stop.send(true);
+        let _ = self.channel_delivery.await;
+        if let Some(delivery) = self.delivery {
+            let _ = delivery.await;
+        }
+    }
+}
+
+/// A fleet daemon's messaging, started when it becomes the speaker and stopped when it stops
+/// being one.
+struct FleetMessenger {
+    live: LiveConfig,
+    clock: Clock,
+    delivery_stats: Arc<DeliveryStats>,
+    running: Option<Messaging>,
+}
+
+impl voice::Messenger for FleetMessenger {
+    async fn start(
+        &mut self,
+        config: &Arc<Config>,
+        open: HashMap<String, Option<OpenIncident>>,
+    ) -> Result<AlertSender, String> {
+        // Off the async threads: the connections to PostgreSQL are opened blocking.
+        let (config, live, clock) = (config.clone(), self.live.clone(), self.clock.clone());
+        let stats = self.delivery_stats.clone();
+        let (messaging, alerts) = tokio::task::spawn_blocking(move || {
+            start_messaging(&config, &live, &clock, &open, stats)
+        })
+        .await
+        .map_err(|_| "starting messaging panicked".to_string())?
+        .map_err(|e| crate::text::Chain(&e).to_string())?;
+        self.running = Some(messaging);
+        Ok(alerts)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(messaging) = self.running.take() {
+            messaging.stop().await;
+        }
+    }
 }
 
 impl Running {
@@ -236,14 +288,11 @@ impl Running {
         while self.tasks.join_next().await.is_some() {}
         // Alerts still gathering go to the outbox; mail not yet sent waits there for the next start.
         if let Some(messaging) = self.messaging {
-            let _ = messaging.alert_stop.send(true);
-            let _ = messaging.alerting.await;
-            let _ = messaging.statements.await;
-            let _ = messaging.mail_stop.send(true);
-            let _ = messaging.channel_delivery.await;
-            if let Some(delivery) = messaging.delivery {
-                let _ = delivery.await;
-            }
+            messaging.stop().await;
+        }
+        if let Some((stop, voice)) = self.voice {
+            let _ = stop.send(true);
+            let _ = voice.await;
         }
         if let Some((_, handle)) = self.endpoint.take() {
             let _ = handle.await;
@@ -285,25 +334,46 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         .iter()
         .map(|(id, (_, resume))| (id.clone(), resume.open_incident.clone()))
         .collect();
+    let delivery_stats = Arc::new(DeliveryStats::default());
+    let metrics = Arc::new(DaemonMetrics::default());
     let (messaging, alerts) = match &config.daemon.database {
         Database::Sqlite(_) => {
-            let (messaging, alerts) = start_messaging(&config, &live_rx, &clock, &open_incidents)?;
+            let (messaging, alerts) = start_messaging(
+                &config,
+                &live_rx,
+                &clock,
+                &open_incidents,
+                delivery_stats.clone(),
+            )?;
+            metrics.set_speaking(true);
+            metrics.set_speaker(Some(config.daemon.location.clone()));
             (Some(messaging), Some(alerts))
         }
-        Database::Postgres(_) => {
-            warn!(
-                "On PostgreSQL this daemon probes and records its location's outcomes; alerts, \
-                 digests and statements follow the fleet's verdict and are not sent by this \
-                 build."
-            );
-            (None, None)
+        // A fleet's alerts follow its verdict, from whichever daemon holds the lock.
+        Database::Postgres(_) => (None, None),
+    };
+    let voice = match &config.daemon.database {
+        Database::Sqlite(_) => None,
+        Database::Postgres(target) => {
+            let (voice_stop, voice_stop_rx) = watch::channel(false);
+            let messenger = FleetMessenger {
+                live: live_rx.clone(),
+                clock: clock.clone(),
+                delivery_stats: delivery_stats.clone(),
+                running: None,
+            };
+            let task = tokio::spawn(voice::run(
+                target.clone(),
+                live_rx.clone(),
+                clock.clone(),
+                metrics.clone(),
+                messenger,
+                voice_stop_rx,
+            ));
+            Some((voice_stop, task))
         }
     };
-    let delivery_stats = messaging
-        .as_ref()
-        .map_or_else(Default::default, |m| m.delivery_stats.clone());
 
-    let metrics = Arc::new(DaemonMetrics::default());
     let exposition = Arc::new(Exposition::new(
         metrics.clone(),
         opened.store.stats().clone(),
@@ -353,6 +423,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         endpoint,
         metrics,
         messaging,
+        voice,
     };
     let start = tokio::time::Instant::now();
     for service in config.services.iter().cloned() {
@@ -427,6 +498,7 @@ fn start_messaging(
     live: &LiveConfig,
     clock: &Clock,
     open_incidents: &HashMap<String, Option<OpenIncident>>,
+    delivery_stats: Arc<DeliveryStats>,
 ) -> Result<(Messaging, AlertSender), DaemonError> {
     let mailer = match &config.smtp {
         Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
@@ -473,7 +545,6 @@ fn start_messaging(
         clock.clone(),
         alert_stop_rx,
     ));
-    let delivery_stats = Arc::new(DeliveryStats::default());
     let delivery = match mailer {
         Some(mailer) => Some(tokio::spawn(crate::notify::deliver(
             side_connection()?,
@@ -501,7 +572,6 @@ fn start_messaging(
         alert_stop,
         delivery,
         channel_delivery,
-        delivery_stats,
         mail_stop,
     };
     Ok((messaging, alerts))

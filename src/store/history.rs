@@ -366,6 +366,14 @@ pub fn location_states(
     Ok(states)
 }
 
+/// Every location's open incidents (PostgreSQL: a fleet's; SQLite has no fleet, so none).
+pub fn open_everywhere(conn: Conn<'_>) -> Result<Vec<pg_read::OpenAt>, DbError> {
+    match conn {
+        Conn::Sqlite(_) => Ok(Vec::new()),
+        Conn::Postgres(pg) => Ok(pg_read::open_everywhere(pg.borrow_mut().raw()?)?),
+    }
+}
+
 /// The latest `n` raw outcomes of a service, oldest first: on PostgreSQL those of the location
 /// in view, else this daemon's own.
 pub fn latest_outcomes(

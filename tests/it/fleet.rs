@@ -216,3 +216,186 @@ async fn two_locations_write_their_own_view_into_one_postgres() {
         .collect();
     assert_eq!(locations, [("fra", "down"), ("nyc", "down")], "{down}");
 }
+
+/// The config of one location of a fleet of `fra`, `nyc` and `sgp` (quorum 2, the majority)
+/// on `url`, alerting by e-mail through `smtp`: one HTTP service, `web`.
+fn speaking_config(url: &str, location: &str, smtp: &str, web: &str, listen: bool) -> String {
+    let listen = if listen {
+        "listen = \"127.0.0.1:0\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "[daemon]\ndatabase = \"{url}\"\nlocation = \"{location}\"\n\
+         locations = [\"fra\", \"nyc\", \"sgp\"]\nflush_interval = \"20ms\"\n{listen}\n\
+         [smtp]\nurl = \"{smtp}\"\nfrom = \"SLA monitor <sla@provider.example>\"\n\n\
+         [[route]]\nid = \"oncall\"\nemail = [\"oncall@provider.example\"]\n\
+         group_window = \"100ms\"\n\n\
+         [[contract]]\nid = \"c\"\nclient = \"Client\"\ntarget = \"99.9%\"\nalert = \"oncall\"\n\n\
+         [[service]]\nid = \"web\"\ncontract = \"c\"\nhttp = \"{web}\"\ninterval = \"500ms\"\n\
+         timeout = \"300ms\"\nretry_interval = \"100ms\"\n"
+    )
+}
+
+/// `/api/v1/daemon`'s (speaking, speaker) of the daemon at `base`.
+async fn voice_of(client: &reqwest::Client, base: &str) -> (bool, Option<String>) {
+    let response = client
+        .get(format!("{base}/api/v1/daemon"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{base}: {e:?}"));
+    let text = response.text().await.unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (
+        report["speaking"].as_bool().unwrap(),
+        report["speaker"].as_str().map(String::from),
+    )
+}
+
+/// Three locations, one voice: one daemon holds the lock and both name it; a location whose
+/// own network is cut off sees the service down and costs nothing (no incident, no e-mail);
+/// a real outage is one DOWN; when the speaker is killed during it, a standby takes over and
+/// sends the RECOVERED, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_speaks_with_one_voice() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.database("voice");
+    let smtp = crate::smtp_server::TestSmtp::start().await;
+    let web = crate::support::TestHttp::start().await;
+    slaprobe::probe::Prober::new().unwrap();
+    let client = reqwest::Client::new();
+    let spawn = |location: &str, cut_off: bool| {
+        let ws = Workspace::new();
+        ws.config_text(&speaking_config(
+            &url,
+            location,
+            &smtp.url(),
+            &web.url("/"),
+            !cut_off,
+        ));
+        let daemon = if cut_off {
+            DaemonProcess::spawn_cut_off(&ws, &[])
+        } else {
+            DaemonProcess::spawn(&ws, &[])
+        };
+        (ws, daemon)
+    };
+    let (_fra_ws, mut fra) = spawn("fra", false);
+    let (_nyc_ws, mut nyc) = spawn("nyc", false);
+    let bases = [
+        format!("http://{}", fra.endpoint().await),
+        format!("http://{}", nyc.endpoint().await),
+    ];
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for daemon in [&mut fra, &mut nyc] {
+        let exited = daemon.child.try_wait().unwrap();
+        let log = daemon.log();
+        assert!(exited.is_none() && !log.contains("ERROR"), "{log}");
+    }
+
+    // One of the two speaks, and both name it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let speaker = loop {
+        let (fra_voice, nyc_voice) = (
+            voice_of(&client, &bases[0]).await,
+            voice_of(&client, &bases[1]).await,
+        );
+        if fra_voice.0 != nyc_voice.0 && fra_voice.1.is_some() && fra_voice.1 == nyc_voice.1 {
+            let speaker = fra_voice.1.clone().unwrap();
+            assert_eq!(
+                speaker,
+                if fra_voice.0 { "fra" } else { "nyc" },
+                "{fra_voice:?} {nyc_voice:?}"
+            );
+            break speaker;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no single speaker: {fra_voice:?} {nyc_voice:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let metrics = reqwest::get(format!("{}/metrics", bases[0]))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let speaking_line = if speaker == "fra" {
+        "slaprobe_speaking 1"
+    } else {
+        "slaprobe_speaking 0"
+    };
+    assert!(metrics.contains(speaking_line), "{metrics}");
+
+    // sgp's network is cut off: it sees `web` down, alone.
+    let (_sgp_ws, sgp) = spawn("sgp", true);
+    let target = PgTarget {
+        url: url.clone(),
+        password_env: None,
+    };
+    let sgp_open = {
+        let target = target.clone();
+        move || {
+            with_client(&target, |client| {
+                let nums = pg::writer::register(client, &["web".to_string()]).unwrap();
+                pg::read::open_incident(client, "sgp", nums["web"]).unwrap()
+            })
+        }
+    };
+    eventually(Duration::from_secs(30), "sgp's own incident", sgp_open).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "a cut-off location alone alerted: {:?}",
+        smtp.received()
+            .iter()
+            .map(|m| m.subject())
+            .collect::<Vec<_>>()
+    );
+
+    // A real outage: fra and nyc see it too. One DOWN across the fleet.
+    web.set(crate::support::Mode::Status(503));
+    let down = smtp.wait_for(1, Duration::from_secs(30)).await;
+    assert!(down[0].subject().contains("DOWN"), "{}", down[0].subject());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.received().len(), 1, "one DOWN only");
+
+    // The speaker is killed during the outage; the standby takes over and, when the service
+    // recovers, sends RECOVERED once.
+    let (killed, standby, standby_base) = if speaker == "fra" {
+        (fra, nyc, &bases[1])
+    } else {
+        (nyc, fra, &bases[0])
+    };
+    killed.kill().await;
+    let taken_over = tokio::time::Instant::now();
+    loop {
+        if voice_of(&client, standby_base).await.0 {
+            break;
+        }
+        assert!(
+            taken_over.elapsed() < Duration::from_secs(30),
+            "no takeover within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    web.set(crate::support::Mode::Healthy);
+    let mail = smtp.wait_for(2, Duration::from_secs(60)).await;
+    assert!(
+        mail[1].subject().contains("RECOVERED"),
+        "{}",
+        mail[1].subject()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let subjects: Vec<String> = smtp.received().iter().map(|m| m.subject()).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+
+    let (status, log) = standby.stop().await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("Speaking for the fleet"), "{log}");
+    sgp.stop().await;
+}

@@ -632,10 +632,33 @@ pub struct DaemonProcess {
 impl DaemonProcess {
     /// Starts the real binary with `env` set.
     pub fn spawn(ws: &Workspace, env: &[(&str, &str)]) -> DaemonProcess {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"));
+        command
             .args(["run", "--config"])
-            .arg(ws.path("probes.toml"))
+            .arg(ws.path("probes.toml"));
+        DaemonProcess::spawn_command(command, env)
+    }
+
+    /// Starts the real binary in a network namespace of its own with only loopback, up: a
+    /// location whose network is cut off (nothing on the host's 127.0.0.1 answers it; Unix
+    /// sockets, such as PostgreSQL's, still work).
+    pub fn spawn_cut_off(ws: &Workspace, env: &[(&str, &str)]) -> DaemonProcess {
+        let mut command = tokio::process::Command::new("unshare");
+        command
+            .args([
+                "--net",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" run --config \"$1\"",
+                env!("CARGO_BIN_EXE_slaprobe"),
+            ])
+            .arg(ws.path("probes.toml"));
+        DaemonProcess::spawn_command(command, env)
+    }
+
+    fn spawn_command(mut command: tokio::process::Command, env: &[(&str, &str)]) -> DaemonProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = command
             .env("SLAPROBE_LOG", "debug")
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
@@ -669,6 +692,18 @@ impl DaemonProcess {
             Some(bound.split_whitespace().next()?.to_string())
         })
         .await
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Kills it with SIGKILL (no chance to close anything).
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        let _ = self.child.wait().await;
+        let _ = self.reader.await;
     }
 
     /// Stops it with SIGTERM; its exit status and everything it logged.

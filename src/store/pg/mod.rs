@@ -5,6 +5,7 @@
 pub mod migrate;
 pub mod read;
 pub mod schema;
+pub mod speaker;
 pub mod writer;
 
 use std::str::FromStr;
@@ -73,7 +74,14 @@ pub fn connect(target: &PgTarget) -> Result<Client, PgError> {
 
 /// Opens a connection without touching the schema (readers of a database a daemon migrated).
 pub fn connect_only(target: &PgTarget) -> Result<Client, PgError> {
-    let config = config_of(target)?;
+    connect_as(target, "slaprobe")
+}
+
+/// Opens a connection that other sessions see under `application_name` (in
+/// `pg_stat_activity`: how a fleet names the daemon holding a lock).
+pub fn connect_as(target: &PgTarget, application_name: &str) -> Result<Client, PgError> {
+    let mut config = config_of(target)?;
+    config.application_name(application_name);
     let at = describe(&config);
     let result = if config.get_ssl_mode() == SslMode::Disable {
         config.connect(postgres::NoTls)

@@ -385,3 +385,36 @@ pub fn service_status(
         last_failure,
     })
 }
+
+/// An open incident of one location, with that location's latest outcome (to tell a location
+/// still probing from one that stopped).
+#[derive(Debug, Clone)]
+pub struct OpenAt {
+    pub service: String,
+    pub location: String,
+    pub start_ms: i64,
+    pub first_failure: Failure,
+    pub last_ms: Option<i64>,
+}
+
+/// Every location's open incidents.
+pub fn open_everywhere(client: &mut impl GenericClient) -> Result<Vec<OpenAt>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT s.id, i.location, i.start_ms, i.reason, i.detail,
+                    (SELECT c.last_ms FROM outcome_chunk c
+                     WHERE c.service = i.service AND c.location = i.location
+                     ORDER BY c.hour DESC LIMIT 1)
+             FROM incident i JOIN service s ON s.num = i.service WHERE i.end_ms IS NULL",
+            &[],
+        )?
+        .iter()
+        .map(|r| OpenAt {
+            service: r.get(0),
+            location: r.get(1),
+            start_ms: r.get(2),
+            first_failure: failure(r.get(3), r.get(4)),
+            last_ms: r.get(5),
+        })
+        .collect())
+}
