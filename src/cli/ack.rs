@@ -10,7 +10,8 @@ use super::usage_error;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::sla::response::Ack;
-use crate::store::acks::{self, AckOutcome};
+use crate::store::acks::AckOutcome;
+use crate::store::history;
 use crate::text::{Chain, human_duration, timestamp_to_second};
 
 #[derive(Debug, Args)]
@@ -37,11 +38,11 @@ pub fn ack(config: &Config, args: &AckArgs) -> ExitCode {
         Ok(ack) => ack,
         Err(e) => return usage_error(e),
     };
-    let outcome = crate::store::sqlite_file(&config.daemon.database, "`slaprobe ack`")
-        .and_then(crate::store::open_writer_connection)
+    let outcome = crate::store::open_db(&config.daemon)
         .map_err(|e| Chain(&e).to_string())
-        .and_then(|mut conn| {
-            acks::acknowledge(&mut conn, &args.service, &ack).map_err(|e| Chain(&e).to_string())
+        .and_then(|db| {
+            history::acknowledge(db.conn(), config, &args.service, &ack)
+                .map_err(|e| Chain(&e).to_string())
         });
     let service = &args.service;
     match outcome {

@@ -134,14 +134,12 @@ pub async fn ack(
     let now = reading.clock.now_ms();
     let ack = crate::sla::response::Ack::new(now, body.by.as_deref(), body.note.as_deref())
         .map_err(bad_request)?;
-    let database = config.daemon.database.clone();
     let service = id.clone();
     let wanted = ack.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut conn = crate::store::sqlite_file(&database, "acknowledging")
-            .and_then(crate::store::open_writer_connection)
+        let db = crate::store::open_db(&config.daemon)
             .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        acks::acknowledge(&mut conn, &service, &wanted).map_err(db_error)
+        history::acknowledge(db.conn(), &config, &service, &wanted).map_err(db_error)
     })
     .await
     .map_err(|_| {

@@ -233,6 +233,9 @@ pub struct ServiceReport {
     pub currency: String,
     /// The first failure of each incident in `numbers.incidents` (same order), when recorded.
     pub causes: Vec<Option<Failure>>,
+    /// On a fleet's PostgreSQL, the locations that saw each incident in `numbers.incidents`
+    /// (same order), in the order their own outage began; empty lists on SQLite.
+    pub confirmed_from: Vec<Vec<String>>,
     /// How each incident in `numbers.incidents` (same order) was responded to; `None` for a
     /// stretch with no recorded incident (no data counted as down).
     pub responses: Vec<Option<IncidentResponse>>,
@@ -283,6 +286,8 @@ impl ServiceReport {
 struct Computed<'a> {
     subject: Option<Subject<'a>>,
     timeline: availability::Timeline,
+    /// Parallel to `timeline.incidents`: the locations that saw each (none on SQLite).
+    seen_by: Vec<Vec<String>>,
     exclusions: Exclusions,
     numbers: Availability,
 }
@@ -298,13 +303,19 @@ fn compute<'a>(
     let contract = config.contract_of(service).in_force(period.from_ms);
     let (from, to) = (period.from_ms, period.to_ms);
     let subject = history::subject(conn, config, service)?;
-    let timeline = match &subject {
-        Some(s) => history::timeline(conn, s, from, to, now_ms)?,
-        None => availability::Timeline {
-            interval_ms: service.interval.as_millis() as i64,
-            max_gap_ms: service.max_gap().as_millis() as i64,
-            ..Default::default()
-        },
+    let (timeline, seen_by) = match &subject {
+        Some(s) => {
+            let verdict = history::verdict(conn, s, from, to, now_ms)?;
+            (verdict.timeline, verdict.seen_by)
+        }
+        None => (
+            availability::Timeline {
+                interval_ms: service.interval.as_millis() as i64,
+                max_gap_ms: service.max_gap().as_millis() as i64,
+                ..Default::default()
+            },
+            Vec::new(),
+        ),
     };
     let exclusions = Exclusions {
         covered: calendar::covered(&contract.coverage, &contract.timezone.zone, from, to),
@@ -334,6 +345,7 @@ fn compute<'a>(
     Ok(Computed {
         subject,
         timeline,
+        seen_by,
         exclusions,
         numbers,
     })
@@ -487,9 +499,24 @@ pub fn service_report(
     let Computed {
         subject,
         timeline,
+        seen_by,
         exclusions,
         numbers,
     } = compute(conn, config, service, period, now_ms)?;
+    // Each incident counted is (part of) one of the verdict's: the locations that saw that one.
+    let confirmed_from = numbers
+        .incidents
+        .iter()
+        .map(|i| {
+            timeline
+                .incidents
+                .iter()
+                .zip(&seen_by)
+                .find(|((s, e), _)| *s <= i.start_ms && e.is_none_or(|e| i.start_ms < e))
+                .map(|(_, seen)| seen.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     let targets = config.targets_of(service, &contract);
     let responses = match &subject {
         Some(s) => responses(conn, s, &numbers, targets, period, now_ms)?,
@@ -573,6 +600,7 @@ pub fn service_report(
         terms_from,
         currency: contract.currency.clone(),
         causes,
+        confirmed_from,
         responses,
         response: summary,
         targets,
@@ -711,6 +739,9 @@ pub struct IncidentJson {
     pub restore_s: Option<f64>,
     pub response_breach: bool,
     pub restore_breach: bool,
+    /// The locations of a fleet that saw it (absent on a single machine).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub confirmed_from: Vec<String>,
 }
 
 fn seconds(ms: i64) -> f64 {
@@ -768,7 +799,8 @@ impl ServiceReport {
                 .iter()
                 .zip(&self.causes)
                 .zip(&self.responses)
-                .map(|((i, cause), r)| {
+                .zip(&self.confirmed_from)
+                .map(|(((i, cause), r), seen)| {
                     let ack = r.as_ref().and_then(|r| r.ack.as_ref());
                     let judged = r.as_ref().map(|r| r.judged);
                     IncidentJson {
@@ -783,6 +815,7 @@ impl ServiceReport {
                         restore_s: judged.and_then(|j| j.restore_ms).map(seconds),
                         response_breach: judged.is_some_and(|j| j.response_breach),
                         restore_breach: judged.is_some_and(|j| j.restore_breach),
+                        confirmed_from: seen.clone(),
                     }
                 })
                 .collect(),

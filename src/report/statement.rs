@@ -295,9 +295,13 @@ fn incident_rows(st: &Statement, s: &ServiceReport) -> Vec<[String; 5]> {
                 st.local(i.start_ms),
                 incident_end(st, s, i.end_ms),
                 human_duration(i.downtime_ms),
-                cause
-                    .as_ref()
-                    .map_or("no data".to_string(), |c| c.to_string()),
+                match (cause, s.confirmed_from.get(index)) {
+                    (Some(c), Some(seen)) if !seen.is_empty() => {
+                        format!("{c}; confirmed from {}", seen.join(", "))
+                    }
+                    (Some(c), _) => c.to_string(),
+                    (None, _) => "no data".to_string(),
+                },
                 report::incident_response(s, index),
             ]
         })

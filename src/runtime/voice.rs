@@ -18,7 +18,6 @@ use crate::alert::{AlertSender, Transition};
 use crate::clock::Clock;
 use crate::config::{Config, LiveConfig, PgTarget};
 use crate::http::metrics::DaemonMetrics;
-use crate::probe::Failure;
 use crate::sla::tracker::OpenIncident;
 use crate::store::db::{Conn, Db, DbError};
 use crate::store::history;
@@ -211,7 +210,7 @@ impl Speaking {
                 &config_c.daemon.location,
                 &config_c.daemon.locations,
             )?;
-            let open = verdict_open(db.conn(), &config_c, now)?;
+            let open = history::verdict_open(db.conn(), &config_c, now)?;
             Ok::<_, DbError>((db, open))
         })
         .await
@@ -270,84 +269,6 @@ impl Speaking {
     }
 }
 
-/// The open incidents of locations still probing, by service id: (start, first failure). A
-/// location whose latest outcome is older than the service's max gap is without data, not
-/// down (a stopped daemon's incident stays open in the store).
-fn open_by_location(
-    conn: Conn<'_>,
-    config: &Config,
-    now: i64,
-) -> Result<HashMap<String, Vec<(i64, Failure)>>, DbError> {
-    let mut by_service: HashMap<String, Vec<(i64, Failure)>> = HashMap::new();
-    for open in history::open_everywhere(conn)? {
-        let Some(service) = config.service(&open.service) else {
-            continue;
-        };
-        let max_gap = service.max_gap().as_millis() as i64;
-        let fresh = open.last_ms.is_some_and(|last| now - last <= max_gap);
-        if fresh && config.daemon.locations.contains(&open.location) {
-            by_service
-                .entry(open.service)
-                .or_default()
-                .push((open.start_ms, open.first_failure));
-        }
-    }
-    Ok(by_service)
-}
-
-/// The verdict's open incident of every service at least a quorum of locations sees down.
-fn verdict_open(
-    conn: Conn<'_>,
-    config: &Config,
-    now: i64,
-) -> Result<HashMap<String, OpenIncident>, DbError> {
-    let by_service = open_by_location(conn, config, now)?;
-    let mut open = HashMap::new();
-    for service in &config.services {
-        let Some(seen) = by_service.get(&service.id) else {
-            continue;
-        };
-        if seen.len() < config.quorum_of(service) {
-            continue;
-        }
-        if let Some(incident) = verdict_incident(conn, config, service, seen, now)? {
-            open.insert(service.id.clone(), incident);
-        }
-    }
-    Ok(open)
-}
-
-/// The verdict's open incident of a service some locations see down (`seen`), if the verdict
-/// says it is down now: its start (when the quorum was reached) and the cause.
-fn verdict_incident(
-    conn: Conn<'_>,
-    config: &Config,
-    service: &crate::config::Service,
-    seen: &[(i64, Failure)],
-    now: i64,
-) -> Result<Option<OpenIncident>, DbError> {
-    let Some(subject) = history::subject(conn, config, service)? else {
-        return Ok(None);
-    };
-    let from = seen.iter().map(|(start, _)| *start).min().unwrap_or(now);
-    let timeline = history::timeline(conn, &subject, from, now + 1, now)?;
-    let Some(&(start_ms, None)) = timeline.incidents.last() else {
-        return Ok(None);
-    };
-    let first_failure = match history::incident_cause(conn, &subject, start_ms)? {
-        Some(f) => f,
-        None => seen
-            .iter()
-            .min_by_key(|(start, _)| *start)
-            .map(|(_, f)| f.clone())
-            .expect("seen is not empty"),
-    };
-    Ok(Some(OpenIncident {
-        start_ms,
-        first_failure,
-    }))
-}
-
 /// What changed in the verdict since `open` (service → start of the open incident told).
 fn changes(
     conn: Conn<'_>,
@@ -355,7 +276,7 @@ fn changes(
     open: &HashMap<String, i64>,
     now: i64,
 ) -> Result<Vec<Transition>, DbError> {
-    let by_service = open_by_location(conn, config, now)?;
+    let by_service = history::open_by_location(conn, config, now)?;
     let mut transitions = Vec::new();
     for service in &config.services {
         let id = &service.id;
@@ -363,7 +284,8 @@ fn changes(
         let down = seen.len() >= config.quorum_of(service);
         match (open.get(id), down) {
             (None, true) => {
-                if let Some(incident) = verdict_incident(conn, config, service, seen, now)? {
+                if let Some(incident) = history::verdict_incident(conn, config, service, seen, now)?
+                {
                     transitions.push(Transition::Opened {
                         service: id.clone(),
                         start_ms: incident.start_ms,

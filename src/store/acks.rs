@@ -19,8 +19,8 @@ pub enum AckOutcome {
 
 /// Acknowledges the open incident of service `id`. The first acknowledgement stands: a second
 /// one changes nothing and says who came first.
-pub fn acknowledge(conn: &mut Connection, id: &str, ack: &Ack) -> rusqlite::Result<AckOutcome> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+pub fn acknowledge(conn: &Connection, id: &str, ack: &Ack) -> rusqlite::Result<AckOutcome> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let open: Option<(i64, i64, Option<Ack>)> = tx
         .query_row(
             "SELECT i.id, i.start_ms, i.ack_ms, i.ack_by, i.ack_note FROM incident i

@@ -3,6 +3,8 @@
 //! verdict over its locations (`store::pg::read`, DESIGN.md §6.3), or one location's own view
 //! when the connection is narrowed to it (`report --location L`).
 
+use std::collections::HashMap;
+
 use super::acks::{self, OpenAck, RecordedIncident};
 use super::db::{Conn, DbError, args};
 use super::pg::read as pg_read;
@@ -13,6 +15,7 @@ use crate::sla::Intervals;
 use crate::sla::availability::Timeline;
 use crate::sla::quorum;
 use crate::sla::response::Ack;
+use crate::sla::tracker::OpenIncident;
 
 /// What the reads need to know of a service: its number in the store, how many locations must
 /// see it down, and its cadence.
@@ -371,6 +374,147 @@ pub fn open_everywhere(conn: Conn<'_>) -> Result<Vec<pg_read::OpenAt>, DbError> 
     match conn {
         Conn::Sqlite(_) => Ok(Vec::new()),
         Conn::Postgres(pg) => Ok(pg_read::open_everywhere(pg.borrow_mut().raw()?)?),
+    }
+}
+
+/// The open incidents of locations still probing, by service id: (start, first failure). A
+/// location whose latest outcome is older than the service's max gap is without data, not
+/// down (a stopped daemon's incident stays open in the store).
+pub fn open_by_location(
+    conn: Conn<'_>,
+    config: &Config,
+    now: i64,
+) -> Result<HashMap<String, Vec<(i64, Failure)>>, DbError> {
+    let mut by_service: HashMap<String, Vec<(i64, Failure)>> = HashMap::new();
+    for open in open_everywhere(conn)? {
+        let Some(service) = config.service(&open.service) else {
+            continue;
+        };
+        let max_gap = service.max_gap().as_millis() as i64;
+        let fresh = open.last_ms.is_some_and(|last| now - last <= max_gap);
+        if fresh && config.daemon.locations.contains(&open.location) {
+            by_service
+                .entry(open.service)
+                .or_default()
+                .push((open.start_ms, open.first_failure));
+        }
+    }
+    Ok(by_service)
+}
+
+/// The verdict's open incident of every service at least a quorum of locations sees down.
+pub fn verdict_open(
+    conn: Conn<'_>,
+    config: &Config,
+    now: i64,
+) -> Result<HashMap<String, OpenIncident>, DbError> {
+    let by_service = open_by_location(conn, config, now)?;
+    let mut open = HashMap::new();
+    for service in &config.services {
+        let Some(seen) = by_service.get(&service.id) else {
+            continue;
+        };
+        if seen.len() < config.quorum_of(service) {
+            continue;
+        }
+        if let Some(incident) = verdict_incident(conn, config, service, seen, now)? {
+            open.insert(service.id.clone(), incident);
+        }
+    }
+    Ok(open)
+}
+
+/// The verdict's open incident of a service some locations see down (`seen`), if the verdict
+/// says it is down now: its start (when the quorum was reached) and the cause.
+pub fn verdict_incident(
+    conn: Conn<'_>,
+    config: &Config,
+    service: &Service,
+    seen: &[(i64, Failure)],
+    now: i64,
+) -> Result<Option<OpenIncident>, DbError> {
+    let Some(subject) = subject(conn, config, service)? else {
+        return Ok(None);
+    };
+    let from = seen.iter().map(|(start, _)| *start).min().unwrap_or(now);
+    let timeline = timeline(conn, &subject, from, now + 1, now)?;
+    let Some(&(start_ms, None)) = timeline.incidents.last() else {
+        return Ok(None);
+    };
+    let first_failure = match incident_cause(conn, &subject, start_ms)? {
+        Some(f) => f,
+        None => seen
+            .iter()
+            .min_by_key(|(start, _)| *start)
+            .map(|(_, f)| f.clone())
+            .expect("seen is not empty"),
+    };
+    Ok(Some(OpenIncident {
+        start_ms,
+        first_failure,
+    }))
+}
+
+/// Acknowledges the open incident of service `id` (on PostgreSQL the verdict's, kept beside
+/// what alerts told of it). The first acknowledgement stands: a second one changes nothing and
+/// says who came first.
+pub fn acknowledge(
+    conn: Conn<'_>,
+    config: &Config,
+    id: &str,
+    ack: &Ack,
+) -> Result<acks::AckOutcome, DbError> {
+    use acks::AckOutcome;
+    match conn {
+        Conn::Sqlite(c) => Ok(acks::acknowledge(c, id, ack)?),
+        Conn::Postgres(_) => {
+            let Some(service) = config.service(id) else {
+                return Ok(AckOutcome::NoOpenIncident);
+            };
+            let Some(open) = verdict_open_incident(conn, config, service, ack.at_ms)? else {
+                return Ok(AckOutcome::NoOpenIncident);
+            };
+            let start_ms = open.start_ms;
+            conn.transaction(|tx| {
+                if let Some(first) = ack_of(tx, id, start_ms)? {
+                    return Ok(AckOutcome::Already {
+                        start_ms,
+                        ack: first,
+                    });
+                }
+                tx.execute(
+                    "INSERT INTO alert_incident (service, start_ms, ack_ms, ack_by, ack_note)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (service, start_ms) DO UPDATE SET ack_ms = excluded.ack_ms,
+                         ack_by = excluded.ack_by, ack_note = excluded.ack_note",
+                    args![
+                        id,
+                        start_ms,
+                        ack.at_ms,
+                        ack.by.as_deref(),
+                        ack.note.as_deref()
+                    ],
+                )?;
+                Ok(AckOutcome::Acknowledged { start_ms })
+            })
+        }
+    }
+}
+
+/// The verdict's open incident of one service as of `now`, if a quorum of locations still
+/// probing sees it down.
+pub fn verdict_open_incident(
+    conn: Conn<'_>,
+    config: &Config,
+    service: &Service,
+    now: i64,
+) -> Result<Option<OpenIncident>, DbError> {
+    let by_service = open_by_location(conn, config, now)?;
+    match by_service.get(&service.id) {
+        Some(seen) if seen.len() >= config.quorum_of(service) => {
+            verdict_incident(conn, config, service, seen, now)
+        }
+        _ => Ok(None),
     }
 }
 

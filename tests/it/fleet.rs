@@ -170,6 +170,22 @@ async fn two_locations_write_their_own_view_into_one_postgres() {
         "json",
     ]);
     assert_eq!(incidents_in(&fleet), 1, "{fleet}");
+    let fleet: serde_json::Value = serde_json::from_str(&fleet).unwrap();
+    let mut confirmed: Vec<&str> = fleet["incident_list"][0]["confirmed_from"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{fleet}"))
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    confirmed.sort_unstable();
+    assert_eq!(confirmed, ["fra", "nyc"], "{fleet}");
+    // The month's statement (a draft) lists the incident with the locations that confirmed it.
+    let month = {
+        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+        format!("{:04}-{:02}", now.year(), now.month())
+    };
+    let statement = cli(&["statement", "--contract", "c", "--month", &month]);
+    assert!(statement.contains("confirmed from "), "{statement}");
     for location in ["fra", "nyc"] {
         let own = cli(&[
             "report",
@@ -255,8 +271,8 @@ async fn voice_of(client: &reqwest::Client, base: &str) -> (bool, Option<String>
 
 /// Three locations, one voice: one daemon holds the lock and both name it; a location whose
 /// own network is cut off sees the service down and costs nothing (no incident, no e-mail);
-/// a real outage is one DOWN; when the speaker is killed during it, a standby takes over and
-/// sends the RECOVERED, once.
+/// a real outage is one DOWN; an acknowledgement is told once; when the speaker is killed
+/// during the outage, a standby takes over and sends the RECOVERED, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_speaks_with_one_voice() {
     let Some(server) = PgServer::start() else {
@@ -283,7 +299,7 @@ async fn a_fleet_speaks_with_one_voice() {
         };
         (ws, daemon)
     };
-    let (_fra_ws, mut fra) = spawn("fra", false);
+    let (fra_ws, mut fra) = spawn("fra", false);
     let (_nyc_ws, mut nyc) = spawn("nyc", false);
     let bases = [
         format!("http://{}", fra.endpoint().await),
@@ -364,6 +380,27 @@ async fn a_fleet_speaks_with_one_voice() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(smtp.received().len(), 1, "one DOWN only");
 
+    // Someone takes it up (from any location's config): the speaker tells those told, once.
+    let ack = std::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        .args([
+            "ack", "web", "--by", "alice", "--note", "looking", "--config",
+        ])
+        .arg(fra_ws.path("probes.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        ack.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ack.stdout),
+        String::from_utf8_lossy(&ack.stderr)
+    );
+    let acked = smtp.wait_for(2, Duration::from_secs(30)).await;
+    assert!(
+        acked[1].subject().contains("ACKNOWLEDGED"),
+        "{}",
+        acked[1].subject()
+    );
+
     // The speaker is killed during the outage; the standby takes over and, when the service
     // recovers, sends RECOVERED once.
     let (killed, standby, standby_base) = if speaker == "fra" {
@@ -384,15 +421,15 @@ async fn a_fleet_speaks_with_one_voice() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     web.set(crate::support::Mode::Healthy);
-    let mail = smtp.wait_for(2, Duration::from_secs(60)).await;
+    let mail = smtp.wait_for(3, Duration::from_secs(60)).await;
     assert!(
-        mail[1].subject().contains("RECOVERED"),
+        mail[2].subject().contains("RECOVERED"),
         "{}",
-        mail[1].subject()
+        mail[2].subject()
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let subjects: Vec<String> = smtp.received().iter().map(|m| m.subject()).collect();
-    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
 
     let (status, log) = standby.stop().await;
     assert!(status.success(), "{log}");
