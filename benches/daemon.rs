@@ -7,6 +7,7 @@
 //!         --target-delay 500ms --max-in-flight 10                # 5x overload for a minute
 //!     cargo bench --bench daemon -- --services 10000 --skip-storage --binary OLD,NEW   # A/B
 //!     cargo bench --bench daemon -- --services 15000 --skip-storage --daemon-cpus 0  # 1.5x on 1 core
+//!     cargo bench --bench daemon -- --services 10000 --skip-storage --fleet 3   # 3 locations, PostgreSQL
 //!
 //! The targets run in this process on loopback addresses 127.0.0.2–127.0.0.9 (several ports
 //! each, so that 1,000 new connections a second do not exhaust ephemeral ports); the daemon is
@@ -18,10 +19,16 @@
 //! outcomes, the longest gap between probes of the unchanged services around it. With
 //! `--target-delay` (targets answer that late) and `--max-in-flight` it reports overload: the
 //! demand against the cap, probes late, outcomes stored against requests the targets saw, and
-//! the no-data written for missed schedule points. Nothing is asserted: the figures go in the
-//! README.
+//! the no-data written for missed schedule points. With `--fleet N` it runs N daemons, one per
+//! location, into one throwaway PostgreSQL cluster (Debian's server binaries, a Unix socket in
+//! a temporary directory) and reports each one's CPU per probe, the outcomes stored against the
+//! requests the targets saw, and the writer's lag (now minus each location's latest stored
+//! outcome, sampled every second). Nothing is asserted: the figures go in the README.
 
 mod common;
+#[allow(dead_code)] // the bench uses what it needs of the tests' server
+#[path = "../tests/it/pg_server.rs"]
+mod pg_server;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::Path;
@@ -192,9 +199,131 @@ fn main() {
             );
         }
     }
+    if let Some(n) = value("--fleet") {
+        let scenario = Scenario {
+            services: counts[0],
+            interval,
+            duration,
+            kind: kind.clone(),
+            worker_threads,
+            reload: false,
+            max_in_flight,
+            target_delay,
+            binary: binaries[0].clone(),
+            daemon_cpus: None,
+        };
+        fleet(&scenario, &targets, n.parse().unwrap());
+    }
     if !args.flag("--skip-storage") {
         storage(&[Duration::from_secs(10), Duration::from_secs(30)]);
     }
+}
+
+/// `locations` daemons of one fleet, each probing every service, into one PostgreSQL.
+fn fleet(s: &Scenario, targets: &Targets, locations: usize) {
+    let Some(server) = pg_server::PgServer::start() else {
+        println!("fleet: skipped (no PostgreSQL server installed)");
+        return;
+    };
+    let url = server.database("fleet");
+    let names: Vec<String> = (1..=locations).map(|i| format!("loc{i}")).collect();
+    let list = names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dir = tempfile::tempdir().unwrap();
+    let hits_before = targets.hits.load(Ordering::Relaxed);
+    let mut daemons = Vec::new();
+    for name in &names {
+        let listen = free_port();
+        let text = config_text(s, targets, listen).replacen(
+            "database = \"slaprobe.db\"",
+            &format!("database = \"{url}\"\nlocation = \"{name}\"\nlocations = [{list}]"),
+            1,
+        );
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let child = Command::new(&s.binary)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("SLAPROBE_LOG", "warn")
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        daemons.push((child, format!("http://127.0.0.1:{listen}/api/v1/daemon")));
+    }
+    for (_, api) in &daemons {
+        wait_for(api);
+    }
+    std::thread::sleep(s.interval + Duration::from_secs(1));
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let start: Vec<(u64, f64)> = daemons
+        .iter()
+        .map(|(child, api)| {
+            (
+                daemon_report(api)["probes"].as_u64().unwrap(),
+                cpu_seconds(child.id()),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    // The writer's lag: how far each location's latest stored outcome is behind now.
+    let mut lags_ms: Vec<i64> = Vec::new();
+    while started.elapsed() < s.duration {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = wall_ms();
+        for row in client
+            .query(
+                "SELECT location, max(last_ms) FROM outcome_chunk GROUP BY location",
+                &[],
+            )
+            .unwrap()
+        {
+            let last: i64 = row.get(1);
+            lags_ms.push(now - last);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "fleet: {locations} locations x {} services at {} into one PostgreSQL ({} outcomes/s due)",
+        s.services,
+        humantime::format_duration(s.interval),
+        (locations * s.services) as f64 / s.interval.as_secs_f64()
+    );
+    let mut total_probed = 0;
+    for ((child, api), (probes0, cpu0)) in daemons.iter().zip(&start) {
+        let probes = daemon_report(api)["probes"].as_u64().unwrap() - probes0;
+        let cpu = cpu_seconds(child.id()) - cpu0;
+        total_probed += probes;
+        println!(
+            "  {api}: {:.1} probes/s, {:.3} CPU-ms per probe, peak RSS {:.1} MiB",
+            probes as f64 / elapsed,
+            cpu * 1000.0 / probes as f64,
+            status_kib(child.id(), "VmHWM:") as f64 / 1024.0
+        );
+    }
+    for (child, _) in &mut daemons {
+        stop(child);
+    }
+    let hits = targets.hits.load(Ordering::Relaxed) - hits_before;
+    let stored: i64 = client
+        .query_one(
+            "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM outcome_chunk",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    lags_ms.sort_unstable();
+    let at = |q: f64| lags_ms[((lags_ms.len() - 1) as f64 * q) as usize];
+    println!(
+        "  outcomes stored {stored}, requests the targets saw {hits} (probed in the measured \
+         stretch {total_probed}); writer lag p50/p99/max {}/{}/{} ms over {} samples",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        lags_ms.len()
+    );
 }
 
 struct Results {
