@@ -10,7 +10,13 @@
 //! reported, as in production, so reports read rollups and intervals only. Then it times
 //! `slaprobe report --contract` for one month over all services (the real binary, process start
 //! and config parsing included), the same computed in-process, and a single-service report over
-//! the whole year. Nothing is asserted: the figures go in the README.
+//! the whole year. Then, where PostgreSQL's server is installed, it moves the year into a
+//! throwaway cluster with `slaprobe migrate --to` and times the same CLI report on it (and says
+//! whether its JSON equals SQLite's). Nothing is asserted: the figures go in the README.
+
+#[allow(dead_code)] // the bench uses what it needs of the tests' server
+#[path = "../tests/it/pg_server.rs"]
+mod pg_server;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -60,26 +66,32 @@ fn main() {
         .to_string();
     let config = slaprobe::config::load(&config_path).unwrap();
 
-    let mut cli_runs = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
-            .args([
-                "report",
-                "--contract",
-                "bench",
-                "--month",
-                &month,
-                "--format",
-                "json",
-            ])
-            .arg("--config")
-            .arg(&config_path)
-            .output()
-            .unwrap();
-        cli_runs.push(t.elapsed());
-        assert!(out.status.success(), "{out:?}");
-    }
+    let cli_report = |config: &std::path::Path| {
+        let mut runs = Vec::new();
+        let mut json = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let out = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+                .args([
+                    "report",
+                    "--contract",
+                    "bench",
+                    "--month",
+                    &month,
+                    "--format",
+                    "json",
+                ])
+                .arg("--config")
+                .arg(config)
+                .output()
+                .unwrap();
+            runs.push(t.elapsed());
+            assert!(out.status.success(), "{out:?}");
+            json = out.stdout;
+        }
+        (runs, json)
+    };
+    let (mut cli_runs, sqlite_json) = cli_report(&config_path);
     let conn = slaprobe::store::read::open(&db).unwrap();
     let contract = config.contract("bench").unwrap();
     let period = slaprobe::report::PeriodSpec::month(&month)
@@ -125,6 +137,39 @@ fn main() {
         "report --service over the whole year: {} (median of 20)",
         median(&mut single_runs)
     );
+    if let Some(server) = pg_server::PgServer::start() {
+        let url = server.database("report");
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+            .args(["migrate", "--to", &url, "--config"])
+            .arg(&config_path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let moved = t.elapsed();
+        let pg_config = dir.path().join("fleet.toml");
+        std::fs::write(
+            &pg_config,
+            text.replacen(
+                "database = \"slaprobe.db\"",
+                &format!("database = \"{url}\""),
+                1,
+            ),
+        )
+        .unwrap();
+        let (mut pg_runs, pg_json) = cli_report(&pg_config);
+        println!(
+            "on PostgreSQL (the year moved by `slaprobe migrate` in {:.1} s): report --contract, \
+             month {month}: CLI {} (median of 5); JSON {} SQLite's",
+            moved.as_secs_f64(),
+            median(&mut pg_runs),
+            if pg_json == sqlite_json {
+                "equal to"
+            } else {
+                "DIFFERENT from"
+            }
+        );
+    }
     if keep {
         println!("kept: {} (month {month})", config_path.display());
         let _ = dir.keep();

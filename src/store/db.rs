@@ -199,6 +199,24 @@ impl PgConnection {
     }
 }
 
+impl Drop for PgConnection {
+    /// Closing a blocking client blocks on a runtime of its own, which a thread of the async
+    /// runtime may not do (tasks holding a connection end there): such a close moves to a
+    /// thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let closing = std::thread::Builder::new()
+                .name("slaprobe-pg-close".into())
+                .spawn(move || drop(client));
+            if let Err(e) = closing {
+                tracing::warn!(error = %e, "Cannot close a PostgreSQL connection cleanly.");
+            }
+        }
+    }
+}
+
 /// `?N` → `$N`: SQLite's numbered parameters in PostgreSQL's spelling.
 fn numbered(sql: &str) -> String {
     sql.replace('?', "$")

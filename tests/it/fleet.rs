@@ -362,7 +362,15 @@ async fn a_fleet_speaks_with_one_voice() {
             })
         }
     };
-    eventually(Duration::from_secs(30), "sgp's own incident", sgp_open).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sgp_open().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sgp opened no incident of its own:\n{}",
+            sgp.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         smtp.received().is_empty(),
@@ -434,5 +442,89 @@ async fn a_fleet_speaks_with_one_voice() {
     let (status, log) = standby.stop().await;
     assert!(status.success(), "{log}");
     assert!(log.contains("Speaking for the fleet"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
     sgp.stop().await;
+}
+
+/// PostgreSQL stopped for 20 s under a running daemon: probing goes on, `/readyz` says not
+/// ready while records wait in memory, and when the server is back every outcome is written,
+/// once: no gap in the stored outcomes across the outage, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_of_postgres_loses_no_outcome_and_writes_none_twice() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.database("outage");
+    let target = PgTarget {
+        url: url.clone(),
+        password_env: None,
+    };
+    let tcp = TestTcp::start(None).await;
+    let ws = Workspace::new();
+    ws.config_text(&format!(
+        "[daemon]\ndatabase = \"{url}\"\nlocation = \"fra\"\nflush_interval = \"20ms\"\n\
+         listen = \"127.0.0.1:0\"\n\n\
+         [[contract]]\nid = \"c\"\nclient = \"Test Client\"\ntarget = \"99.9%\"\n\n\
+         [[service]]\nid = \"up\"\ncontract = \"c\"\ntcp = \"{}\"\ninterval = \"500ms\"\n\
+         timeout = \"300ms\"\n",
+        tcp.addr
+    ));
+    let daemon = DaemonProcess::spawn(&ws, &[]);
+    let base = format!("http://{}", daemon.endpoint().await);
+    slaprobe::probe::Prober::new().unwrap();
+    let readyz = |base: String| async move {
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(readyz(base.clone()).await, 200);
+
+    tokio::task::block_in_place(|| server.stop());
+    let stopped_at = slaprobe::clock::Clock::system().now_ms();
+    let mut saw_not_ready = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        saw_not_ready |= readyz(base.clone()).await == 503;
+    }
+    tokio::task::block_in_place(|| server.start_again());
+    let restarted_at = slaprobe::clock::Clock::system().now_ms();
+    assert!(
+        saw_not_ready,
+        "/readyz stayed ready with PostgreSQL stopped"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while readyz(base.clone()).await != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready 30 s after PostgreSQL came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, log) = daemon.stop().await;
+    assert!(status.success() && !log.contains("panicked"), "{log}");
+
+    let outcomes = with_client(&target, |client| {
+        let nums = pg::writer::register(client, &["up".to_string()]).unwrap();
+        pg::read::outcomes(client, "fra", nums["up"], 0, i64::MAX).unwrap()
+    });
+    let times: Vec<i64> = outcomes.iter().map(|o| o.at_ms).collect();
+    let mut distinct = times.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), times.len(), "an outcome written twice");
+    let during = times
+        .iter()
+        .filter(|&&t| stopped_at < t && t < restarted_at)
+        .count();
+    assert!(
+        during >= 30,
+        "{during} outcomes from the 20 s outage stored"
+    );
+    let longest_gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        longest_gap < 1500,
+        "a gap of {longest_gap} ms in the stored outcomes"
+    );
 }
