@@ -158,6 +158,15 @@ fn main() {
         )
         .unwrap();
         let (mut pg_runs, pg_json) = cli_report(&pg_config);
+        if pg_json != sqlite_json {
+            let out = std::env::temp_dir();
+            std::fs::write(out.join("report-sqlite.json"), &sqlite_json).unwrap();
+            std::fs::write(out.join("report-postgres.json"), &pg_json).unwrap();
+            println!(
+                "(both reports written to {} as report-sqlite.json and report-postgres.json)",
+                out.display()
+            );
+        }
         println!(
             "on PostgreSQL (the year moved by `slaprobe migrate` in {:.1} s): report --contract, \
              month {month}: CLI {} (median of 5); JSON {} SQLite's",
@@ -244,7 +253,8 @@ fn build_history(db: &std::path::Path, from: i64, to: i64) {
             // Two incidents and one no-data stretch a month, spread by service.
             let mut month_start = from;
             while month_start < to {
-                let a = month_start + (num * 7_919 % 600) * HOUR;
+                // The first in the month's first 300 hours, the second after 360: never one start.
+                let a = month_start + (num * 7_919 % 300) * HOUR;
                 let b = month_start + 360 * HOUR + (num * 104_729 % 300) * HOUR;
                 incident.execute(params![num, a, a + 600_000]).unwrap();
                 incident.execute(params![num, b, b + 600_000]).unwrap();

@@ -148,8 +148,17 @@ impl StatusPage {
             esc(&minute(now_ms, &jiff::tz::TimeZone::UTC, "UTC"))
         );
         let config = self.config.current();
+        let fleet = conn.and_then(|c| fleet_down(c, &config, now_ms));
         for contract in Self::public(&config) {
-            self.contract_section(&mut h, &config, contract, &bars, conn, now_ms);
+            self.contract_section(
+                &mut h,
+                &config,
+                contract,
+                &bars,
+                conn,
+                fleet.as_ref(),
+                now_ms,
+            );
         }
         h.push_str("</body>\n</html>\n");
         h
@@ -162,6 +171,7 @@ impl StatusPage {
         contract: &Contract,
         bars: &HashMap<String, Bar>,
         conn: Option<Conn<'_>>,
+        fleet: Option<&HashMap<String, i64>>,
         now_ms: i64,
     ) {
         let zone = (&contract.timezone.zone, contract.timezone.name.as_str());
@@ -179,7 +189,15 @@ impl StatusPage {
         let mut open = Vec::new();
         for service in &services {
             let labels = ServiceLabels::new(&service.id, &contract.id);
-            let (up, since_s) = self.exposition.state(&labels);
+            let (mut up, mut since_s) = self.exposition.state(&labels);
+            // A fleet's page shows the verdict, not what this one location sees.
+            if let Some(down) = fleet {
+                (up, since_s) = match down.get(&service.id) {
+                    Some(start_ms) => (0, start_ms / 1000),
+                    None if up >= 0 => (1, 0),
+                    None => (up, 0),
+                };
+            }
             let (class, word) = match up {
                 1 => ("up", "Up"),
                 0 => ("down", "Down"),
@@ -343,4 +361,27 @@ pub async fn refresh(
             tracing::warn!(error = %Chain(&e), "Cannot refresh the status page's bars.");
         }
     }
+}
+
+/// On a fleet's PostgreSQL: each service the verdict has down now, with the incident's start
+/// (ms). `None` on SQLite, or when the store cannot say (the page then shows this daemon's own
+/// view).
+fn fleet_down(conn: Conn<'_>, config: &Config, now_ms: i64) -> Option<HashMap<String, i64>> {
+    if !conn.is_postgres() {
+        return None;
+    }
+    let seen = history::open_by_location(conn, config, now_ms).ok()?;
+    let mut down = HashMap::new();
+    for service in &config.services {
+        let Some(open) = seen.get(&service.id) else {
+            continue;
+        };
+        if open.len() >= config.quorum_of(service)
+            && let Ok(Some(incident)) =
+                history::verdict_incident(conn, config, service, open, now_ms)
+        {
+            down.insert(service.id.clone(), incident.start_ms);
+        }
+    }
+    Some(down)
 }

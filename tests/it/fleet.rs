@@ -82,6 +82,18 @@ async fn two_locations_write_their_own_view_into_one_postgres() {
     let fra_open = eventually(Duration::from_secs(30), "fra's incident", open_at("fra")).await;
     let nyc_open = eventually(Duration::from_secs(30), "nyc's incident", open_at("nyc")).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The status page shows the verdict: `down` down since the later location's start.
+    let page = reqwest::get(format!("http://{}/", daemons[0].endpoint().await))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.matches("class=\"state down\"").count(),
+        1,
+        "one service down on the page: {page}"
+    );
     let mut logs = Vec::new();
     for daemon in daemons {
         let (status, log) = daemon.stop().await;
