@@ -149,16 +149,12 @@ impl StatusPage {
         );
         let config = self.config.current();
         let fleet = conn.and_then(|c| fleet_down(c, &config, now_ms));
+        let store = Store {
+            conn,
+            fleet: fleet.as_ref(),
+        };
         for contract in Self::public(&config) {
-            self.contract_section(
-                &mut h,
-                &config,
-                contract,
-                &bars,
-                conn,
-                fleet.as_ref(),
-                now_ms,
-            );
+            self.contract_section(&mut h, &config, contract, &bars, &store, now_ms);
         }
         h.push_str("</body>\n</html>\n");
         h
@@ -170,10 +166,10 @@ impl StatusPage {
         config: &Config,
         contract: &Contract,
         bars: &HashMap<String, Bar>,
-        conn: Option<Conn<'_>>,
-        fleet: Option<&HashMap<String, i64>>,
+        store: &Store<'_>,
         now_ms: i64,
     ) {
+        let (conn, fleet) = (store.conn, store.fleet);
         let zone = (&contract.timezone.zone, contract.timezone.name.as_str());
         let _ = writeln!(
             h,
@@ -361,6 +357,13 @@ pub async fn refresh(
             tracing::warn!(error = %Chain(&e), "Cannot refresh the status page's bars.");
         }
     }
+}
+
+/// What the page reads from the store besides the bars: the causes of open incidents, and on
+/// a fleet's PostgreSQL which services the verdict has down.
+struct Store<'a> {
+    conn: Option<Conn<'a>>,
+    fleet: Option<&'a HashMap<String, i64>>,
 }
 
 /// On a fleet's PostgreSQL: each service the verdict has down now, with the incident's start
