@@ -110,7 +110,7 @@ pub fn verdict(
         Conn::Postgres(pg) => {
             let (locations, quorum) = in_view(conn, s.quorum);
             let mut pg = pg.borrow_mut();
-            Ok(pg_read::verdict(
+            let mut verdict = pg_read::verdict(
                 pg.raw()?,
                 &locations,
                 quorum,
@@ -118,7 +118,13 @@ pub fn verdict(
                 (from_ms, to_ms),
                 now_ms,
                 (s.interval_ms, s.max_gap_ms),
-            )?)
+            )?;
+            // One location in view confirms nothing beyond itself: reports then read as a
+            // single machine's (a history moved by `migrate` reports the same bytes).
+            if locations.len() < 2 {
+                verdict.seen_by.iter_mut().for_each(Vec::clear);
+            }
+            Ok(verdict)
         }
     }
 }

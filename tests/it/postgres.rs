@@ -516,6 +516,51 @@ confirm_down = 2
     assert!(said.contains("location `fra`"), "{said}");
     assert!(said.contains("rollup_hour"), "{said}");
 
+    // Through the CLI, on a config naming the PostgreSQL database instead of the file: the
+    // same report and statement, byte for byte.
+    let fleet_config = ws.path("fleet.toml");
+    std::fs::write(
+        &fleet_config,
+        std::fs::read_to_string(ws.path("probes.toml"))
+            .unwrap()
+            .replace(
+                "database = \"slaprobe.db\"",
+                &format!("database = \"{url}\""),
+            ),
+    )
+    .unwrap();
+    let on = |config: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        out.stdout
+    };
+    for args in [
+        &[
+            "report",
+            "--service",
+            "api",
+            "--from",
+            "2025-11-01T00:00:00Z",
+            "--to",
+            "2026-11-01T00:00:00Z",
+            "--format",
+            "json",
+        ][..],
+        &["statement", "--contract", "acme", "--month", "2026-03"][..],
+    ] {
+        let (before, after) = (on(&ws.path("probes.toml"), args), on(&fleet_config, args));
+        assert_eq!(
+            String::from_utf8_lossy(&before),
+            String::from_utf8_lossy(&after),
+            "{args:?}"
+        );
+    }
+
     let conn = sqlite::open(&ws.db()).unwrap();
     let old = sqlite::service_num(&conn, "api").unwrap().unwrap();
     let mut client = pg::connect(&target(url.clone())).unwrap();
