@@ -312,6 +312,10 @@ pub fn recorded_incidents(
     }
 }
 
+/// How long past its max gap a location's latest stored outcome may be and the location still
+/// count as probing (its writer's lag), for the fleet's open incidents.
+const WRITE_LAG_ALLOWANCE_MS: i64 = 5_000;
+
 /// How far back `service_status` looks for the verdict's latest incident on PostgreSQL.
 const STATUS_LOOKBACK_MS: i64 = 35 * 86_400_000;
 
@@ -384,8 +388,8 @@ pub fn open_everywhere(conn: Conn<'_>) -> Result<Vec<pg_read::OpenAt>, DbError> 
 }
 
 /// The open incidents of locations still probing, by service id: (start, first failure). A
-/// location whose latest outcome is older than the service's max gap is without data, not
-/// down (a stopped daemon's incident stays open in the store).
+/// location whose latest stored outcome is older than the service's max gap (plus the writer's
+/// lag) is without data, not down (a stopped daemon's incident stays open in the store).
 pub fn open_by_location(
     conn: Conn<'_>,
     config: &Config,
@@ -396,7 +400,10 @@ pub fn open_by_location(
         let Some(service) = config.service(&open.service) else {
             continue;
         };
-        let max_gap = service.max_gap().as_millis() as i64;
+        // The latest *stored* outcome lags the latest probe by the writer's flush and commit
+        // (over a second under load): judged on the max gap alone, a busy location would flap
+        // between down and without data.
+        let max_gap = service.max_gap().as_millis() as i64 + WRITE_LAG_ALLOWANCE_MS;
         let fresh = open.last_ms.is_some_and(|last| now - last <= max_gap);
         if fresh && config.daemon.locations.contains(&open.location) {
             by_service
