@@ -738,17 +738,11 @@ fn compute_reports(
         conn.narrow_to(location);
     }
     let now_ms = Clock::system().now_ms();
-    services
-        .iter()
-        .map(|service| {
-            let contract = config.contract_of(service);
-            let period = spec.resolve(contract, now_ms);
-            crate::report::service_report(conn.conn(), config, service, period, now_ms).map_err(
-                |e| {
-                    eprintln!("cannot compute the report of {}: {e}", service.id);
-                    ExitCode::FAILURE
-                },
-            )
-        })
-        .collect()
+    let period_of = |service: &config::Service| spec.resolve(config.contract_of(service), now_ms);
+    crate::report::service_reports(conn.conn(), config, services, period_of, now_ms).map_err(
+        |(id, e)| {
+            eprintln!("cannot compute the report of {id}: {e}");
+            ExitCode::FAILURE
+        },
+    )
 }

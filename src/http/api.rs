@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Service};
 use crate::http::audience::Audience;
 use crate::report::{self, PeriodSpec};
 use crate::report::{monthly, status};
@@ -271,14 +271,9 @@ pub async fn report(reading: Reading, Query(q): Query<ReportQuery>) -> Result<Re
             }
             _ => return Err(bad_request("give service=ID or contract=ID".into())),
         };
-        let reports = services
-            .iter()
-            .map(|s| {
-                let contract = config.contract_of(s);
-                report::service_report(conn, config, s, spec.resolve(contract, now), now)
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_error)?;
+        let period_of = |s: &Service| spec.resolve(config.contract_of(s), now);
+        let reports = report::service_reports(conn, config, &services, period_of, now)
+            .map_err(|(_, e)| db_error(e))?;
         let contract = q.contract.as_deref().and_then(|id| config.contract(id));
         Ok(report::json(contract, &reports))
     })

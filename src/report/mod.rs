@@ -484,6 +484,36 @@ pub fn daily(
     Ok(bars)
 }
 
+/// Computes the reports of `services`, each for its period (`period_of`, e.g. a month in its
+/// contract's zone) as of `now_ms`, in the order given. Services sharing a period have their
+/// history read at once (`history::preload`).
+pub fn service_reports(
+    conn: Conn<'_>,
+    config: &Config,
+    services: &[&Service],
+    period_of: impl Fn(&Service) -> Period,
+    now_ms: i64,
+) -> Result<Vec<ServiceReport>, (String, DbError)> {
+    let periods: Vec<Period> = services.iter().map(|s| period_of(s)).collect();
+    let mut reports: Vec<Option<ServiceReport>> = vec![None; services.len()];
+    let mut pending: Vec<usize> = (0..services.len()).collect();
+    while let Some(&first) = pending.first() {
+        let period = periods[first];
+        let (same, rest): (Vec<usize>, Vec<usize>) =
+            pending.into_iter().partition(|&i| periods[i] == period);
+        pending = rest;
+        let group: Vec<&Service> = same.iter().map(|&i| services[i]).collect();
+        let _read_at_once = history::preload(conn, &group, period.from_ms, period.to_ms)
+            .map_err(|e| (group[0].id.clone(), e))?;
+        for i in same {
+            let report = service_report(conn, config, services[i], period, now_ms)
+                .map_err(|e| (services[i].id.clone(), e))?;
+            reports[i] = Some(report);
+        }
+    }
+    Ok(reports.into_iter().flatten().collect())
+}
+
 /// Computes the report of `service` for `period` as of `now_ms`.
 pub fn service_report(
     conn: Conn<'_>,

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::{Config, Contract, LiveConfig, StatementPolicy};
+use crate::config::{Config, Contract, LiveConfig, Service, StatementPolicy};
 use crate::notify::MailOut;
 use crate::notify::{Attachment, Email};
 use crate::report::statement::{self, Statement};
@@ -88,12 +88,14 @@ pub fn render(
         from_ms: month.from_ms,
         to_ms: month.to_ms,
     };
-    let reports = config
+    let services: Vec<&Service> = config
         .services
         .iter()
         .filter(|s| s.contract == contract.id)
-        .map(|s| report::service_report(conn, config, s, period, now_ms))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| &**s)
+        .collect();
+    let reports =
+        report::service_reports(conn, config, &services, |_| period, now_ms).map_err(|(_, e)| e)?;
     let mut st = Statement::new(contract, &month.label, reports);
     st.provider = config.provider.clone();
     st.issue_date = (!st.partial)

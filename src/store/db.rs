@@ -165,6 +165,8 @@ pub struct PgConnection {
     pub locations: Vec<String>,
     /// Reads show this one location's own view rather than the verdict (`report --location`).
     pub only: Option<String>,
+    /// What a report of many services read at once (`store::history::preload`).
+    pub preloaded: Option<pg::read::Preloaded>,
 }
 
 impl PgConnection {
@@ -193,9 +195,55 @@ impl PgConnection {
         Ok((statement, client))
     }
 
-    /// The client itself, for `store::pg::read`.
-    pub fn raw(&mut self) -> Result<&mut postgres::Client, DbError> {
-        self.client()
+    /// The client with the statements it keeps prepared, for `store::pg::read`.
+    pub fn reader(&mut self) -> Result<PgReader<'_>, DbError> {
+        self.client()?;
+        Ok(PgReader {
+            client: self.client.as_mut().expect("connected"),
+            prepared: &mut self.prepared,
+        })
+    }
+
+    /// A second connection to the same database, for reads that split across two.
+    pub fn connect_another(&self) -> Result<postgres::Client, DbError> {
+        Ok(pg::connect_only(&self.target)?)
+    }
+
+    /// What `store::history::preload` read, beside the reader for what it did not.
+    pub fn preloaded_and_reader(
+        &mut self,
+    ) -> Result<(Option<&pg::read::Preloaded>, PgReader<'_>), DbError> {
+        self.client()?;
+        let reader = PgReader {
+            client: self.client.as_mut().expect("connected"),
+            prepared: &mut self.prepared,
+        };
+        Ok((self.preloaded.as_ref(), reader))
+    }
+}
+
+/// A PostgreSQL connection's client reading through statements it prepares once and keeps
+/// (a report asks the same few questions of every service).
+pub struct PgReader<'a> {
+    client: &'a mut postgres::Client,
+    prepared: &'a mut HashMap<String, postgres::Statement>,
+}
+
+impl pg::read::Reader for PgReader<'_> {
+    fn rows(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let statement = match self.prepared.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.client.prepare(sql)?;
+                self.prepared.insert(sql.to_string(), s.clone());
+                s
+            }
+        };
+        self.client.query(&statement, params)
     }
 }
 
@@ -249,6 +297,7 @@ impl Db {
             location: location.to_string(),
             locations: locations.to_vec(),
             only: None,
+            preloaded: None,
         }))))
     }
 

@@ -30,6 +30,9 @@ pub struct Subject<'a> {
 
 /// The number of a service id, if it was ever registered (the same on both backends).
 pub fn service_num(conn: Conn<'_>, id: &str) -> Result<Option<ServiceNum>, DbError> {
+    if let Some(num) = preloaded(conn, |p| p.num(id)) {
+        return Ok(Some(num));
+    }
     conn.query_opt("SELECT num FROM service WHERE id = ?1", args![id], |r| {
         r.get(0)
     })
@@ -65,6 +68,73 @@ fn in_view(conn: Conn<'_>, quorum: usize) -> (Vec<String>, usize) {
     }
 }
 
+/// What `preload` read, asked through `read` (PostgreSQL; `None` when nothing was preloaded or
+/// it does not cover the question).
+fn preloaded<T>(conn: Conn<'_>, read: impl FnOnce(&pg_read::Preloaded) -> Option<T>) -> Option<T> {
+    match conn {
+        Conn::Postgres(pg) => pg.borrow().preloaded.as_ref().and_then(read),
+        Conn::Sqlite(_) => None,
+    }
+}
+
+/// Reads at once what reports of `services` over `[from_ms, to_ms)` need, for the reads below
+/// until the returned guard is dropped. On PostgreSQL a report's dozen small queries per service
+/// become four for all of them; on SQLite (a file read in-process) this does nothing.
+pub fn preload<'c>(
+    conn: Conn<'c>,
+    services: &[&Service],
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Preloading<'c>, DbError> {
+    let Conn::Postgres(pg) = conn else {
+        return Ok(Preloading(None));
+    };
+    let (locations, _) = in_view(conn, 1);
+    let wanted: Vec<pg_read::Wanted<'_>> = services
+        .iter()
+        .map(|s| pg_read::Wanted {
+            id: &s.id,
+            cadence: (
+                s.interval.as_millis() as i64,
+                s.max_gap().as_millis() as i64,
+            ),
+            threshold_ms: s.latency.map(|slo| slo.threshold.as_millis() as u32),
+        })
+        .collect();
+    let mut pg_conn = pg.borrow_mut();
+    // Worth a second connection only when there are many rollups to read.
+    let counted = wanted.iter().filter(|w| w.threshold_ms.is_some()).count();
+    let mut helper = if counted >= HELPER_FROM_SERVICES {
+        pg_conn.connect_another().ok()
+    } else {
+        None
+    };
+    let read = pg_read::preload(
+        &mut pg_conn.reader()?,
+        helper.as_mut(),
+        &locations,
+        &wanted,
+        (from_ms, to_ms),
+    )?;
+    pg_conn.preloaded = Some(read);
+    Ok(Preloading(Some(pg)))
+}
+
+/// How many services with a latency objective `preload` reads over a second connection.
+const HELPER_FROM_SERVICES: usize = 100;
+
+/// Keeps what `preload` read for the reads that follow; dropped, they go to the server again.
+#[must_use = "the preloaded reads last as long as this guard"]
+pub struct Preloading<'c>(Option<&'c std::cell::RefCell<super::db::PgConnection>>);
+
+impl Drop for Preloading<'_> {
+    fn drop(&mut self) {
+        if let Some(pg) = self.0 {
+            pg.borrow_mut().preloaded = None;
+        }
+    }
+}
+
 /// When the service was first probed (by any location in view), if ever.
 pub fn first_outcome_ms(conn: Conn<'_>, id: &str) -> Result<Option<i64>, DbError> {
     match conn {
@@ -75,7 +145,7 @@ pub fn first_outcome_ms(conn: Conn<'_>, id: &str) -> Result<Option<i64>, DbError
             };
             let (locations, _) = in_view(conn, 1);
             let mut pg = pg.borrow_mut();
-            let first = pg_read::first_outcomes(pg.raw()?, &locations, num)?;
+            let first = pg_read::first_outcomes(&mut pg.reader()?, &locations, num)?;
             Ok(first.into_iter().map(|(_, at)| at).min())
         }
     }
@@ -109,16 +179,23 @@ pub fn verdict(
         }
         Conn::Postgres(pg) => {
             let (locations, quorum) = in_view(conn, s.quorum);
-            let mut pg = pg.borrow_mut();
-            let mut verdict = pg_read::verdict(
-                pg.raw()?,
-                &locations,
-                quorum,
-                s.num,
-                (from_ms, to_ms),
-                now_ms,
-                (s.interval_ms, s.max_gap_ms),
-            )?;
+            let span = (from_ms, to_ms);
+            let timelines = match preloaded(conn, |p| p.timelines(&locations, s.num, span)) {
+                Some(timelines) => timelines,
+                None => pg_read::timelines(
+                    &mut pg.borrow_mut().reader()?,
+                    &locations,
+                    s.num,
+                    span,
+                    (s.interval_ms, s.max_gap_ms),
+                )?,
+            };
+            let views: Vec<quorum::LocationView<'_>> = locations
+                .iter()
+                .zip(&timelines)
+                .map(|(location, timeline)| quorum::LocationView { location, timeline })
+                .collect();
+            let mut verdict = quorum::verdict(&views, quorum, now_ms);
             // One location in view confirms nothing beyond itself: reports then read as a
             // single machine's (a history moved by `migrate` reports the same bytes).
             if locations.len() < 2 {
@@ -142,7 +219,7 @@ pub fn down_minutes(
         Conn::Postgres(pg) => {
             let (locations, quorum) = in_view(conn, s.quorum);
             let mut pg = pg.borrow_mut();
-            let client = pg.raw()?;
+            let client = &mut pg.reader()?;
             let mut sets = Vec::with_capacity(locations.len());
             for location in &locations {
                 sets.push(pg_read::down_minutes(
@@ -167,12 +244,15 @@ pub fn incident_cause(
 ) -> Result<Option<Failure>, DbError> {
     match conn {
         Conn::Sqlite(c) => Ok(read::incident_cause(c, s.num, start_ms)?),
-        Conn::Postgres(_) => conn.query_opt(
-            "SELECT reason, detail FROM incident WHERE service = ?1 AND start_ms = ?2
-             ORDER BY location LIMIT 1",
-            args![s.num, start_ms],
-            |r| Ok(failure(r.get(0)?, r.get(1)?)),
-        ),
+        Conn::Postgres(_) => match preloaded(conn, |p| p.cause(s.num, start_ms)) {
+            Some(cause) => Ok(Some(cause)),
+            None => conn.query_opt(
+                "SELECT reason, detail FROM incident WHERE service = ?1 AND start_ms = ?2
+                 ORDER BY location LIMIT 1",
+                args![s.num, start_ms],
+                |r| Ok(failure(r.get(0)?, r.get(1)?)),
+            ),
+        },
     }
 }
 
@@ -204,7 +284,13 @@ pub fn latency_counts(
         Conn::Postgres(pg) => {
             let (locations, _) = in_view(conn, 1);
             let mut pg = pg.borrow_mut();
-            let client = pg.raw()?;
+            if let (Some(preloaded), mut reader) = pg.preloaded_and_reader()?
+                && let Some(counts) =
+                    preloaded.latency_counts(&mut reader, &locations, s.num, measured, threshold_ms)
+            {
+                return Ok(counts?);
+            }
+            let client = &mut pg.reader()?;
             let (mut good, mut total) = (0, 0);
             for location in &locations {
                 let (g, t) =
@@ -236,6 +322,9 @@ pub fn ack_of(conn: Conn<'_>, id: &str, start_ms: i64) -> Result<Option<Ack>, Db
     match conn {
         Conn::Sqlite(c) => Ok(acks::ack_of(c, id, start_ms)?),
         Conn::Postgres(_) => {
+            if let Some(ack) = preloaded(conn, |p| p.ack(id, start_ms)) {
+                return Ok(ack);
+            }
             let fleet = conn.query_opt(
                 "SELECT ack_ms, ack_by, ack_note FROM alert_incident
                  WHERE service = ?1 AND start_ms = ?2 AND ack_ms IS NOT NULL",
@@ -370,7 +459,7 @@ pub fn location_states(
     };
     let (locations, _) = in_view(conn, 1);
     let mut pg = pg.borrow_mut();
-    let client = pg.raw()?;
+    let client = &mut pg.reader()?;
     let mut states = Vec::with_capacity(locations.len());
     for location in locations {
         let status = pg_read::service_status(client, &location, s.num)?;
@@ -383,7 +472,7 @@ pub fn location_states(
 pub fn open_everywhere(conn: Conn<'_>) -> Result<Vec<pg_read::OpenAt>, DbError> {
     match conn {
         Conn::Sqlite(_) => Ok(Vec::new()),
-        Conn::Postgres(pg) => Ok(pg_read::open_everywhere(pg.borrow_mut().raw()?)?),
+        Conn::Postgres(pg) => Ok(pg_read::open_everywhere(&mut pg.borrow_mut().reader()?)?),
     }
 }
 
@@ -543,7 +632,12 @@ pub fn latest_outcomes(
         Conn::Postgres(pg) => {
             let mut pg = pg.borrow_mut();
             let location = pg.only.clone().unwrap_or_else(|| pg.location.clone());
-            Ok(pg_read::latest_outcomes(pg.raw()?, &location, num, n)?)
+            Ok(pg_read::latest_outcomes(
+                &mut pg.reader()?,
+                &location,
+                num,
+                n,
+            )?)
         }
     }
 }

@@ -633,3 +633,171 @@ confirm_down = 2
         Some(64)
     );
 }
+
+/// A contract's reports read at once (`report::service_reports`: a few queries for all its
+/// services) are exactly those read service by service, for the fleet's verdict and for one
+/// location's own view, over a period that cuts through hours and incidents: three locations,
+/// rolled-up hours and raw ones, partly measured hours (the latency count then reads raw
+/// outcomes), blips, a no-data stretch, an open incident and an acknowledgement.
+#[test]
+fn reports_read_at_once_equal_reports_read_one_by_one() {
+    use slaprobe::probe::{Failure, Outcome, Reason};
+    use slaprobe::report::{self, Period};
+    use slaprobe::sla::tracker::Event;
+    use slaprobe::store::Record;
+    use slaprobe::store::db::Db;
+    use slaprobe::store::pg::writer::Postgres;
+
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.database("at_once");
+    let t = target(url.clone());
+    let mut client = pg::connect(&t).unwrap();
+    let ids = ["api", "web"].map(String::from);
+    let nums = pg::writer::register(&mut client, &ids).unwrap();
+    const M: i64 = 60_000;
+    const H0: i64 = 1_790_002_800_000; // a whole hour
+    let failure = || Failure::new(Reason::Connect, "connection refused");
+    // Per location and service: an incident (start, end) in minutes, a blip, a no-data stretch.
+    type Story = (Option<(i64, Option<i64>)>, Option<i64>, Option<(i64, i64)>);
+    let story = |location: &str, service: &str| -> Story {
+        match (location, service) {
+            ("fra", "api") => (Some((70, Some(95))), None, None),
+            ("nyc", "api") => (Some((75, Some(100))), Some(130), None),
+            ("sgp", "api") => (None, Some(131), None),
+            ("nyc", "web") => (Some((200, None)), None, Some((150, 170))),
+            (_, "web") => (Some((205, None)), None, None),
+            _ => (None, None, None),
+        }
+    };
+    for location in ["fra", "nyc", "sgp"] {
+        let mut writer = Postgres::new(t.clone(), location.into(), None);
+        let mut batch = Vec::new();
+        for m in 0..=260 {
+            for id in &ids {
+                let (incident, blip, gap) = story(location, id);
+                if gap.is_some_and(|(s, e)| (s..e).contains(&m)) {
+                    continue;
+                }
+                let down = incident.is_some_and(|(s, e)| m >= s && e.is_none_or(|e| m < e));
+                let mut events = Vec::new();
+                if let Some((s, e)) = incident {
+                    if m == s {
+                        events.push(Event::IncidentOpened {
+                            start_ms: H0 + s * M,
+                            first_failure: failure(),
+                        });
+                    }
+                    if e == Some(m) {
+                        events.push(Event::IncidentClosed {
+                            start_ms: H0 + s * M,
+                            end_ms: H0 + m * M,
+                        });
+                    }
+                }
+                if blip == Some(m) {
+                    events.push(Event::Blip {
+                        start_ms: H0 + m * M,
+                        end_ms: H0 + m * M + 1_000,
+                        failures: 1,
+                        reason: Reason::Timeout,
+                    });
+                }
+                if let Some((s, e)) = gap
+                    && m == e
+                {
+                    events.push(Event::NoData {
+                        start_ms: H0 + s * M,
+                        end_ms: H0 + e * M,
+                    });
+                }
+                batch.push(Record {
+                    service: nums[id],
+                    outcome: Outcome {
+                        at_ms: H0 + m * M,
+                        latency: std::time::Duration::from_millis(20 + (m % 3 * 30) as u64),
+                        failure: down.then(failure),
+                    },
+                    events,
+                    first: m == 0,
+                });
+            }
+        }
+        writer.commit_batch(&batch, false).unwrap();
+        // Hours 0–3 rolled up; hour 4 (from 240 min) stays raw.
+        writer
+            .maintain(
+                H0 + 4 * 60 * M + 30 * M,
+                std::time::Duration::from_secs(1 << 30),
+            )
+            .unwrap();
+    }
+    // The verdict's api incident starts when the second location failed (75 min).
+    client
+        .execute(
+            "INSERT INTO alert_incident (service, start_ms, ack_ms, ack_by) VALUES ($1, $2, $3, $4)",
+            &[&"api", &(H0 + 75 * M), &(H0 + 80 * M), &"ana"],
+        )
+        .unwrap();
+    let text = format!(
+        "[daemon]\ndatabase = \"{url}\"\nlocation = \"fra\"\nlocations = [\"fra\", \"nyc\", \"sgp\"]\n\
+         \n[[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99%\"\n\n\
+         [[service]]\nid = \"api\"\ncontract = \"c\"\ntcp = \"127.0.0.1:9\"\ninterval = \"60s\"\n\
+         latency = {{ threshold = \"50ms\", target = \"95%\" }}\n\n\
+         [[service]]\nid = \"web\"\ncontract = \"c\"\ntcp = \"127.0.0.1:9\"\ninterval = \"60s\"\n"
+    );
+    let config = slaprobe::config::parse(&text, std::path::Path::new("p.toml")).unwrap();
+    let now = H0 + 261 * M;
+    let periods = [
+        Period {
+            from_ms: H0,
+            to_ms: H0 + 5 * 60 * M,
+        },
+        Period {
+            from_ms: H0 + 72 * M + 30_000,
+            to_ms: H0 + 250 * M + 7_000,
+        },
+    ];
+    std::thread::spawn(move || {
+        let services: Vec<&slaprobe::config::Service> =
+            config.services.iter().map(|s| &**s).collect();
+        for view in [None, Some("nyc")] {
+            let mut db = Db::postgres(&t, "fra", &config.daemon.locations).unwrap();
+            if let Some(location) = view {
+                db.narrow_to(location);
+            }
+            for period in periods {
+                let json = |r: &report::ServiceReport| serde_json::to_value(r.to_json()).unwrap();
+                let one_by_one: Vec<serde_json::Value> = services
+                    .iter()
+                    .map(|s| {
+                        json(&report::service_report(db.conn(), &config, s, period, now).unwrap())
+                    })
+                    .collect();
+                let at_once: Vec<serde_json::Value> =
+                    report::service_reports(db.conn(), &config, &services, |_| period, now)
+                        .unwrap()
+                        .iter()
+                        .map(json)
+                        .collect();
+                assert_eq!(at_once, one_by_one, "{view:?} {period:?}");
+                // Not vacuous: the api's incident, its acknowledgement and latency counted;
+                // web's open incident.
+                let api = &at_once[0];
+                assert_eq!(api["incidents"], 1, "{api}");
+                assert!(api["latency"]["total"].as_u64().unwrap() > 0, "{api}");
+                assert_eq!(at_once[1]["incidents"], 1, "{}", at_once[1]);
+                if view.is_none() {
+                    assert_eq!(
+                        api["incident_list"][0]["confirmed_from"],
+                        serde_json::json!(["fra", "nyc"])
+                    );
+                    assert_eq!(api["incident_list"][0]["acknowledged_by"], "ana", "{api}");
+                }
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}

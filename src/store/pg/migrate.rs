@@ -314,6 +314,9 @@ pub fn move_history(sqlite: &Path, target: &PgTarget, location: &str) -> Result<
 
     copy_fleet_tables(&snapshot, &mut tx, &mut copied)?;
     tx.commit()?;
+    // Fresh statistics for the planner: autovacuum would get to a copied history only later,
+    // and until then reports over it may scan whole tables.
+    client.batch_execute("ANALYZE")?;
     Ok(copied)
 }
 
