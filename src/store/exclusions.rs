@@ -146,6 +146,11 @@ pub fn active_spans(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<(i64, i64)>, DbError> {
+    let preloaded =
+        |p: &super::pg::read::Preloaded| p.exclusion_spans(service, contract, from_ms, to_ms);
+    if let Some(spans) = super::history::preloaded(conn, preloaded) {
+        return Ok(spans);
+    }
     conn.query(
         "SELECT start_ms, end_ms FROM exclusion
          WHERE revoked_ms IS NULL AND end_ms > ?3 AND start_ms < ?4

@@ -70,7 +70,10 @@ fn in_view(conn: Conn<'_>, quorum: usize) -> (Vec<String>, usize) {
 
 /// What `preload` read, asked through `read` (PostgreSQL; `None` when nothing was preloaded or
 /// it does not cover the question).
-fn preloaded<T>(conn: Conn<'_>, read: impl FnOnce(&pg_read::Preloaded) -> Option<T>) -> Option<T> {
+pub(super) fn preloaded<T>(
+    conn: Conn<'_>,
+    read: impl FnOnce(&pg_read::Preloaded) -> Option<T>,
+) -> Option<T> {
     match conn {
         Conn::Postgres(pg) => pg.borrow().preloaded.as_ref().and_then(read),
         Conn::Sqlite(_) => None,

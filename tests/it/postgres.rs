@@ -638,7 +638,8 @@ confirm_down = 2
 /// services) are exactly those read service by service, for the fleet's verdict and for one
 /// location's own view, over a period that cuts through hours and incidents: three locations,
 /// rolled-up hours and raw ones, partly measured hours (the latency count then reads raw
-/// outcomes), blips, a no-data stretch, an open incident and an acknowledgement.
+/// outcomes), blips, a no-data stretch, an open incident, an acknowledgement and agreed
+/// exclusions (one revoked).
 #[test]
 fn reports_read_at_once_equal_reports_read_one_by_one() {
     use slaprobe::probe::{Failure, Outcome, Reason};
@@ -740,6 +741,16 @@ fn reports_read_at_once_equal_reports_read_one_by_one() {
             &[&"api", &(H0 + 75 * M), &(H0 + 80 * M), &"ana"],
         )
         .unwrap();
+    // Agreed exclusions: web's at 210–220 min (in its open incident); one for the whole
+    // contract, revoked.
+    client
+        .execute(
+            "INSERT INTO exclusion (service, contract, start_ms, end_ms, reason, at_ms, revoked_ms)
+             VALUES ('web', NULL, $1, $2, 'agreed', $1, NULL),
+                    (NULL, 'c', $1, $2, 'withdrawn', $1, $2)",
+            &[&(H0 + 210 * M), &(H0 + 220 * M)],
+        )
+        .unwrap();
     let text = format!(
         "[daemon]\ndatabase = \"{url}\"\nlocation = \"fra\"\nlocations = [\"fra\", \"nyc\", \"sgp\"]\n\
          \n[[contract]]\nid = \"c\"\nclient = \"C\"\ntarget = \"99%\"\n\n\
@@ -788,6 +799,8 @@ fn reports_read_at_once_equal_reports_read_one_by_one() {
                 assert_eq!(api["incidents"], 1, "{api}");
                 assert!(api["latency"]["total"].as_u64().unwrap() > 0, "{api}");
                 assert_eq!(at_once[1]["incidents"], 1, "{}", at_once[1]);
+                assert_eq!(at_once[1]["exclusion_s"], 600.0, "{}", at_once[1]);
+                assert_eq!(api["exclusion_s"], 0.0, "{api}");
                 if view.is_none() {
                     assert_eq!(
                         api["incident_list"][0]["confirmed_from"],

@@ -496,6 +496,10 @@ pub struct Preloaded {
     /// view each hour's probes and probes under the threshold from its rollup (from the span's
     /// first hour on; `None`: not rolled up).
     latency: RolledLatency,
+    /// Each service's earliest raw chunk at each location in view (none: no raw outcomes).
+    earliest_raw: HashMap<ServiceNum, Vec<Option<i64>>>,
+    /// The agreed exclusions in force overlapping `span`: service, contract, start, end.
+    exclusions: Vec<(Option<String>, Option<String>, i64, i64)>,
 }
 
 /// What `rolled_latency` reads: per service, the threshold and each location's hours.
@@ -549,7 +553,7 @@ fn rolled_latency(
     Ok(rolled)
 }
 
-/// Reads what reports of `wanted` over `span` need, at `locations`, in four queries (services
+/// Reads what reports of `wanted` over `span` need, at `locations`, in a few queries (services
 /// the store does not know are left out); `helper`, a second connection, shares the largest.
 pub fn preload(
     client: &mut impl Reader,
@@ -671,6 +675,29 @@ pub fn preload(
             };
             p.fleet_acks.insert((row.get(0), row.get(1)), ack);
         }
+        for row in client.rows(
+            "SELECT service, contract, start_ms, end_ms FROM exclusion
+         WHERE revoked_ms IS NULL AND end_ms > $1 AND start_ms < $2 ORDER BY start_ms",
+            &[&from_ms, &to_ms],
+        )? {
+            p.exclusions
+                .push((row.get(0), row.get(1), row.get(2), row.get(3)));
+        }
+        for row in client.rows(
+            "SELECT s.num, l.location,
+                    (SELECT c.hour FROM outcome_chunk c
+                     WHERE c.service = s.num AND c.location = l.location ORDER BY c.hour LIMIT 1)
+             FROM unnest($1::bigint[]) AS s(num) CROSS JOIN unnest($2::text[]) AS l(location)",
+            &[&nums, &locations],
+        )? {
+            let num: ServiceNum = row.get(0);
+            let location: &str = row.get(1);
+            if let Some(at) = locations.iter().position(|l| l == location) {
+                p.earliest_raw
+                    .entry(num)
+                    .or_insert_with(|| vec![None; locations.len()])[at] = row.get(2);
+            }
+        }
         p.latency = rolled_latency(client, locations, mine, hours)?;
         if let Some(theirs) = theirs {
             p.latency
@@ -725,6 +752,31 @@ impl Preloaded {
         Some(self.timelines.get(&num)?.iter().map(narrowed).collect())
     }
 
+    /// The spans of the agreed exclusions in force for `service` of `contract` overlapping
+    /// `[from_ms, to_ms)`, if inside what was read (as `store::exclusions::active_spans`).
+    pub fn exclusion_spans(
+        &self,
+        service: &str,
+        contract: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Option<Vec<(i64, i64)>> {
+        if from_ms < self.span.0 || to_ms > self.span.1 {
+            return None;
+        }
+        Some(
+            self.exclusions
+                .iter()
+                .filter(|(s, c, start, end)| {
+                    *end > from_ms
+                        && *start < to_ms
+                        && (s.as_deref() == Some(service) || c.as_deref() == Some(contract))
+                })
+                .map(|&(_, _, start, end)| (start, end))
+                .collect(),
+        )
+    }
+
     /// The first failure of the incident (of any location, the first by name) that started at
     /// `start_ms`, if it was read.
     pub fn cause(&self, num: ServiceNum, start_ms: i64) -> Option<Failure> {
@@ -772,13 +824,16 @@ impl Preloaded {
         let hours = (to_hour - from_hour + 1).max(0) as usize;
         let skip = (from_hour - chunk::hour_of(self.span.0)) as usize;
         let (mut good, mut total) = (0, 0);
-        for (location, rolled) in locations.iter().zip(per_location) {
+        let earliest = self.earliest_raw.get(&num)?;
+        for ((location, rolled), earliest_raw) in locations.iter().zip(per_location).zip(earliest) {
             let rollups = &rolled[skip..skip + hours];
             let need_raw: Vec<i64> = (from_hour..=to_hour)
                 .zip(rollups)
                 .filter(|&(h, rollup)| {
                     let inside = measured.overlap(h * chunk::HOUR_MS, (h + 1) * chunk::HOUR_MS);
-                    inside > 0 && (inside < chunk::HOUR_MS || rollup.is_none())
+                    inside > 0
+                        && (inside < chunk::HOUR_MS || rollup.is_none())
+                        && earliest_raw.is_some_and(|earliest| h >= earliest)
                 })
                 .map(|(h, _)| h)
                 .collect();
