@@ -173,7 +173,7 @@ impl PgConnection {
     fn client(&mut self) -> Result<&mut postgres::Client, DbError> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             self.prepared.clear();
-            self.client = Some(pg::connect_only(&self.target)?);
+            self.client = Some(pg::connect_reader(&self.target)?);
         }
         Ok(self.client.as_mut().expect("just connected"))
     }
@@ -206,7 +206,7 @@ impl PgConnection {
 
     /// A second connection to the same database, for reads that split across two.
     pub fn connect_another(&self) -> Result<postgres::Client, DbError> {
-        Ok(pg::connect_only(&self.target)?)
+        Ok(pg::connect_reader(&self.target)?)
     }
 
     /// What `store::history::preload` read, beside the reader for what it did not.
@@ -289,7 +289,7 @@ impl Db {
         location: &str,
         locations: &[String],
     ) -> Result<Db, DbError> {
-        let client = pg::connect_only(target)?;
+        let client = pg::connect_reader(target)?;
         Ok(Db::Postgres(Box::new(RefCell::new(PgConnection {
             target: target.clone(),
             client: Some(client),

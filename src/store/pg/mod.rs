@@ -77,11 +77,30 @@ pub fn connect_only(target: &PgTarget) -> Result<Client, PgError> {
     connect_as(target, "slaprobe")
 }
 
+/// Opens a connection for the reads of reports, status and alerting (`store::db`), which
+/// keep their statements prepared: each is planned once for the session (a generic plan) rather
+/// than on every execution, which for the verdict's few-branched queries cost more than running
+/// them (the speaker asks them of every service seen down, every 2 s).
+pub fn connect_reader(target: &PgTarget) -> Result<Client, PgError> {
+    let mut config = config_of(target)?;
+    config.application_name("slaprobe");
+    let options = match config.get_options() {
+        Some(given) => format!("{given} -c plan_cache_mode=force_generic_plan"),
+        None => "-c plan_cache_mode=force_generic_plan".to_string(),
+    };
+    config.options(&options);
+    connect_with(config)
+}
+
 /// Opens a connection that other sessions see under `application_name` (in
 /// `pg_stat_activity`: how a fleet names the daemon holding a lock).
 pub fn connect_as(target: &PgTarget, application_name: &str) -> Result<Client, PgError> {
     let mut config = config_of(target)?;
     config.application_name(application_name);
+    connect_with(config)
+}
+
+fn connect_with(config: postgres::Config) -> Result<Client, PgError> {
     let at = describe(&config);
     let result = if config.get_ssl_mode() == SslMode::Disable {
         config.connect(postgres::NoTls)
