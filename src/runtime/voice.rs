@@ -58,7 +58,7 @@ impl LockSession {
                 self.client = None;
                 return Ok(false);
             }
-            self.client = Some(pg::connect_as(&self.target, &self.name)?);
+            self.client = Some(pg::connect_lock_session(&self.target, &self.name)?);
         }
         let client = self.client.as_mut().expect("connected");
         let result = if held {

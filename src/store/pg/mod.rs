@@ -9,6 +9,7 @@ pub mod speaker;
 pub mod writer;
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use postgres::Client;
 use postgres::config::{Host, SslMode};
@@ -74,7 +75,9 @@ pub fn connect(target: &PgTarget) -> Result<Client, PgError> {
 
 /// Opens a connection without touching the schema (readers of a database a daemon migrated).
 pub fn connect_only(target: &PgTarget) -> Result<Client, PgError> {
-    connect_as(target, "slaprobe")
+    let mut config = config_of(target)?;
+    config.application_name("slaprobe");
+    connect_with(config)
 }
 
 /// Opens a connection for the reads of reports, status and alerting (`store::db`), which
@@ -92,11 +95,28 @@ pub fn connect_reader(target: &PgTarget) -> Result<Client, PgError> {
     connect_with(config)
 }
 
-/// Opens a connection that other sessions see under `application_name` (in
-/// `pg_stat_activity`: how a fleet names the daemon holding a lock).
-pub fn connect_as(target: &PgTarget, application_name: &str) -> Result<Client, PgError> {
+/// Opens the session that holds (or asks for) the fleet's speaker lock, named
+/// `application_name`. Over TCP both ends give up on a silent peer within about 11 s (client
+/// and server keepalives, a user timeout on unacknowledged data): a speaker cut off from
+/// PostgreSQL stops speaking, and the server releases its lock for a standby, well inside the
+/// 30 s takeover (without them the server would hold a dead session's lock for the system's
+/// keepalive time, two hours by default). Over a Unix socket a session ends with its process.
+pub fn connect_lock_session(target: &PgTarget, application_name: &str) -> Result<Client, PgError> {
     let mut config = config_of(target)?;
-    config.application_name(application_name);
+    config
+        .application_name(application_name)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(6));
+    let server = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 \
+                  -c tcp_keepalives_count=3 -c tcp_user_timeout=6000";
+    let options = match config.get_options() {
+        Some(given) => format!("{given} {server}"),
+        None => server.to_string(),
+    };
+    config.options(&options);
     connect_with(config)
 }
 
