@@ -30,7 +30,9 @@ use crate::notify::{Backoff, Deliverer, DeliveryStats, HttpChannels, Mailer};
 use crate::probe::{Prober, ProberError};
 use crate::runtime::reload::Plan;
 use crate::runtime::schedule::Schedule;
-use crate::runtime::service_task::{ProbeRunner, ServiceTask, Shared, Update, Updates};
+use crate::runtime::service_task::{
+    CertificateNotices, ProbeRunner, ServiceTask, Shared, Update, Updates,
+};
 use crate::sla::tracker::{OpenIncident, Tracker};
 use crate::store::SharedConnection;
 use crate::store::{Opened, Store, StoreError, StoreSettings};
@@ -137,6 +139,8 @@ struct FleetMessenger {
     clock: Clock,
     delivery_stats: Arc<DeliveryStats>,
     running: Option<Messaging>,
+    /// The service tasks' certificate notices, pointed at alerting while this daemon speaks.
+    certificates: CertificateNotices,
 }
 
 impl voice::Messenger for FleetMessenger {
@@ -155,10 +159,12 @@ impl voice::Messenger for FleetMessenger {
         .map_err(|_| "starting messaging panicked".to_string())?
         .map_err(|e| crate::text::Chain(&e).to_string())?;
         self.running = Some(messaging);
+        self.certificates.set(Some(alerts.clone()));
         Ok(alerts)
     }
 
     async fn stop(&mut self) {
+        self.certificates.set(None);
         if let Some(messaging) = self.running.take() {
             messaging.stop().await;
         }
@@ -352,6 +358,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         // A fleet's alerts follow its verdict, from whichever daemon holds the lock.
         Database::Postgres(_) => (None, None),
     };
+    let certificates = CertificateNotices::to(alerts.clone());
     let voice = match &config.daemon.database {
         Database::Sqlite(_) => None,
         Database::Postgres(target) => {
@@ -361,6 +368,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
                 clock: clock.clone(),
                 delivery_stats: delivery_stats.clone(),
                 running: None,
+                certificates: certificates.clone(),
             };
             let task = tokio::spawn(voice::run(
                 target.clone(),
@@ -381,6 +389,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
     ));
     let shared = Arc::new(Shared {
         alerts: alerts.clone(),
+        certificates,
         runner,
         store: opened.store.clone(),
         clock: clock.clone(),

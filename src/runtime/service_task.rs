@@ -67,13 +67,40 @@ impl ProbeRunner for Prober {
 /// What every service task shares.
 pub struct Shared {
     pub runner: Arc<dyn ProbeRunner>,
-    /// Where incident transitions go for alerting.
+    /// Where incident transitions go for alerting (a single machine's; a fleet's alerting
+    /// follows the verdict instead).
     pub alerts: Option<AlertSender>,
+    /// Where a certificate near expiry is told.
+    pub certificates: CertificateNotices,
     pub store: Store,
     pub clock: Clock,
     /// The global cap on probes in flight.
     pub slots: Arc<Semaphore>,
     pub metrics: Arc<DaemonMetrics>,
+}
+
+/// Where the service tasks tell of a certificate near expiry: alerting on a single machine; on
+/// a fleet the speaker's alerting while this daemon speaks, and nowhere while it stands by (a
+/// certificate is a fact, not a verdict: the speaker's own probes see it, and the flag that it
+/// was told is shared, so a new speaker does not tell it again).
+#[derive(Clone, Default)]
+pub struct CertificateNotices(Arc<std::sync::Mutex<Option<AlertSender>>>);
+
+impl CertificateNotices {
+    pub fn to(alerts: Option<AlertSender>) -> CertificateNotices {
+        CertificateNotices(Arc::new(std::sync::Mutex::new(alerts)))
+    }
+
+    /// From here on, tell `alerts` (`None`: tell no one).
+    pub fn set(&self, alerts: Option<AlertSender>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = alerts;
+    }
+
+    fn tell(&self, service: &str, not_after_ms: i64) {
+        if let Some(alerts) = &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            alerts.cert_expiring(service, not_after_ms);
+        }
+    }
 }
 
 /// One service's task state.
@@ -195,8 +222,8 @@ impl ServiceTask {
             shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
             let at_ms = shared.clock.now_ms();
             let (outcome, cert_expiring) = shared.runner.run_noted(&self.service, at_ms).await;
-            if let (Some(not_after_ms), Some(alerts)) = (cert_expiring, &shared.alerts) {
-                alerts.cert_expiring(&id, not_after_ms);
+            if let Some(not_after_ms) = cert_expiring {
+                shared.certificates.tell(&id, not_after_ms);
             }
             shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(permit);

@@ -561,3 +561,68 @@ async fn an_outage_of_postgres_loses_no_outcome_and_writes_none_twice() {
         "a gap of {longest_gap} ms in the stored outcomes"
     );
 }
+
+/// A certificate near expiry, seen by every location, is told once by the fleet: by the
+/// speaker; a standby taking over after the speaker is killed does not tell it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_tells_of_an_expiring_certificate_once() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.database("certificates");
+    let smtp = crate::smtp_server::TestSmtp::start().await;
+    let today = jiff::Zoned::now().date();
+    let in_five_days = today.checked_add(jiff::Span::new().days(5)).unwrap();
+    let https = crate::support::TestHttps::start(in_five_days).await;
+    slaprobe::probe::Prober::new().unwrap();
+    let spawn = |location: &str| {
+        let ws = Workspace::new();
+        ws.config_text(&format!(
+            "[daemon]\ndatabase = \"{url}\"\nlocation = \"{location}\"\n\
+             locations = [\"fra\", \"nyc\"]\nflush_interval = \"20ms\"\n\n\
+             [smtp]\nurl = \"{}\"\nfrom = \"SLA monitor <sla@provider.example>\"\n\n\
+             [[route]]\nid = \"oncall\"\nemail = [\"oncall@provider.example\"]\n\
+             group_window = \"100ms\"\n\n\
+             [[contract]]\nid = \"c\"\nclient = \"Client\"\ntarget = \"99.9%\"\nalert = \"oncall\"\n\n\
+             [[service]]\nid = \"web\"\ncontract = \"c\"\nhttp = \"{}\"\ntls_verify = false\n\
+             cert_expiry_warn = \"14d\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\n",
+            smtp.url(),
+            https.url()
+        ));
+        let daemon = DaemonProcess::spawn(&ws, &[]);
+        (ws, daemon)
+    };
+    let (_fra_ws, fra) = spawn("fra");
+    let (_nyc_ws, nyc) = spawn("nyc");
+    let notice = smtp.wait_for(1, Duration::from_secs(30)).await;
+    let subjects = |mail: &[crate::smtp_server::Received]| -> Vec<String> {
+        mail.iter().map(|m| m.subject()).collect()
+    };
+    assert_eq!(subjects(&notice), ["[slaprobe] CERT EXPIRING: web (c)"]);
+    // Both locations keep seeing the certificate; the speaker dies and the other takes over.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let speaker = |log: &str| log.contains("Speaking for the fleet");
+    let (fra_log, nyc_log) = (fra.log(), nyc.log());
+    assert!(
+        speaker(&fra_log) != speaker(&nyc_log),
+        "{fra_log}\n{nyc_log}"
+    );
+    let standby = if speaker(&fra_log) {
+        fra.kill().await;
+        nyc
+    } else {
+        nyc.kill().await;
+        fra
+    };
+    eventually(Duration::from_secs(30), "the standby speaking", || {
+        speaker(&standby.log()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        subjects(&smtp.received()),
+        ["[slaprobe] CERT EXPIRING: web (c)"]
+    );
+    let (status, log) = standby.stop().await;
+    assert!(status.success() && !log.contains("panicked"), "{log}");
+}
