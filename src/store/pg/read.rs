@@ -249,20 +249,23 @@ pub fn timelines(
         let Some(at) = locations.iter().position(|l| l == location) else {
             continue;
         };
-        let t = &mut timelines[at];
-        let (start, end): (Option<i64>, Option<i64>) = (row.get(2), row.get(3));
-        match (row.get::<_, i32>(1), start) {
-            (0, Some(start)) => t.incidents.push((start, end)),
-            (1, Some(start)) => t
-                .no_data
-                .push((start, end.expect("a no-data stretch ends"))),
-            (2, Some(start)) => t.blips.push(start),
-            (3, first) => t.first_ms = first,
-            (4, latest) => t.last_ms = latest.or(end),
-            _ => {}
-        }
+        add_row(&mut timelines[at], row.get(1), row.get(2), row.get(3));
     }
     Ok(timelines)
+}
+
+/// One row of the timeline queries (`kind`, then two times) into a location's timeline.
+fn add_row(t: &mut Timeline, kind: i32, start: Option<i64>, end: Option<i64>) {
+    match (kind, start) {
+        (0, Some(start)) => t.incidents.push((start, end)),
+        (1, Some(start)) => t
+            .no_data
+            .push((start, end.expect("a no-data stretch ends"))),
+        (2, Some(start)) => t.blips.push(start),
+        (3, first) => t.first_ms = first,
+        (4, latest) => t.last_ms = latest.or(end),
+        _ => {}
+    }
 }
 
 /// The fleet's verdict on a service for `[from_ms, to_ms)` as of `now_ms` (DESIGN.md §6.3):
@@ -575,7 +578,6 @@ pub fn preload(
         .iter()
         .filter_map(|w| Some((p.num(w.id)?, w)))
         .collect();
-    let nums: Vec<ServiceNum> = wanted.iter().map(|(num, _)| *num).collect();
     let counted: Vec<(ServiceNum, u32)> = wanted
         .iter()
         .filter_map(|(num, w)| Some((*num, w.threshold_ms?)))
@@ -591,19 +593,41 @@ pub fn preload(
     std::thread::scope(|scope| {
         let theirs =
             helper.map(|h| scope.spawn(move || rolled_latency(h, locations, theirs, hours)));
-        for (num, w) in &wanted {
-            let (interval_ms, max_gap_ms) = w.cadence;
-            let blank = Timeline {
-                interval_ms,
-                max_gap_ms,
-                ..Timeline::default()
-            };
-            p.timelines.insert(*num, vec![blank; locations.len()]);
+        read_histories(client, &mut p, locations, &wanted, (from_ms, to_ms))?;
+        p.latency = rolled_latency(client, locations, mine, hours)?;
+        if let Some(theirs) = theirs {
+            p.latency
+                .extend(theirs.join().expect("the rollup reading thread panicked")?);
         }
-        // kind 0: incidents (every location's, for causes and acknowledgements), 1: no-data
-        // stretches, 2: blips, 3: first outcome, 4: latest outcome and the end of the latest
-        // rolled-up hour (the latest outcome once raw ones are gone).
-        let rows = client.rows(
+        Ok(p)
+    })
+}
+
+/// Into `p`: the timelines, causes and acknowledgements of `wanted` (numbered), the
+/// acknowledgements kept beside alerts, the agreed exclusions, and each service's earliest raw
+/// hour (`preload`'s queries but the rollups').
+fn read_histories(
+    client: &mut impl Reader,
+    p: &mut Preloaded,
+    locations: &[String],
+    wanted: &[(ServiceNum, &Wanted<'_>)],
+    (from_ms, to_ms): (i64, i64),
+) -> Result<(), postgres::Error> {
+    let nums: Vec<ServiceNum> = wanted.iter().map(|(num, _)| *num).collect();
+    let ids: Vec<&str> = wanted.iter().map(|(_, w)| w.id).collect();
+    for (num, w) in wanted {
+        let (interval_ms, max_gap_ms) = w.cadence;
+        let blank = Timeline {
+            interval_ms,
+            max_gap_ms,
+            ..Timeline::default()
+        };
+        p.timelines.insert(*num, vec![blank; locations.len()]);
+    }
+    // kind 0: incidents (every location's, for causes and acknowledgements), 1: no-data
+    // stretches, 2: blips, 3: first outcome, 4: latest outcome and the end of the latest
+    // rolled-up hour (the latest outcome once raw ones are gone).
+    let rows = client.rows(
         "SELECT service, location, 0, start_ms, end_ms, reason, detail, ack_ms, ack_by, ack_note
          FROM incident
          WHERE service = ANY($1) AND start_ms < $4 AND (end_ms IS NULL OR end_ms > $3)
@@ -629,82 +653,66 @@ pub fn preload(
          ORDER BY 3, 1, 4, 2",
         &[&nums, &locations, &from_ms, &to_ms],
     )?;
-        for row in &rows {
-            let num: ServiceNum = row.get(0);
-            let location: &str = row.get(1);
-            let kind: i32 = row.get(2);
-            let (start, end): (Option<i64>, Option<i64>) = (row.get(3), row.get(4));
-            if let (0, Some(start)) = (kind, start) {
-                let ack = row.get::<_, Option<i64>>(7).map(|at_ms| Ack {
-                    at_ms,
-                    by: row.get(8),
-                    note: row.get(9),
-                });
-                let cause = failure(row.get(5), row.get(6));
-                p.incidents
-                    .entry((num, start))
-                    .or_default()
-                    .push(LocationIncident { cause, ack });
-            }
-            let Some(at) = locations.iter().position(|l| l == location) else {
-                continue;
-            };
-            let Some(t) = p.timelines.get_mut(&num).map(|ts| &mut ts[at]) else {
-                continue;
-            };
-            match (kind, start) {
-                (0, Some(start)) => t.incidents.push((start, end)),
-                (1, Some(start)) => t
-                    .no_data
-                    .push((start, end.expect("a no-data stretch ends"))),
-                (2, Some(start)) => t.blips.push(start),
-                (3, first) => t.first_ms = first,
-                (4, latest) => t.last_ms = latest.or(end),
-                _ => {}
-            }
+    for row in &rows {
+        let num: ServiceNum = row.get(0);
+        let location: &str = row.get(1);
+        let kind: i32 = row.get(2);
+        let (start, end): (Option<i64>, Option<i64>) = (row.get(3), row.get(4));
+        if let (0, Some(start)) = (kind, start) {
+            let ack = row.get::<_, Option<i64>>(7).map(|at_ms| Ack {
+                at_ms,
+                by: row.get(8),
+                note: row.get(9),
+            });
+            let cause = failure(row.get(5), row.get(6));
+            p.incidents
+                .entry((num, start))
+                .or_default()
+                .push(LocationIncident { cause, ack });
         }
-        for row in client.rows(
-            "SELECT service, start_ms, ack_ms, ack_by, ack_note FROM alert_incident
+        let Some(at) = locations.iter().position(|l| l == location) else {
+            continue;
+        };
+        if let Some(timelines) = p.timelines.get_mut(&num) {
+            add_row(&mut timelines[at], kind, start, end);
+        }
+    }
+    for row in client.rows(
+        "SELECT service, start_ms, ack_ms, ack_by, ack_note FROM alert_incident
          WHERE service = ANY($1) AND ack_ms IS NOT NULL",
-            &[&ids],
-        )? {
-            let ack = Ack {
-                at_ms: row.get(2),
-                by: row.get(3),
-                note: row.get(4),
-            };
-            p.fleet_acks.insert((row.get(0), row.get(1)), ack);
-        }
-        for row in client.rows(
-            "SELECT service, contract, start_ms, end_ms FROM exclusion
+        &[&ids],
+    )? {
+        let ack = Ack {
+            at_ms: row.get(2),
+            by: row.get(3),
+            note: row.get(4),
+        };
+        p.fleet_acks.insert((row.get(0), row.get(1)), ack);
+    }
+    for row in client.rows(
+        "SELECT service, contract, start_ms, end_ms FROM exclusion
          WHERE revoked_ms IS NULL AND end_ms > $1 AND start_ms < $2 ORDER BY start_ms",
-            &[&from_ms, &to_ms],
-        )? {
-            p.exclusions
-                .push((row.get(0), row.get(1), row.get(2), row.get(3)));
+        &[&from_ms, &to_ms],
+    )? {
+        p.exclusions
+            .push((row.get(0), row.get(1), row.get(2), row.get(3)));
+    }
+    for row in client.rows(
+        "SELECT s.num, l.location,
+                (SELECT c.hour FROM outcome_chunk c
+                 WHERE c.service = s.num AND c.location = l.location ORDER BY c.hour LIMIT 1)
+         FROM unnest($1::bigint[]) AS s(num) CROSS JOIN unnest($2::text[]) AS l(location)",
+        &[&nums, &locations],
+    )? {
+        let num: ServiceNum = row.get(0);
+        let location: &str = row.get(1);
+        if let Some(at) = locations.iter().position(|l| l == location) {
+            p.earliest_raw
+                .entry(num)
+                .or_insert_with(|| vec![None; locations.len()])[at] = row.get(2);
         }
-        for row in client.rows(
-            "SELECT s.num, l.location,
-                    (SELECT c.hour FROM outcome_chunk c
-                     WHERE c.service = s.num AND c.location = l.location ORDER BY c.hour LIMIT 1)
-             FROM unnest($1::bigint[]) AS s(num) CROSS JOIN unnest($2::text[]) AS l(location)",
-            &[&nums, &locations],
-        )? {
-            let num: ServiceNum = row.get(0);
-            let location: &str = row.get(1);
-            if let Some(at) = locations.iter().position(|l| l == location) {
-                p.earliest_raw
-                    .entry(num)
-                    .or_insert_with(|| vec![None; locations.len()])[at] = row.get(2);
-            }
-        }
-        p.latency = rolled_latency(client, locations, mine, hours)?;
-        if let Some(theirs) = theirs {
-            p.latency
-                .extend(theirs.join().expect("the rollup reading thread panicked")?);
-        }
-        Ok(p)
-    })
+    }
+    Ok(())
 }
 
 impl Preloaded {
