@@ -8,6 +8,7 @@
 //!     cargo bench --bench daemon -- --services 10000 --skip-storage --binary OLD,NEW   # A/B
 //!     cargo bench --bench daemon -- --services 15000 --skip-storage --daemon-cpus 0  # 1.5x on 1 core
 //!     cargo bench --bench daemon -- --services 10000 --skip-storage --fleet 3   # 3 locations, PostgreSQL
+//!     cargo bench --bench daemon -- --services 10000 --skip-storage --fleet 3 --fleet-sqlite
 //!
 //! The targets run in this process on loopback addresses 127.0.0.2–127.0.0.9 (several ports
 //! each, so that 1,000 new connections a second do not exhaust ephemeral ports); the daemon is
@@ -23,7 +24,9 @@
 //! location, into one throwaway PostgreSQL cluster (Debian's server binaries, a Unix socket in
 //! a temporary directory) and reports each one's CPU per probe, the outcomes stored against the
 //! requests the targets saw, and the writer's lag (now minus each location's latest stored
-//! outcome, sampled every second). Nothing is asserted: the figures go in the README.
+//! outcome, sampled every second); with `--fleet-sqlite` as well, N daemons on SQLite (each its
+//! own file) at once instead: what sharing the machine costs without PostgreSQL. Nothing is
+//! asserted: the figures go in the README.
 
 mod common;
 #[allow(dead_code)] // the bench uses what it needs of the tests' server
@@ -212,7 +215,11 @@ fn main() {
             binary: binaries[0].clone(),
             daemon_cpus: None,
         };
-        fleet(&scenario, &targets, n.parse().unwrap());
+        if args.flag("--fleet-sqlite") {
+            fleet_of_sqlite(&scenario, &targets, n.parse().unwrap());
+        } else {
+            fleet(&scenario, &targets, n.parse().unwrap());
+        }
     }
     if !args.flag("--skip-storage") {
         storage(&[Duration::from_secs(10), Duration::from_secs(30)]);
@@ -244,19 +251,9 @@ fn fleet(s: &Scenario, targets: &Targets, locations: usize) {
         );
         let config = dir.path().join(format!("{name}.toml"));
         std::fs::write(&config, text).unwrap();
-        let child = Command::new(&s.binary)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("SLAPROBE_LOG", "warn")
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        daemons.push((child, format!("http://127.0.0.1:{listen}/api/v1/daemon")));
+        daemons.push(spawn_daemon(s, &config, listen));
     }
-    for (_, api) in &daemons {
-        wait_for(api);
-    }
-    std::thread::sleep(s.interval + Duration::from_secs(1));
+    warm_up(s, &daemons);
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let start: Vec<(u64, f64)> = daemons
         .iter()
@@ -324,6 +321,73 @@ fn fleet(s: &Scenario, targets: &Targets, locations: usize) {
         at(1.0),
         lags_ms.len()
     );
+}
+
+/// Starts `slaprobe run` on `config` (listening on `listen`): the child and its API's URL.
+fn spawn_daemon(s: &Scenario, config: &Path, listen: u16) -> (Child, String) {
+    let child = Command::new(&s.binary)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("SLAPROBE_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{listen}/api/v1/daemon"))
+}
+
+/// Waits until every daemon answers, then one full interval (every service has started).
+fn warm_up(s: &Scenario, daemons: &[(Child, String)]) {
+    for (_, api) in daemons {
+        wait_for(api);
+    }
+    std::thread::sleep(s.interval + Duration::from_secs(1));
+}
+
+/// `daemons` SQLite daemons at once, each with its own database file and every service: what
+/// a fleet's daemons pay on this machine for sharing it, without PostgreSQL (the fair
+/// comparison for the PostgreSQL fleet's CPU per probe).
+fn fleet_of_sqlite(s: &Scenario, targets: &Targets, daemons: usize) {
+    let dirs: Vec<tempfile::TempDir> = (0..daemons).map(|_| tempfile::tempdir().unwrap()).collect();
+    let running: Vec<(Child, String)> = dirs
+        .iter()
+        .map(|dir| {
+            let listen = free_port();
+            let config = dir.path().join("probes.toml");
+            std::fs::write(&config, config_text(s, targets, listen)).unwrap();
+            spawn_daemon(s, &config, listen)
+        })
+        .collect();
+    warm_up(s, &running);
+    let start: Vec<(u64, f64)> = running
+        .iter()
+        .map(|(child, api)| {
+            (
+                daemon_report(api)["probes"].as_u64().unwrap(),
+                cpu_seconds(child.id()),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(s.duration);
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "{daemons} SQLite daemons at once x {} services at {}, each its own database",
+        s.services,
+        humantime::format_duration(s.interval)
+    );
+    for ((child, api), (probes0, cpu0)) in running.iter().zip(&start) {
+        let probes = daemon_report(api)["probes"].as_u64().unwrap() - probes0;
+        let cpu = cpu_seconds(child.id()) - cpu0;
+        println!(
+            "  {api}: {:.1} probes/s, {:.3} CPU-ms per probe, peak RSS {:.1} MiB",
+            probes as f64 / elapsed,
+            cpu * 1000.0 / probes as f64,
+            status_kib(child.id(), "VmHWM:") as f64 / 1024.0
+        );
+    }
+    for (mut child, _) in running {
+        stop(&mut child);
+    }
 }
 
 struct Results {

@@ -3,6 +3,7 @@
 //! availability and error budget are refreshed in the background; daemon gauges are read from
 //! their counters at each scrape.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,7 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 use tokio::sync::watch;
 
-use crate::config::LiveConfig;
+use crate::config::{LiveConfig, Service};
 use crate::http::metrics::DaemonMetrics;
 use crate::notify::DeliveryStats;
 use crate::probe::Outcome;
@@ -412,14 +413,17 @@ pub async fn refresh(
             tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
                 let config = live.current();
                 let db = crate::store::open_reader_db(&config.daemon)?;
-                for service in &config.services {
-                    let month = crate::report::month_budget(db.conn(), &config, service, now)?;
-                    // A service removed or moved by a reload meanwhile gets no series back.
-                    if live
-                        .current()
-                        .service(&service.id)
-                        .is_none_or(|s| s.contract != service.contract)
-                    {
+                let services: Vec<&Service> = config.services.iter().map(|s| &**s).collect();
+                let months = crate::report::month_budgets(db.conn(), &config, &services, now)?;
+                // A service removed or moved by a reload meanwhile gets no series back.
+                let current = live.current();
+                let in_force: HashSet<(&str, &str)> = current
+                    .services
+                    .iter()
+                    .map(|s| (s.id.as_str(), s.contract.as_str()))
+                    .collect();
+                for (service, month) in services.iter().zip(months) {
+                    if !in_force.contains(&(service.id.as_str(), service.contract.as_str())) {
                         continue;
                     }
                     exposition_c.set_month(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use html_escape::encode_safe as esc;
 use tokio::sync::watch;
 
-use crate::config::{Config, Contract, LiveConfig};
+use crate::config::{Config, Contract, LiveConfig, Service};
 use crate::http::exposition::{Exposition, ServiceLabels};
 use crate::report::{self, DayBar};
 use crate::sla::maintenance::MaintenanceScope;
@@ -111,13 +111,28 @@ impl StatusPage {
         let config = self.config.current();
         let mut bars = HashMap::new();
         let public: Vec<&str> = Self::public(&config).map(|c| c.id.as_str()).collect();
-        for service in config
+        let services: Vec<&Service> = config
             .services
             .iter()
             .filter(|s| public.contains(&s.contract.as_str()))
-        {
-            let days = report::daily(conn, &config, service, DAYS, now_ms)?;
-            bars.insert(service.id.clone(), Bar::of(&days));
+            .map(|s| &**s)
+            .collect();
+        let spans: Vec<report::Period> = services
+            .iter()
+            .map(|s| report::daily_span(&config, s, DAYS, now_ms))
+            .collect();
+        // Services whose days are the same (a contract's zone) have their history read at once.
+        for (span, indices) in report::alike(&spans) {
+            for same in indices.chunks(history::PRELOAD_AT_MOST) {
+                let group: Vec<&Service> = same.iter().map(|&i| services[i]).collect();
+                let span = (span.from_ms, span.to_ms);
+                let _read_at_once =
+                    history::preload(conn, &group, span, history::Latency::Skipped)?;
+                for service in group {
+                    let days = report::daily(conn, &config, service, DAYS, now_ms)?;
+                    bars.insert(service.id.clone(), Bar::of(&days));
+                }
+            }
         }
         *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars;
         Ok(())

@@ -381,11 +381,8 @@ pub fn month_budget(
     let contract = config.contract_of(service).in_force(now_ms);
     let tz = &contract.timezone.zone;
     let today = calendar::local_date(tz, now_ms);
-    let (from, to) = calendar::month(tz, today.year(), today.month()).expect("a real month");
-    let month = Period {
-        from_ms: from,
-        to_ms: to,
-    };
+    let month = this_month(config, service, now_ms);
+    let (from, to) = (month.from_ms, month.to_ms);
     let numbers = availability(conn, config, service, month, now_ms)?;
     let window = calendar::covered(&contract.coverage, tz, from, to)
         .subtract(&maintenance::windows(
@@ -401,6 +398,65 @@ pub fn month_budget(
         budget: crate::sla::budget::budget(contract.target, window, numbers.downtime_ms),
         numbers,
     })
+}
+
+/// The month of `now_ms` in the zone of `service`'s contract.
+fn this_month(config: &Config, service: &Service, now_ms: i64) -> Period {
+    let tz = &config.contract_of(service).in_force(now_ms).timezone.zone;
+    let today = calendar::local_date(tz, now_ms);
+    let (from_ms, to_ms) = calendar::month(tz, today.year(), today.month()).expect("a real month");
+    Period { from_ms, to_ms }
+}
+
+/// `month_budget` of each of `services`, in the order given; services sharing a month have
+/// their history read at once (`history::preload`).
+pub fn month_budgets(
+    conn: Conn<'_>,
+    config: &Config,
+    services: &[&Service],
+    now_ms: i64,
+) -> Result<Vec<MonthBudget>, DbError> {
+    let months: Vec<Period> = services
+        .iter()
+        .map(|s| this_month(config, s, now_ms))
+        .collect();
+    let mut budgets: Vec<Option<MonthBudget>> = vec![None; services.len()];
+    for (month, indices) in alike(&months) {
+        for same in indices.chunks(history::PRELOAD_AT_MOST) {
+            let group: Vec<&Service> = same.iter().map(|&i| services[i]).collect();
+            let span = (month.from_ms, month.to_ms);
+            let _read_at_once = history::preload(conn, &group, span, history::Latency::Skipped)?;
+            for &i in same {
+                budgets[i] = Some(month_budget(conn, config, services[i], now_ms)?);
+            }
+        }
+    }
+    Ok(budgets.into_iter().flatten().collect())
+}
+
+/// The distinct periods of `periods`, each with the indices that have it, in first-seen order.
+pub fn alike(periods: &[Period]) -> Vec<(Period, Vec<usize>)> {
+    let mut groups: Vec<(Period, Vec<usize>)> = Vec::new();
+    for (i, period) in periods.iter().enumerate() {
+        match groups.iter_mut().find(|(p, _)| p == period) {
+            Some((_, same)) => same.push(i),
+            None => groups.push((*period, vec![i])),
+        }
+    }
+    groups
+}
+
+/// The last `days` whole days up to today's end, in the zone of `service`'s contract (what
+/// `daily` reads).
+pub fn daily_span(config: &Config, service: &Service, days: i32, now_ms: i64) -> Period {
+    let tz = &config.contract_of(service).timezone.zone;
+    let today = calendar::local_date(tz, now_ms);
+    let day_start = |d: jiff::civil::Date| calendar::local_to_ms(tz, d.at(0, 0, 0, 0));
+    let first = today.saturating_sub(jiff::Span::new().days(days - 1));
+    Period {
+        from_ms: day_start(first),
+        to_ms: day_start(today.tomorrow().unwrap_or(today)),
+    }
 }
 
 /// One day's availability, for the status page's bars.
@@ -428,16 +484,9 @@ pub fn daily(
     let today = calendar::local_date(tz, now_ms);
     let day_start = |d: jiff::civil::Date| calendar::local_to_ms(tz, d.at(0, 0, 0, 0));
     let first = today.saturating_sub(jiff::Span::new().days(days - 1));
-    let (from, to) = (
-        day_start(first),
-        day_start(today.tomorrow().unwrap_or(today)),
-    );
     // One read of the whole span, then each day in memory (second granularity); minute
     // granularity needs each day's down minutes from the store.
-    let span = Period {
-        from_ms: from,
-        to_ms: to,
-    };
+    let span = daily_span(config, service, days, now_ms);
     let whole = compute(conn, config, service, span, now_ms)?;
     let mut bars = Vec::with_capacity(days as usize);
     let mut date = first;
@@ -496,19 +545,17 @@ pub fn service_reports(
 ) -> Result<Vec<ServiceReport>, (String, DbError)> {
     let periods: Vec<Period> = services.iter().map(|s| period_of(s)).collect();
     let mut reports: Vec<Option<ServiceReport>> = vec![None; services.len()];
-    let mut pending: Vec<usize> = (0..services.len()).collect();
-    while let Some(&first) = pending.first() {
-        let period = periods[first];
-        let (same, rest): (Vec<usize>, Vec<usize>) =
-            pending.into_iter().partition(|&i| periods[i] == period);
-        pending = rest;
-        let group: Vec<&Service> = same.iter().map(|&i| services[i]).collect();
-        let _read_at_once = history::preload(conn, &group, period.from_ms, period.to_ms)
-            .map_err(|e| (group[0].id.clone(), e))?;
-        for i in same {
-            let report = service_report(conn, config, services[i], period, now_ms)
-                .map_err(|e| (services[i].id.clone(), e))?;
-            reports[i] = Some(report);
+    for (period, indices) in alike(&periods) {
+        for same in indices.chunks(history::PRELOAD_AT_MOST) {
+            let group: Vec<&Service> = same.iter().map(|&i| services[i]).collect();
+            let span = (period.from_ms, period.to_ms);
+            let _read_at_once = history::preload(conn, &group, span, history::Latency::Counted)
+                .map_err(|e| (group[0].id.clone(), e))?;
+            for &i in same {
+                let report = service_report(conn, config, services[i], period, now_ms)
+                    .map_err(|e| (services[i].id.clone(), e))?;
+                reports[i] = Some(report);
+            }
         }
     }
     Ok(reports.into_iter().flatten().collect())

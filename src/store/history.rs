@@ -80,14 +80,29 @@ pub(super) fn preloaded<T>(
     }
 }
 
+/// How many services one `preload` should cover at most: what it holds is about 24 bytes per
+/// service, location and hour of latency counts (a month of 250 services at three locations:
+/// 13 MB), and the queries gain little beyond.
+pub const PRELOAD_AT_MOST: usize = 250;
+
+/// What `preload` reads beside the services' histories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// The hourly latency counts of the services with a latency objective (full reports).
+    Counted,
+    /// None (availability only: budgets, the status page's bars).
+    Skipped,
+}
+
 /// Reads at once what reports of `services` over `[from_ms, to_ms)` need, for the reads below
 /// until the returned guard is dropped. On PostgreSQL a report's dozen small queries per service
-/// become four for all of them; on SQLite (a file read in-process) this does nothing.
+/// become a few for all of them (callers take `PRELOAD_AT_MOST` services at a time); on SQLite
+/// (a file read in-process) this does nothing.
 pub fn preload<'c>(
     conn: Conn<'c>,
     services: &[&Service],
-    from_ms: i64,
-    to_ms: i64,
+    (from_ms, to_ms): (i64, i64),
+    latency: Latency,
 ) -> Result<Preloading<'c>, DbError> {
     let Conn::Postgres(pg) = conn else {
         return Ok(Preloading(None));
@@ -101,7 +116,10 @@ pub fn preload<'c>(
                 s.interval.as_millis() as i64,
                 s.max_gap().as_millis() as i64,
             ),
-            threshold_ms: s.latency.map(|slo| slo.threshold.as_millis() as u32),
+            threshold_ms: s
+                .latency
+                .filter(|_| latency == Latency::Counted)
+                .map(|slo| slo.threshold.as_millis() as u32),
         })
         .collect();
     let mut pg_conn = pg.borrow_mut();

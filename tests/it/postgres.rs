@@ -801,6 +801,24 @@ fn reports_read_at_once_equal_reports_read_one_by_one() {
                 assert_eq!(at_once[1]["incidents"], 1, "{}", at_once[1]);
                 assert_eq!(at_once[1]["exclusion_s"], 600.0, "{}", at_once[1]);
                 assert_eq!(api["exclusion_s"], 0.0, "{api}");
+                // Availability only, as /metrics' month budgets and the status page's bars
+                // read it: the same at once as one by one.
+                let budgets = report::month_budgets(db.conn(), &config, &services, now).unwrap();
+                for (service, at_once) in services.iter().zip(&budgets) {
+                    let alone = report::month_budget(db.conn(), &config, service, now).unwrap();
+                    assert_eq!(format!("{at_once:?}"), format!("{alone:?}"));
+                    let days = |c| report::daily(c, &config, service, 3, now).unwrap();
+                    let one_by_one = days(db.conn());
+                    let span = report::daily_span(&config, service, 3, now);
+                    let _at_once = slaprobe::store::history::preload(
+                        db.conn(),
+                        &services,
+                        (span.from_ms, span.to_ms),
+                        slaprobe::store::history::Latency::Skipped,
+                    )
+                    .unwrap();
+                    assert_eq!(days(db.conn()), one_by_one);
+                }
                 if view.is_none() {
                     assert_eq!(
                         api["incident_list"][0]["confirmed_from"],
