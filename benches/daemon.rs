@@ -255,15 +255,7 @@ fn fleet(s: &Scenario, targets: &Targets, locations: usize) {
     }
     warm_up(s, &daemons);
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    let start: Vec<(u64, f64)> = daemons
-        .iter()
-        .map(|(child, api)| {
-            (
-                daemon_report(api)["probes"].as_u64().unwrap(),
-                cpu_seconds(child.id()),
-            )
-        })
-        .collect();
+    let start = probes_and_cpu(&daemons);
     let started = Instant::now();
     // The writer's lag: how far each location's latest stored outcome is behind now.
     let mut lags_ms: Vec<i64> = Vec::new();
@@ -288,18 +280,7 @@ fn fleet(s: &Scenario, targets: &Targets, locations: usize) {
         humantime::format_duration(s.interval),
         (locations * s.services) as f64 / s.interval.as_secs_f64()
     );
-    let mut total_probed = 0;
-    for ((child, api), (probes0, cpu0)) in daemons.iter().zip(&start) {
-        let probes = daemon_report(api)["probes"].as_u64().unwrap() - probes0;
-        let cpu = cpu_seconds(child.id()) - cpu0;
-        total_probed += probes;
-        println!(
-            "  {api}: {:.1} probes/s, {:.3} CPU-ms per probe, peak RSS {:.1} MiB",
-            probes as f64 / elapsed,
-            cpu * 1000.0 / probes as f64,
-            status_kib(child.id(), "VmHWM:") as f64 / 1024.0
-        );
-    }
+    let total_probed = print_each(&daemons, &start, elapsed);
     for (child, _) in &mut daemons {
         stop(child);
     }
@@ -335,6 +316,37 @@ fn spawn_daemon(s: &Scenario, config: &Path, listen: u16) -> (Child, String) {
     (child, format!("http://127.0.0.1:{listen}/api/v1/daemon"))
 }
 
+/// Each daemon's probes so far and CPU seconds, to measure from.
+fn probes_and_cpu(daemons: &[(Child, String)]) -> Vec<(u64, f64)> {
+    daemons
+        .iter()
+        .map(|(child, api)| {
+            (
+                daemon_report(api)["probes"].as_u64().unwrap(),
+                cpu_seconds(child.id()),
+            )
+        })
+        .collect()
+}
+
+/// Prints each daemon's probes per second, CPU per probe and peak RSS since `start` (over
+/// `elapsed` seconds); returns the probes of all.
+fn print_each(daemons: &[(Child, String)], start: &[(u64, f64)], elapsed: f64) -> u64 {
+    let mut total = 0;
+    for ((child, api), (probes0, cpu0)) in daemons.iter().zip(start) {
+        let probes = daemon_report(api)["probes"].as_u64().unwrap() - probes0;
+        let cpu = cpu_seconds(child.id()) - cpu0;
+        total += probes;
+        println!(
+            "  {api}: {:.1} probes/s, {:.3} CPU-ms per probe, peak RSS {:.1} MiB",
+            probes as f64 / elapsed,
+            cpu * 1000.0 / probes as f64,
+            status_kib(child.id(), "VmHWM:") as f64 / 1024.0
+        );
+    }
+    total
+}
+
 /// Waits until every daemon answers, then one full interval (every service has started).
 fn warm_up(s: &Scenario, daemons: &[(Child, String)]) {
     for (_, api) in daemons {
@@ -358,15 +370,7 @@ fn fleet_of_sqlite(s: &Scenario, targets: &Targets, daemons: usize) {
         })
         .collect();
     warm_up(s, &running);
-    let start: Vec<(u64, f64)> = running
-        .iter()
-        .map(|(child, api)| {
-            (
-                daemon_report(api)["probes"].as_u64().unwrap(),
-                cpu_seconds(child.id()),
-            )
-        })
-        .collect();
+    let start = probes_and_cpu(&running);
     let started = Instant::now();
     std::thread::sleep(s.duration);
     let elapsed = started.elapsed().as_secs_f64();
@@ -375,16 +379,7 @@ fn fleet_of_sqlite(s: &Scenario, targets: &Targets, daemons: usize) {
         s.services,
         humantime::format_duration(s.interval)
     );
-    for ((child, api), (probes0, cpu0)) in running.iter().zip(&start) {
-        let probes = daemon_report(api)["probes"].as_u64().unwrap() - probes0;
-        let cpu = cpu_seconds(child.id()) - cpu0;
-        println!(
-            "  {api}: {:.1} probes/s, {:.3} CPU-ms per probe, peak RSS {:.1} MiB",
-            probes as f64 / elapsed,
-            cpu * 1000.0 / probes as f64,
-            status_kib(child.id(), "VmHWM:") as f64 / 1024.0
-        );
-    }
+    print_each(&running, &start, elapsed);
     for (mut child, _) in running {
         stop(&mut child);
     }
