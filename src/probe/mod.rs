@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 
 pub use dns::RecordKind;
-pub use http::HttpClients;
+pub use http::HttpClient;
 pub(crate) use http::install_crypto_provider;
 
 /// Why a probe failed (DESIGN.md §2).
@@ -206,10 +206,10 @@ pub struct DnsSpec {
     pub expect: Vec<String>,
 }
 
-/// Shared, reusable state for running probes (HTTP clients; DNS resolvers are per probe).
+/// Shared, reusable state for running probes (TLS settings; DNS resolvers are per probe).
 #[derive(Clone)]
 pub struct Prober {
-    http: HttpClients,
+    http: HttpClient,
     /// Reads "now" for certificate expiry.
     clock: Clock,
 }
@@ -222,7 +222,7 @@ impl Prober {
     /// A prober that judges certificate expiry by `clock` (the daemon's, steppable in tests).
     pub fn with_clock(clock: Clock) -> Result<Prober, ProberError> {
         Ok(Prober {
-            http: HttpClients::new()?,
+            http: HttpClient::new()?,
             clock,
         })
     }
@@ -281,8 +281,8 @@ impl Prober {
 /// A fault of the daemon itself while setting up probing (not a target's failure).
 #[derive(Debug, thiserror::Error)]
 pub enum ProberError {
-    #[error("cannot build the HTTP client")]
-    HttpClient(#[source] reqwest::Error),
+    #[error("cannot set up TLS for HTTPS probes")]
+    Tls(#[source] rustls::Error),
 }
 
 /// `https://user:pass@host/` becomes `https://user:***@host/`.

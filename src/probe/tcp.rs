@@ -1,4 +1,5 @@
-//! TCP probes: connect, then optionally send a line and wait for an expected banner.
+//! TCP probes: connect, then optionally send a line and wait for an expected banner; and the
+//! fresh TCP connection that every HTTP probe opens too.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -10,33 +11,7 @@ const MAX_BANNER_BYTES: usize = 16 * 1024;
 
 /// Connects to the target (the caller bounds the time) and checks the banner exchange.
 pub async fn probe(spec: &TcpSpec) -> Result<(), Failure> {
-    let addrs: Vec<_> = tokio::net::lookup_host((spec.host.as_str(), spec.port))
-        .await
-        .map_err(|e| Failure::new(Reason::Dns, format!("cannot resolve `{}`: {e}", spec.host)))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Failure::new(
-            Reason::Dns,
-            format!("`{}` has no addresses", spec.host),
-        ));
-    }
-    let mut last_error = None;
-    let mut stream = None;
-    for addr in &addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_error = Some(format!("connect to {addr}: {e}")),
-        }
-    }
-    let Some(mut stream) = stream else {
-        return Err(Failure::new(
-            Reason::Connect,
-            last_error.unwrap_or_else(|| "no address could be reached".to_string()),
-        ));
-    };
+    let mut stream = connect(&spec.host, spec.port).await?;
     if let Some(send) = &spec.send {
         stream
             .write_all(send.as_bytes())
@@ -77,4 +52,24 @@ pub async fn probe(spec: &TcpSpec) -> Result<(), Failure> {
             truncate(String::from_utf8_lossy(&received).trim(), 120)
         ),
     ))
+}
+
+/// A fresh connection to `host` (a name, or an IP address without brackets) on `port`: the
+/// system resolver for a name (an address is used as it is, without a lookup), then each address
+/// in turn. A name that does not resolve fails as `dns`, an unreachable address as `connect`.
+pub(super) async fn connect(host: &str, port: u16) -> Result<TcpStream, Failure> {
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Failure::new(Reason::Dns, format!("cannot resolve `{host}`: {e}")))?;
+    let mut last_error = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last_error = Some(format!("connect to {addr}: {e}")),
+        }
+    }
+    Err(match last_error {
+        Some(error) => Failure::new(Reason::Connect, error),
+        None => Failure::new(Reason::Dns, format!("`{host}` has no addresses")),
+    })
 }
