@@ -1,5 +1,6 @@
 //! Each probe kind against real local servers: every failure classified, none an `Err`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_resolver::proto::rr::rdata::{A, MX, TXT};
@@ -359,5 +360,108 @@ async fn dns_server_that_is_not_there() {
             Some(Reason::Connect | Reason::Timeout | Reason::Dns)
         ),
         "{outcome:?}"
+    );
+}
+
+/// A server that keeps each request head it reads and answers `/hop` with a redirect to
+/// `location` and anything else with 200.
+async fn recording_server(
+    location: Option<String>,
+) -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let kept = heads.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 2048];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf).to_string();
+            let answer = match &location {
+                Some(to) if head.starts_with("GET /hop ") => {
+                    format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n")
+                }
+                _ => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_string(),
+            };
+            kept.lock().unwrap().push(head);
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    (addr, heads)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test]
+async fn http_requests_say_who_asks_and_close_and_keep_credentials_at_home() {
+    // Elsewhere: a redirect target on another origin (another port).
+    let (elsewhere, elsewhere_heads) = recording_server(None).await;
+    let (addr, heads) = recording_server(Some(format!("http://{elsewhere}/landing"))).await;
+
+    // The URL's credentials become Basic authentication; the request names its host, the
+    // prober and that the connection closes after it.
+    let outcome = probe_once(&format!(
+        "http = \"http://probe%40ops:s%3Acret@{addr}/status?full=1\"\nexpect_status = [200]"
+    ))
+    .await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let head = heads.lock().unwrap().last().unwrap().clone();
+    assert!(
+        head.starts_with("GET /status?full=1 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert_eq!(
+        header(&head, "host"),
+        Some(addr.to_string().as_str()),
+        "{head}"
+    );
+    // base64("probe@ops:s:cret")
+    assert_eq!(
+        header(&head, "authorization"),
+        Some("Basic cHJvYmVAb3BzOnM6Y3JldA=="),
+        "{head}"
+    );
+    assert_eq!(header(&head, "connection"), Some("close"), "{head}");
+    assert!(
+        header(&head, "user-agent")
+            .unwrap()
+            .starts_with("slaprobe/"),
+        "{head}"
+    );
+
+    // Followed to another origin: the configured credentials stay behind, other headers go.
+    let outcome = probe_once(&format!(
+        "http = \"http://{addr}/hop\"\nfollow_redirects = true\nexpect_status = [200]\n\
+         headers = {{ \"Authorization\" = \"Bearer sesame\", \"X-Tenant\" = \"acme\" }}"
+    ))
+    .await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let first = heads.lock().unwrap().last().unwrap().clone();
+    assert_eq!(
+        header(&first, "authorization"),
+        Some("Bearer sesame"),
+        "{first}"
+    );
+    let landed = elsewhere_heads.lock().unwrap().last().unwrap().clone();
+    assert!(landed.starts_with("GET /landing HTTP/1.1\r\n"), "{landed}");
+    assert_eq!(header(&landed, "authorization"), None, "{landed}");
+    assert_eq!(header(&landed, "x-tenant"), Some("acme"), "{landed}");
+    assert_eq!(
+        header(&landed, "host"),
+        Some(elsewhere.to_string().as_str()),
+        "{landed}"
     );
 }
