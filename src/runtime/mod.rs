@@ -29,7 +29,7 @@ use crate::notify::MailOut;
 use crate::notify::{Backoff, Deliverer, DeliveryStats, HttpChannels, Mailer};
 use crate::probe::{Prober, ProberError};
 use crate::runtime::reload::Plan;
-use crate::runtime::schedule::Schedule;
+use crate::runtime::schedule::{Schedule, Ticks};
 use crate::runtime::service_task::{
     CertificateNotices, ProbeRunner, ServiceTask, Shared, Update, Updates,
 };
@@ -99,6 +99,8 @@ pub struct Running {
     writer: std::thread::JoinHandle<()>,
     endpoint: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     metrics: Arc<DaemonMetrics>,
+    /// When the daemon started: the origin of its probes' ticks.
+    started: tokio::time::Instant,
     /// On SQLite: alerting, statements and delivery, always running.
     messaging: Option<Messaging>,
     /// On PostgreSQL: the task that speaks for the fleet while it holds the lock, and its stop.
@@ -242,12 +244,14 @@ impl Running {
                 updates.send(Update::Reloaded(service.clone()));
             }
         }
+        // Added services start on the running services' ticks, at a length for the new config.
         let start = tokio::time::Instant::now();
+        let ticks = Ticks::new(self.started, probes_per_second(&config));
         for service in &plan.added {
             let (num, resume) = registered
                 .remove(&service.id)
                 .expect("every added service was registered");
-            self.spawn_service(service.clone(), num, resume, start);
+            self.spawn_service(service.clone(), num, resume, ticks, start);
         }
         while self.tasks.try_join_next().is_some() {}
         info!(
@@ -265,10 +269,17 @@ impl Running {
         service: Arc<Service>,
         num: crate::store::ServiceNum,
         resume: crate::sla::tracker::Resume,
+        ticks: Ticks,
         start: tokio::time::Instant,
     ) {
         let tracker = Tracker::resume(service.tracker_rules(), resume);
-        let schedule = Schedule::new(start, &service.id, service.interval, service.retry_interval);
+        let schedule = Schedule::new(
+            ticks,
+            start,
+            &service.id,
+            service.interval,
+            service.retry_interval,
+        );
         let series = self
             .exposition
             .service(ServiceLabels::new(&service.id, &service.contract));
@@ -323,6 +334,15 @@ impl Running {
         }
         Ok(())
     }
+}
+
+/// How many probes a second `config`'s services start on average.
+fn probes_per_second(config: &Config) -> f64 {
+    config
+        .services
+        .iter()
+        .map(|s| 1.0 / s.interval.as_secs_f64().max(0.001))
+        .sum()
 }
 
 /// Starts the daemon for `config`.
@@ -431,16 +451,21 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         writer: opened.writer,
         endpoint,
         metrics,
+        started: tokio::time::Instant::now(),
         messaging,
         voice,
     };
-    let start = tokio::time::Instant::now();
+    let ticks = Ticks::new(running.started, probes_per_second(&config));
+    info!(
+        tick_ms = ticks.length().as_millis() as u64,
+        "Probes start on shared ticks (one wake-up for a batch of probes)."
+    );
     for service in config.services.iter().cloned() {
         let (num, resume) = opened
             .services
             .remove(&service.id)
             .expect("every configured service was registered");
-        running.spawn_service(service, num, resume, start);
+        running.spawn_service(service, num, resume, ticks, running.started);
     }
 
     tokio::spawn(allocator::release_periodically(stop_rx.clone()));

@@ -288,6 +288,7 @@ impl ServiceTask {
             != (self.service.interval, self.service.retry_interval)
         {
             self.schedule = Schedule::new(
+                self.schedule.ticks(),
                 Instant::now(),
                 &service.id,
                 service.interval,
