@@ -42,6 +42,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use common::process::{cpu_seconds, free_port, http_get, status_kib, stop, wait_for, wall_ms};
+
 const TARGET_ADDRESSES: u8 = 8;
 const PORTS_PER_ADDRESS: usize = 4;
 
@@ -722,48 +724,8 @@ impl Targets {
     }
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/')?;
-    let mut stream = std::net::TcpStream::connect(host).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    use std::io::{Read, Write};
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (_, body) = response.split_once("\r\n\r\n")?;
-    Some(body.to_string())
-}
-
-fn wait_for(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(url).is_none() {
-        assert!(Instant::now() < deadline, "the daemon did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn daemon_report(url: &str) -> serde_json::Value {
     serde_json::from_str(&http_get(url).expect("daemon report")).expect("daemon report is JSON")
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// Reads the stopped daemon's database: gaps of the unchanged services within two intervals
@@ -822,46 +784,6 @@ fn reload_results(s: &Scenario, db: &Path, sent_ms: i64, applied_ms: f64) -> Rel
         added_first_max_ms,
         removed_after,
     }
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// User + system CPU seconds of a process.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime); `after_name` starts at field 3.
-    let utime: f64 = fields[11].parse().unwrap();
-    let stime: f64 = fields[12].parse().unwrap();
-    (utime + stime) / clock_ticks()
-}
-
-/// A `/proc/PID/status` figure in KiB (`VmHWM:` the peak RSS, `VmRSS:` the current one).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "the daemon exited with {status}");
 }
 
 /// Database bytes per service-day, measured by writing one simulated day of outcomes for 1,000

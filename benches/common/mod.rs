@@ -1,4 +1,8 @@
-//! What the benchmark binaries share: reading their `--name value` and `--flag` arguments.
+//! What the benchmark binaries share: reading their `--name value` and `--flag` arguments, and
+//! (`process`) measuring processes from outside.
+
+#[allow(dead_code)] // each bench uses what it needs
+pub mod process;
 
 /// The command line after the binary's name, without the `--bench` cargo adds.
 pub struct Args(Vec<String>);
@@ -23,6 +27,7 @@ impl Args {
     }
 
     /// Whether the flag `name` is given.
+    #[allow(dead_code)] // not every bench has flags
     pub fn flag(&self, name: &str) -> bool {
         self.0.iter().any(|a| a == name)
     }
