@@ -5,6 +5,7 @@
 //!     cargo bench --bench peers                                # 1,000 services at 10 s, 60 s
 //!     cargo bench --bench peers -- --services 1000,10000
 //!     cargo bench --bench peers -- --services 10000 --only floor,slaprobe --duration 120s
+//!     cargo bench --bench peers -- --services 10000 --only slaprobe --binary OLD,NEW   # A/B
 //!
 //! The peers are found on this machine and skipped (saying so) when missing: nginx, Prometheus
 //! and the blackbox exporter from Debian's packages (`apt-get install nginx prometheus
@@ -54,6 +55,10 @@ fn main() {
         .map(|n| n.parse().expect("--services N[,N…]"))
         .collect();
     let only = args.value("--only");
+    let binaries: Vec<PathBuf> = match args.value("--binary") {
+        Some(list) => list.split(',').map(PathBuf::from).collect(),
+        None => vec![env!("CARGO_BIN_EXE_slaprobe").into()],
+    };
     let wanted = |name: &str| {
         only.as_ref()
             .is_none_or(|list| list.split(',').any(|n| n == name))
@@ -85,7 +90,9 @@ fn main() {
             rows.extend(run.floors());
         }
         if wanted("slaprobe") {
-            rows.push(run.slaprobe());
+            for binary in &binaries {
+                rows.push(run.slaprobe(binary, binaries.len() > 1));
+            }
         }
         if wanted("vigil") {
             rows.extend(run.vigil());
@@ -357,7 +364,8 @@ impl Run<'_> {
         }
     }
 
-    fn slaprobe(&self) -> Row {
+    /// slaprobe's `binary` (named by its path when `named`: an A/B run).
+    fn slaprobe(&self, binary: &Path, named: bool) -> Row {
         let dir = tempfile::tempdir().unwrap();
         let listen = free_port();
         let mut text = format!(
@@ -376,7 +384,7 @@ impl Run<'_> {
         let config = dir.path().join("probes.toml");
         std::fs::write(&config, text).unwrap();
         let mark = self.nginx.mark();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_slaprobe"))
+        let mut child = Command::new(binary)
             .args(["run", "--config"])
             .arg(&config)
             .env("SLAPROBE_LOG", "warn")
@@ -384,9 +392,13 @@ impl Run<'_> {
             .spawn()
             .unwrap();
         wait_for(&format!("http://127.0.0.1:{listen}/healthz"));
-        let version = concat!("slaprobe ", env!("CARGO_PKG_VERSION"), " (this build)");
+        let version = if named {
+            format!("slaprobe {}", binary.display())
+        } else {
+            concat!("slaprobe ", env!("CARGO_PKG_VERSION"), " (this build)").to_string()
+        };
         let row = self.measure(
-            version.into(),
+            version,
             &[child.id()],
             mark,
             self.interval + Duration::from_secs(2),
