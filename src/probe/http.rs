@@ -1,25 +1,21 @@
-//! HTTP(S) probes over hyper's one-connection client: a fresh TCP (and TLS) connection for each
-//! probe, driven inside the probing task, then status, header and body checks.
+//! HTTP(S) probes: a fresh TCP (and TLS) connection for each probe, one request with
+//! `Connection: close` (`http1`), then status, header and body checks, and redirects.
 //!
-//! No pool, no connection task, no per-probe URL parsing: the probe connects, sends one request
-//! with `Connection: close`, judges the response and drops the connection. A DNS, TCP or TLS
-//! failure therefore always shows, never hidden behind a kept-alive connection.
+//! No pool, no connection task, no per-probe URL parsing: the probe connects, sends one request,
+//! judges the response and drops the connection. A DNS, TCP or TLS failure therefore always
+//! shows, never hidden behind a kept-alive connection.
 
 use std::error::Error as StdError;
 use std::sync::{Arc, Once};
 
 use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use reqwest::header::{self, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use url::{Position, Url};
 
+use super::http1::{self, Response, Wanted};
 use super::{Failure, HttpSpec, ProberError, Reason, cert, redact_url, tcp, truncate};
 
 /// Redirects followed before the probe fails (`follow_redirects = true`).
@@ -68,17 +64,18 @@ impl HttpClient {
         let mut expiring: Option<i64> = None;
         let mut redirects = 0;
         loop {
-            let request = request(spec, &url, &method)?;
+            let request = request(spec, &url, &method);
             let host = url
                 .host_str()
                 .ok_or_else(|| Failure::new(Reason::Internal, "the URL has no host"))?;
             let port = url.port_or_known_default().unwrap_or(80);
-            let tcp =
+            let mut tcp =
                 tcp::connect(host.trim_start_matches('[').trim_end_matches(']'), port).await?;
-            let answer = match url.scheme() {
-                "http" => exchange(tcp, request, spec, &url).await?,
+            let wanted = wanted(spec, &method);
+            let response = match url.scheme() {
+                "http" => http1::exchange(&mut tcp, &request, wanted).await?,
                 "https" => {
-                    let tls = self.handshake(spec, host, tcp).await?;
+                    let mut tls = self.handshake(spec, host, tcp).await?;
                     if let Some(warn) = spec.cert_expiry_warn
                         && let Some(der) =
                             tls.get_ref().1.peer_certificates().and_then(|c| c.first())
@@ -89,7 +86,7 @@ impl HttpClient {
                             expiring = Some(expiring.map_or(at, |earlier| earlier.min(at)));
                         }
                     }
-                    exchange(tls, request, spec, &url).await?
+                    http1::exchange(&mut tls, &request, wanted).await?
                 }
                 other => {
                     return Err(Failure::new(
@@ -98,7 +95,8 @@ impl HttpClient {
                     ));
                 }
             };
-            let Answer::Redirect(status, next) = answer else {
+            // The connection closes here, before a redirect is followed.
+            let Answer::Redirect(status, next) = judge(&response, spec, &url)? else {
                 return Ok(expiring);
             };
             redirects += 1;
@@ -165,44 +163,72 @@ enum Answer {
 }
 
 /// The request for `url`: its path and query, the configured headers, and `Host`,
-/// `User-Agent`, `Accept` and `Connection: close` where the config does not set them. On a
-/// redirect to another origin the configured credentials (and the URL's) are not sent on.
-fn request(spec: &HttpSpec, url: &Url, method: &Method) -> Result<Request<Empty<Bytes>>, Failure> {
+/// `User-Agent`, `Accept` and `Connection: close` where the config does not set them (and
+/// `Content-Length: 0` for a method that has a body). On a redirect to another origin the
+/// configured credentials (and the URL's) are not sent on.
+fn request(spec: &HttpSpec, url: &Url, method: &Method) -> Vec<u8> {
     let same_origin = url.scheme() == spec.url.scheme()
         && url.host_str() == spec.url.host_str()
         && url.port_or_known_default() == spec.url.port_or_known_default();
-    let mut request = Request::new(Empty::new());
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = url[Position::BeforePath..Position::AfterQuery]
-        .parse()
-        .map_err(|e| Failure::new(Reason::Internal, format!("cannot request this URL: {e}")))?;
-    let headers = request.headers_mut();
+    let mut head = Vec::with_capacity(256);
+    let mut line = |name: &[u8], value: &[u8]| {
+        head.extend_from_slice(name);
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    };
+    let mut sent: Vec<&HeaderName> = Vec::new();
+    let mut start = Vec::with_capacity(64);
+    start.extend_from_slice(method.as_str().as_bytes());
+    start.push(b' ');
+    start.extend_from_slice(url[Position::BeforePath..Position::AfterQuery].as_bytes());
+    start.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in &spec.headers {
         if same_origin || !is_credential(name) {
-            headers.append(name, value.clone());
+            line(name.as_str().as_bytes(), value.as_bytes());
+            sent.push(name);
         }
     }
-    if !headers.contains_key(header::AUTHORIZATION)
+    let has = |name: &HeaderName| sent.contains(&name);
+    if !has(&header::AUTHORIZATION)
         && let Some(basic) = basic_auth(url)
     {
-        headers.insert(header::AUTHORIZATION, basic);
+        line(b"authorization", basic.as_bytes());
     }
     let authority = &url[Position::BeforeHost..Position::AfterPort];
-    let defaults = [
-        (header::HOST, HeaderValue::from_str(authority).ok()),
-        (
-            header::USER_AGENT,
-            Some(HeaderValue::from_static(USER_AGENT)),
-        ),
-        (header::ACCEPT, Some(HeaderValue::from_static("*/*"))),
-        (header::CONNECTION, Some(HeaderValue::from_static("close"))),
+    let defaults: [(HeaderName, &[u8]); 4] = [
+        (header::HOST, authority.as_bytes()),
+        (header::USER_AGENT, USER_AGENT.as_bytes()),
+        (header::ACCEPT, b"*/*"),
+        (header::CONNECTION, b"close"),
     ];
     for (name, value) in defaults {
-        if let (header::Entry::Vacant(entry), Some(value)) = (headers.entry(name), value) {
-            entry.insert(value);
+        if !has(&name) {
+            line(name.as_str().as_bytes(), value);
         }
     }
-    Ok(request)
+    // As hyper does: a method with a body says its (empty) length, or some servers answer 411.
+    if [Method::POST, Method::PUT, Method::PATCH].contains(method) && !has(&header::CONTENT_LENGTH)
+    {
+        line(b"content-length", b"0");
+    }
+    head.extend_from_slice(b"\r\n");
+    start.extend_from_slice(&head);
+    start
+}
+
+/// What a probe of `spec` reads of the response: the headers it checks (and `Location` when it
+/// follows redirects), and the body only when it checks the body.
+fn wanted<'a>(spec: &'a HttpSpec, method: &Method) -> Wanted<'a> {
+    let location = spec.follow_redirects.then_some("location");
+    Wanted {
+        keep: (spec.expect_headers.iter().map(|(name, _)| name.as_str()))
+            .chain(location)
+            .collect(),
+        body_up_to: (spec.body_contains.is_some() || spec.body_regex.is_some())
+            .then_some(spec.max_body_bytes),
+        head_request: *method == Method::HEAD,
+    }
 }
 
 /// Headers that carry credentials, not sent on to another origin.
@@ -236,63 +262,28 @@ fn basic_auth(url: &Url) -> Option<HeaderValue> {
     Some(value)
 }
 
-/// Sends `request` on a fresh connection and judges the response. The connection is driven
-/// here, beside the request, rather than in a task of its own.
-async fn exchange<T>(
-    io: T,
-    request: Request<Empty<Bytes>>,
-    spec: &HttpSpec,
-    url: &Url,
-) -> Result<Answer, Failure>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| classify(&e))?;
-    let work = async move {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| classify(&e))?;
-        judge(response, spec, url).await
-    };
-    tokio::pin!(work);
-    // Once the exchange is over the socket is closed (dropped): a `shutdown` first would cost a
-    // system call and tell the server nothing more than the close does.
-    let connection = connection.without_shutdown();
-    tokio::pin!(connection);
-    tokio::select! {
-        biased;
-        answer = &mut work => answer,
-        // The connection ended (the server closed it, or it broke): whatever it delivered, or
-        // the error that ended it, is with the response and its body by now.
-        _ = &mut connection => work.await,
-    }
-}
-
 /// Checks status, headers and (if asked) the body; a redirect to follow is handed back.
-async fn judge(
-    mut response: Response<Incoming>,
-    spec: &HttpSpec,
-    url: &Url,
-) -> Result<Answer, Failure> {
-    let status = response.status();
+fn judge(response: &Response, spec: &HttpSpec, url: &Url) -> Result<Answer, Failure> {
+    let status = StatusCode::from_u16(response.status).map_err(|_| {
+        Failure::new(
+            Reason::Header,
+            format!("invalid status {}", response.status),
+        )
+    })?;
     if spec.follow_redirects
         && matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
-        && let Some(location) = response.headers().get(header::LOCATION)
+        && let Some(location) = response.header("location")
     {
-        let next = location
-            .to_str()
+        let next = std::str::from_utf8(location)
             .ok()
-            .and_then(|location| url.join(location).ok())
+            .and_then(|location| url.join(location.trim()).ok())
             .ok_or_else(|| {
                 Failure::new(
                     Reason::Status,
                     format!(
                         "status {}: cannot follow the redirect to `{}`",
                         status.as_u16(),
-                        truncate(&String::from_utf8_lossy(location.as_bytes()), 120)
+                        truncate(&String::from_utf8_lossy(location), 120)
                     ),
                 )
             })?;
@@ -306,40 +297,22 @@ async fn judge(
             format!("status {code}, expected {}", describe_statuses(spec)),
         ));
     }
-    check_headers(response.headers(), spec)?;
-
-    if spec.body_contains.is_none() && spec.body_regex.is_none() {
-        // Nothing to check in the body: do not read it (the connection is dropped).
-        return Ok(Answer::Judged);
+    check_headers(response, spec)?;
+    if spec.body_contains.is_some() || spec.body_regex.is_some() {
+        check_body(&response.body, spec)?;
     }
-    let mut body = Vec::new();
-    while body.len() < spec.max_body_bytes {
-        match response.body_mut().frame().await {
-            Some(Ok(frame)) => {
-                if let Some(chunk) = frame.data_ref() {
-                    body.extend_from_slice(chunk);
-                }
-            }
-            None => break,
-            Some(Err(e)) => {
-                return Err(Failure::new(Reason::Body, describe(&e)));
-            }
-        }
-    }
-    body.truncate(spec.max_body_bytes);
-    check_body(&body, spec)?;
     Ok(Answer::Judged)
 }
 
-fn check_headers(headers: &HeaderMap, spec: &HttpSpec) -> Result<(), Failure> {
+fn check_headers(response: &Response, spec: &HttpSpec) -> Result<(), Failure> {
     for (name, expected) in &spec.expect_headers {
-        let Some(value) = headers.get(name) else {
+        let Some(value) = response.header(name.as_str()) else {
             return Err(Failure::new(
                 Reason::Header,
                 format!("response has no `{name}` header"),
             ));
         };
-        let value = String::from_utf8_lossy(value.as_bytes());
+        let value = String::from_utf8_lossy(value);
         if !value.contains(expected.as_str()) {
             return Err(Failure::new(
                 Reason::Header,
@@ -454,20 +427,6 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-/// Turns a hyper error (sending the request, reading the response head) into a classified
-/// failure: a response that is not valid HTTP is `header`, anything else `connect` (the
-/// connection was refused, reset or closed before the response was complete).
-fn classify(error: &hyper::Error) -> Failure {
-    if error.is_parse() || error.is_parse_too_large() || error.is_parse_status() {
-        // The connection worked; what came back is not a valid HTTP response head.
-        return Failure::new(
-            Reason::Header,
-            format!("invalid response head: {}", describe(error)),
-        );
-    }
-    Failure::new(Reason::Connect, describe(error))
 }
 
 /// Finds an error of type `T` in the chain, looking inside `io::Error` wrappers too (whose

@@ -6,6 +6,7 @@
 mod cert;
 mod dns;
 mod http;
+mod http1;
 mod tcp;
 
 use std::fmt;
