@@ -21,12 +21,14 @@
 //! not what the prober says it did); **schedule** is |gap − interval| between consecutive
 //! requests for one service, from the same log (p99 and max); **peak RSS** is `VmHWM`.
 //!
-//! The floor runs in this process, one thread with blocking sockets: a fresh connection, a
-//! minimal GET, the answer read, the close — one by one at the same rate, and in bursts on
-//! slaprobe's ticks (`Ticks`, the same rule the daemon uses); its CPU is the thread's own
-//! (`RUSAGE_THREAD`; on loopback the kernel's work for the peer's side of each packet we send
-//! is done in the sender's context, for the floor as for every prober). A TCP connect-and-close
-//! floor is printed too. Nothing is asserted: the figures go in the README.
+//! The floors run in this process, one thread each, paced at the same rate in bursts on
+//! slaprobe's ticks (`Ticks`, the rule the daemon uses): a TCP connect and close; and a fresh
+//! connection, a minimal GET, the answer's first read and the close, all of a burst at once on
+//! non-blocking sockets in one epoll set (the fewest system calls a fresh-connection HTTP probe
+//! can make). Their CPU is the thread's own (`RUSAGE_THREAD`; on loopback the kernel's work for
+//! the peer's side of each packet sent is done in the sender's context, for the floors as for
+//! every prober). A naive client is shown too: the same GET with a blocking socket, one by one.
+//! Nothing is asserted: the figures go in the README.
 
 mod common;
 
@@ -132,7 +134,7 @@ fn print_table(run: &Run, rows: &[Row]) {
         expected / run.duration.as_secs_f64()
     );
     println!(
-        "  {:<58} {:>9} {:>13} {:>10} {:>16} {:>22}",
+        "  {:<64} {:>9} {:>13} {:>10} {:>16} {:>22}",
         "prober", "probes", "CPU-ms/probe", "/slaprobe", "peak RSS MiB", "schedule p99/max ms"
     );
     let ours = rows
@@ -156,7 +158,7 @@ fn print_table(run: &Run, rows: &[Row]) {
             .schedule_ms
             .map_or("-".to_string(), |(p99, max)| format!("{p99:.1} / {max:.1}"));
         println!(
-            "  {:<58} {:>9} {:>13.3} {:>10} {:>16} {:>22}",
+            "  {:<64} {:>9} {:>13.3} {:>10} {:>16} {:>22}",
             row.name,
             row.probes,
             row.cpu_per_probe(),
@@ -291,44 +293,47 @@ impl Run<'_> {
         self.services as f64 / self.interval.as_secs_f64()
     }
 
-    /// The floor, one by one and in bursts on slaprobe's ticks; and a TCP connect-and-close.
+    /// The floors: a TCP connect and close, and a GET on a fresh connection made event-driven
+    /// (both in bursts on slaprobe's ticks), and the GET made the naive way, with a blocking
+    /// socket, one by one.
     fn floors(&self) -> Vec<Row> {
         let ticks =
             slaprobe::runtime::schedule::Ticks::new(tokio::time::Instant::now(), self.rate());
         let one_by_one = Duration::from_secs_f64(1.0 / self.rate());
         let burst = (self.rate() * ticks.length().as_secs_f64()).round();
+        let bursts = format!(
+            "bursts of {burst:.0} every {} ms",
+            ticks.length().as_millis()
+        );
         [
             (
+                Floor::Tcp,
+                ticks.length(),
+                format!("floor: TCP connect and close; {bursts}"),
+            ),
+            (
+                Floor::Events,
+                ticks.length(),
+                format!("floor: connect, GET, read, close; epoll, {bursts}"),
+            ),
+            (
+                Floor::Blocking,
                 one_by_one,
-                true,
-                "floor: connect, GET, read, close; one by one".to_string(),
-            ),
-            (
-                ticks.length(),
-                true,
-                format!(
-                    "floor: the same in bursts of {burst:.0} every {} ms",
-                    ticks.length().as_millis()
-                ),
-            ),
-            (
-                ticks.length(),
-                false,
-                "floor: TCP connect and close, in the same bursts".into(),
+                "naive: the same, blocking, one by one".to_string(),
             ),
         ]
         .into_iter()
-        .map(|(every, http, name)| {
+        .map(|(kind, every, name)| {
             let mark = self.nginx.mark();
             let started = wall_ms() as f64;
-            let (made, cpu_ms) = floor(&self.nginx.addrs, self.rate(), every, self.duration, http);
+            let (made, cpu_ms) = floor(kind, &self.nginx.addrs, self.rate(), every, self.duration);
             let seen = self
                 .nginx
                 .requests_since(mark)
                 .iter()
                 .filter(|(at, _)| *at >= started)
                 .count() as u64;
-            if http && seen != made {
+            if kind != Floor::Tcp && seen != made {
                 println!("  ({name}: made {made} requests, nginx logged {seen})");
             }
             Row {
@@ -593,19 +598,36 @@ fn schedule(
     (p99, off[off.len() - 1])
 }
 
+/// How a floor makes its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Floor {
+    /// Connect (blocking) and close.
+    Tcp,
+    /// Connect, send a minimal GET, read the answer, close: all of a burst at once on
+    /// non-blocking sockets in one epoll set, closed after the answer's first read (as a probe
+    /// that checks no body does).
+    Events,
+    /// The same with a blocking socket, the whole answer read to the close.
+    Blocking,
+}
+
+const FLOOR_REQUEST: &[u8] = b"GET /floor HTTP/1.1\r\nhost: floor\r\nconnection: close\r\n\r\n";
+
 /// The floor: `rate` fresh connections a second to `addrs` in turn, made in bursts every
 /// `every` (one by one when `every` is a probe's share of a second), for `duration`, from one
-/// thread with blocking sockets; with `http`, a minimal GET and its whole answer on each.
-/// Returns the connections made and the thread's CPU time (ms) over them.
+/// thread of this process. Returns the connections made and the thread's CPU time (ms).
 fn floor(
+    kind: Floor,
     addrs: &[SocketAddr],
     rate: f64,
     every: Duration,
     duration: Duration,
-    http: bool,
 ) -> (u64, f64) {
     let addrs = addrs.to_vec();
     std::thread::spawn(move || {
+        // SAFETY: a new epoll set, closed below.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(epoll >= 0, "epoll_create1");
         let cpu_before = thread_cpu_ms();
         let started = Instant::now();
         let mut next = started;
@@ -614,30 +636,109 @@ fn floor(
         let mut answer = [0u8; 1024];
         while started.elapsed() < duration {
             owed += rate * every.as_secs_f64();
-            while owed >= 1.0 {
-                owed -= 1.0;
-                let addr = addrs[made as usize % addrs.len()];
-                let mut stream = TcpStream::connect(addr).unwrap();
-                if http {
-                    write!(
-                        stream,
-                        "GET /floor HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-                    )
-                    .unwrap();
-                    while stream.read(&mut answer).unwrap_or(0) > 0 {}
+            let burst = owed as usize;
+            owed -= burst as f64;
+            let targets: Vec<SocketAddr> = (0..burst)
+                .map(|i| addrs[(made as usize + i) % addrs.len()])
+                .collect();
+            match kind {
+                Floor::Events => events_burst(epoll, &targets),
+                Floor::Tcp | Floor::Blocking => {
+                    for addr in &targets {
+                        let mut stream = TcpStream::connect(addr).unwrap();
+                        if kind == Floor::Blocking {
+                            stream.write_all(FLOOR_REQUEST).unwrap();
+                            while stream.read(&mut answer).unwrap_or(0) > 0 {}
+                        }
+                    }
                 }
-                drop(stream);
-                made += 1;
             }
+            made += burst as u64;
             next += every;
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
         }
-        (made, thread_cpu_ms() - cpu_before)
+        let cpu_ms = thread_cpu_ms() - cpu_before;
+        // SAFETY: closes the set made above.
+        unsafe { libc::close(epoll) };
+        (made, cpu_ms)
     })
     .join()
     .unwrap()
+}
+
+/// One burst of the event-driven floor: a non-blocking socket per target, connected at once and
+/// watched edge-triggered for both directions; the request goes out when the socket is writable,
+/// and the socket is closed after the first read that returns the answer (or fails).
+fn events_burst(epoll: i32, targets: &[SocketAddr]) {
+    let mut sent: HashMap<i32, bool> = HashMap::new();
+    for addr in targets {
+        let SocketAddr::V4(v4) = addr else {
+            panic!("the floor connects to IPv4 loopback");
+        };
+        // SAFETY: plain socket calls on a socket this function owns; the address struct is
+        // fully initialised.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            );
+            assert!(fd >= 0, "socket");
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*v4.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            libc::connect(
+                fd,
+                (&sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            let mut event = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLET) as u32,
+                u64: fd as u64,
+            };
+            libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event);
+            sent.insert(fd, false);
+        }
+    }
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+    let mut answer = [0u8; 1024];
+    while !sent.is_empty() {
+        // SAFETY: `events` has room for 64 entries.
+        let ready = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), 64, 5_000) };
+        assert!(ready > 0, "the floor's answers stopped coming");
+        for event in &events[..ready as usize] {
+            let fd = event.u64 as i32;
+            let flags = event.events;
+            let Some(was_sent) = sent.get_mut(&fd) else {
+                continue;
+            };
+            // SAFETY: `fd` is one of ours, open until closed here (once).
+            unsafe {
+                if !*was_sent && flags & libc::EPOLLOUT as u32 != 0 {
+                    libc::write(fd, FLOOR_REQUEST.as_ptr().cast(), FLOOR_REQUEST.len());
+                    *was_sent = true;
+                }
+                if *was_sent
+                    && flags & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0
+                {
+                    let n = libc::read(fd, answer.as_mut_ptr().cast(), answer.len());
+                    let again = n < 0
+                        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
+                    if !again {
+                        libc::close(fd);
+                        sent.remove(&fd);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `name` on the `PATH`, or the first of `also` that exists.
