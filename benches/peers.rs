@@ -6,6 +6,7 @@
 //!     cargo bench --bench peers -- --services 1000,10000
 //!     cargo bench --bench peers -- --services 10000 --only floor,slaprobe --duration 120s
 //!     cargo bench --bench peers -- --services 10000 --only slaprobe --binary OLD,NEW   # A/B
+//!     cargo bench --bench peers -- --services 10000 --only slaprobe --worker-threads 2,1
 //!
 //! The peers are found on this machine and skipped (saying so) when missing: nginx, Prometheus
 //! and the blackbox exporter from Debian's packages (`apt-get install nginx prometheus
@@ -61,6 +62,14 @@ fn main() {
         Some(list) => list.split(',').map(PathBuf::from).collect(),
         None => vec![env!("CARGO_BIN_EXE_slaprobe").into()],
     };
+    // `[daemon] worker_threads` for each slaprobe run (none: the default, one per core).
+    let threads: Vec<Option<usize>> = match args.value("--worker-threads") {
+        Some(list) => list
+            .split(',')
+            .map(|n| Some(n.parse().expect("--worker-threads N[,N…]")))
+            .collect(),
+        None => vec![None],
+    };
     let wanted = |name: &str| {
         only.as_ref()
             .is_none_or(|list| list.split(',').any(|n| n == name))
@@ -93,7 +102,9 @@ fn main() {
         }
         if wanted("slaprobe") {
             for binary in &binaries {
-                rows.push(run.slaprobe(binary, binaries.len() > 1));
+                for workers in &threads {
+                    rows.push(run.slaprobe(binary, binaries.len() > 1, *workers));
+                }
             }
         }
         if wanted("vigil") {
@@ -369,12 +380,14 @@ impl Run<'_> {
         }
     }
 
-    /// slaprobe's `binary` (named by its path when `named`: an A/B run).
-    fn slaprobe(&self, binary: &Path, named: bool) -> Row {
+    /// slaprobe's `binary` (named by its path when `named`: an A/B run), with `workers` worker
+    /// threads if given.
+    fn slaprobe(&self, binary: &Path, named: bool, workers: Option<usize>) -> Row {
         let dir = tempfile::tempdir().unwrap();
         let listen = free_port();
+        let workers_line = workers.map_or(String::new(), |n| format!("worker_threads = {n}\n"));
         let mut text = format!(
-            "[daemon]\ndatabase = \"{}\"\nlisten = \"127.0.0.1:{listen}\"\n\n\
+            "[daemon]\ndatabase = \"{}\"\nlisten = \"127.0.0.1:{listen}\"\n{workers_line}\n\
              [defaults]\ninterval = \"{}\"\ntimeout = \"5s\"\n\n\
              [[contract]]\nid = \"bench\"\nclient = \"Bench\"\ntarget = \"99.9%\"\n\n",
             dir.path().join("slaprobe.db").display(),
@@ -397,11 +410,17 @@ impl Run<'_> {
             .spawn()
             .unwrap();
         wait_for(&format!("http://127.0.0.1:{listen}/healthz"));
-        let version = if named {
+        let mut version = if named {
             format!("slaprobe {}", binary.display())
         } else {
             concat!("slaprobe ", env!("CARGO_PKG_VERSION"), " (this build)").to_string()
         };
+        if let Some(n) = workers {
+            version.push_str(&format!(
+                ", {n} worker thread{}",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
         let row = self.measure(
             version,
             &[child.id()],
