@@ -75,18 +75,13 @@ impl HttpClient {
             let response = match url.scheme() {
                 "http" => http1::exchange(&mut tcp, &request, wanted).await?,
                 "https" => {
-                    let mut tls = self.handshake(spec, host, tcp).await?;
-                    if let Some(warn) = spec.cert_expiry_warn
-                        && let Some(der) =
-                            tls.get_ref().1.peer_certificates().and_then(|c| c.first())
-                    {
-                        let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or_default();
-                        if let Some(at) = cert::check_expiry(der, warn, now)? {
-                            let at = at.as_millisecond();
-                            expiring = Some(expiring.map_or(at, |earlier| earlier.min(at)));
-                        }
+                    // Boxed: TLS's state is large, and plain HTTP probes need none of it.
+                    let (response, warning) =
+                        Box::pin(self.over_tls(spec, host, tcp, &request, wanted, now_ms)).await?;
+                    if let Some(at) = warning {
+                        expiring = Some(expiring.map_or(at, |earlier| earlier.min(at)));
                     }
-                    http1::exchange(&mut tls, &request, wanted).await?
+                    response
                 }
                 other => {
                     return Err(Failure::new(
@@ -118,6 +113,28 @@ impl HttpClient {
             }
             url = std::borrow::Cow::Owned(next);
         }
+    }
+
+    /// The exchange over TLS on `tcp`, and the `notAfter` (ms) of the server's certificate if
+    /// it expires within `cert_expiry_warn`.
+    async fn over_tls(
+        &self,
+        spec: &HttpSpec,
+        host: &str,
+        tcp: tokio::net::TcpStream,
+        request: &[u8],
+        wanted: Wanted<'_>,
+        now_ms: i64,
+    ) -> Result<(Response, Option<i64>), Failure> {
+        let mut tls = self.handshake(spec, host, tcp).await?;
+        let mut expiring = None;
+        if let Some(warn) = spec.cert_expiry_warn
+            && let Some(der) = tls.get_ref().1.peer_certificates().and_then(|c| c.first())
+        {
+            let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or_default();
+            expiring = cert::check_expiry(der, warn, now)?.map(|at| at.as_millisecond());
+        }
+        Ok((http1::exchange(&mut tls, request, wanted).await?, expiring))
     }
 
     async fn handshake(
@@ -171,21 +188,14 @@ fn request(spec: &HttpSpec, url: &Url, method: &Method) -> Vec<u8> {
         && url.host_str() == spec.url.host_str()
         && url.port_or_known_default() == spec.url.port_or_known_default();
     let mut head = Vec::with_capacity(256);
-    let mut line = |name: &[u8], value: &[u8]| {
-        head.extend_from_slice(name);
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value);
-        head.extend_from_slice(b"\r\n");
-    };
+    head.extend_from_slice(method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(url[Position::BeforePath..Position::AfterQuery].as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
     let mut sent: Vec<&HeaderName> = Vec::new();
-    let mut start = Vec::with_capacity(64);
-    start.extend_from_slice(method.as_str().as_bytes());
-    start.push(b' ');
-    start.extend_from_slice(url[Position::BeforePath..Position::AfterQuery].as_bytes());
-    start.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in &spec.headers {
         if same_origin || !is_credential(name) {
-            line(name.as_str().as_bytes(), value.as_bytes());
+            header_line(&mut head, name.as_str(), value.as_bytes());
             sent.push(name);
         }
     }
@@ -193,7 +203,7 @@ fn request(spec: &HttpSpec, url: &Url, method: &Method) -> Vec<u8> {
     if !has(&header::AUTHORIZATION)
         && let Some(basic) = basic_auth(url)
     {
-        line(b"authorization", basic.as_bytes());
+        header_line(&mut head, "authorization", basic.as_bytes());
     }
     let authority = &url[Position::BeforeHost..Position::AfterPort];
     let defaults: [(HeaderName, &[u8]); 4] = [
@@ -204,17 +214,23 @@ fn request(spec: &HttpSpec, url: &Url, method: &Method) -> Vec<u8> {
     ];
     for (name, value) in defaults {
         if !has(&name) {
-            line(name.as_str().as_bytes(), value);
+            header_line(&mut head, name.as_str(), value);
         }
     }
     // As hyper does: a method with a body says its (empty) length, or some servers answer 411.
     if [Method::POST, Method::PUT, Method::PATCH].contains(method) && !has(&header::CONTENT_LENGTH)
     {
-        line(b"content-length", b"0");
+        header_line(&mut head, "content-length", b"0");
     }
     head.extend_from_slice(b"\r\n");
-    start.extend_from_slice(&head);
-    start
+    head
+}
+
+fn header_line(head: &mut Vec<u8>, name: &str, value: &[u8]) {
+    head.extend_from_slice(name.as_bytes());
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n");
 }
 
 /// What a probe of `spec` reads of the response: the headers it checks (and `Location` when it

@@ -14,8 +14,9 @@ use super::{Failure, Reason, truncate};
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// As is one with more headers than this.
 const MAX_HEADERS: usize = 100;
-/// The buffer's first size: a typical head and a small body in one read.
-const FIRST_READ_BYTES: usize = 4 * 1024;
+/// The buffer's first size: a typical head in one read, and small enough for the allocator's
+/// per-thread cache (the buffer grows when a head or a body needs more).
+const FIRST_READ_BYTES: usize = 1024;
 
 /// What the probe wants of the response.
 pub(super) struct Wanted<'a> {
@@ -138,9 +139,16 @@ fn invalid_head(detail: impl std::fmt::Display) -> Failure {
 }
 
 fn parse_head(buf: &[u8], wanted: &Wanted<'_>) -> Result<Head, Failure> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(buf) {
+    // Left uninitialised: the parser writes the headers it finds (3 KiB fewer bytes to clear
+    // on every probe).
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut headers,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(Head::Partial),
         Err(e) => {

@@ -247,7 +247,8 @@ impl Prober {
             match spec {
                 ProbeSpec::Http(h) => self.http.probe(h, self.clock.now_ms()).await,
                 ProbeSpec::Tcp(t) => tcp::probe(t).await.map(|()| None),
-                ProbeSpec::Dns(d) => dns::probe(d, timeout).await.map(|()| None),
+                // Boxed: the resolver's state is large; the other probes need none of it.
+                ProbeSpec::Dns(d) => Box::pin(dns::probe(d, timeout)).await.map(|()| None),
             }
         };
         let result = match tokio::time::timeout(timeout, work).await {

@@ -21,8 +21,7 @@ pub async fn probe(spec: &TcpSpec) -> Result<(), Failure> {
     let Some(expect) = &spec.expect else {
         return Ok(());
     };
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 2048];
+    let mut received = Vec::with_capacity(1024);
     loop {
         if String::from_utf8_lossy(&received).contains(expect.as_str()) {
             return Ok(());
@@ -30,9 +29,10 @@ pub async fn probe(spec: &TcpSpec) -> Result<(), Failure> {
         if received.len() >= MAX_BANNER_BYTES {
             break;
         }
-        match stream.read(&mut buffer).await {
+        received.reserve(1024);
+        match stream.read_buf(&mut received).await {
             Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Ok(_) => {}
             Err(e) => {
                 return Err(Failure::new(
                     Reason::Connect,

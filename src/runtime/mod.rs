@@ -86,9 +86,8 @@ impl Default for Options {
 /// A started daemon.
 pub struct Running {
     stop: watch::Sender<bool>,
-    stop_rx: watch::Receiver<bool>,
     tasks: JoinSet<()>,
-    /// Each running service's channel for reloaded settings; dropping it ends the task.
+    /// Each running service's slot for its news: reloaded settings, removal, the stop.
     services: HashMap<String, Arc<Updates>>,
     live: watch::Sender<Arc<Config>>,
     shared: Arc<Shared>,
@@ -293,8 +292,7 @@ impl Running {
             schedule,
         };
         task.publish_state();
-        self.tasks
-            .spawn(task.run(self.shared.clone(), updates, self.stop_rx.clone()));
+        self.tasks.spawn(task.run(self.shared.clone(), updates));
     }
 
     /// Stops probing (probes in flight finish or time out), commits everything and closes the
@@ -302,6 +300,9 @@ impl Running {
     pub async fn stop(mut self) -> Result<(), DaemonError> {
         let _ = systemd::notify_stopping();
         let _ = self.stop.send(true);
+        for updates in self.services.values() {
+            updates.send(Update::Stop);
+        }
         while self.tasks.join_next().await.is_some() {}
         // Alerts still gathering go to the outbox; mail not yet sent waits there for the next start.
         if let Some(messaging) = self.messaging {
@@ -440,7 +441,6 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
 
     let mut running = Running {
         stop,
-        stop_rx: stop_rx.clone(),
         tasks: JoinSet::new(),
         services: HashMap::new(),
         live,

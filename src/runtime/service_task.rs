@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -113,24 +113,31 @@ pub struct ServiceTask {
     pub schedule: Schedule,
 }
 
-/// Why a task's wait ended early.
-enum Interrupt {
-    Stop,
-    /// Removed from the config: its series go too.
-    Removed,
-    Reloaded(Arc<Service>),
-}
-
-/// What a reload tells a service task.
+/// What a reload (or the daemon's stop) tells a service task.
 #[derive(Debug, Clone)]
 pub enum Update {
     Reloaded(Arc<Service>),
+    /// Removed from the config: its series go too.
     Removed,
+    /// The daemon stops: the probe in flight, if any, finishes and is recorded.
+    Stop,
 }
 
-/// Where a reload leaves a service task its news: one slot, the latest word wins (a removal
-/// over any change). Ten thousand services each had a tokio channel, half a kilobyte apiece, for
-/// news that comes once in months.
+impl Update {
+    /// Which word stands when another comes before the task reads it: a stop over a removal
+    /// over a change.
+    fn weight(&self) -> u8 {
+        match self {
+            Update::Reloaded(_) => 0,
+            Update::Removed => 1,
+            Update::Stop => 2,
+        }
+    }
+}
+
+/// Where the daemon leaves a service task its news: one slot, the weightiest word wins (the
+/// latest among changes). Ten thousand services each had a tokio channel, half a kilobyte
+/// apiece, for news that comes once in months.
 #[derive(Debug, Default)]
 pub struct Updates {
     next: std::sync::Mutex<Option<Update>>,
@@ -141,18 +148,22 @@ impl Updates {
     pub fn send(&self, update: Update) {
         {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            if !matches!(*next, Some(Update::Removed)) {
+            if next.as_ref().is_none_or(|n| update.weight() >= n.weight()) {
                 *next = Some(update);
             }
         }
         self.notify.notify_one();
     }
 
+    fn take(&self) -> Option<Update> {
+        self.next.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     /// The next word; waits for one. (A `notify_one` with nobody waiting is kept, so a word
     /// left between the look and the wait is not missed.)
     async fn next(&self) -> Update {
         loop {
-            if let Some(update) = self.next.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if let Some(update) = self.take() {
                 return update;
             }
             self.notify.notified().await;
@@ -161,50 +172,43 @@ impl Updates {
 }
 
 impl ServiceTask {
-    /// Probes on schedule until `stop` turns true or `updates` closes (the service was removed
-    /// by a reload); a probe in flight then finishes (bounded by its timeout) and is recorded
-    /// before the task ends. New settings from `updates` apply between probes.
-    pub async fn run(
-        mut self,
-        shared: Arc<Shared>,
-        updates: Arc<Updates>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    /// Probes on schedule until `updates` says stop or removed; a probe in flight then
+    /// finishes (bounded by its timeout) and is recorded before the task ends. New settings
+    /// from `updates` apply between probes.
+    pub async fn run(mut self, shared: Arc<Shared>, updates: Arc<Updates>) {
         let id = self.service.id.clone();
-        let interrupt = |update: Update| match update {
-            Update::Reloaded(service) => Interrupt::Reloaded(service),
-            Update::Removed => Interrupt::Removed,
-        };
         loop {
-            let due = self.schedule.due();
-            let interrupted = tokio::select! {
+            let word = tokio::select! {
                 biased;
-                _ = stop.wait_for(|stopped| *stopped) => Some(Interrupt::Stop),
-                update = updates.next() => Some(interrupt(update)),
-                _ = tokio::time::sleep_until(due) => None,
+                word = updates.next() => Some(word),
+                _ = tokio::time::sleep_until(self.schedule.due()) => None,
             };
-            let permit = match interrupted {
-                None => tokio::select! {
-                    biased;
-                    _ = stop.wait_for(|stopped| *stopped) => Err(Interrupt::Stop),
-                    update = updates.next() => Err(interrupt(update)),
-                    permit = shared.slots.acquire() => permit.map_err(|_| Interrupt::Stop),
+            let permit = match word {
+                Some(word) => Err(word),
+                None => match shared.slots.try_acquire() {
+                    Ok(permit) => Ok(permit),
+                    // Every slot is taken: wait for one, or for news.
+                    Err(_) => tokio::select! {
+                        biased;
+                        word = updates.next() => Err(word),
+                        permit = shared.slots.acquire() => permit.map_err(|_| Update::Stop),
+                    },
                 },
-                Some(interrupt) => Err(interrupt),
             };
             let permit = match permit {
                 Ok(permit) => permit,
-                Err(Interrupt::Stop) => break,
-                Err(Interrupt::Removed) => {
+                Err(Update::Stop) => break,
+                Err(Update::Removed) => {
                     info!(service = %id, "Removed from the config: no longer probed.");
                     self.series.retire();
                     return;
                 }
-                Err(Interrupt::Reloaded(service)) => {
+                Err(Update::Reloaded(service)) => {
                     self.apply(service);
                     continue;
                 }
             };
+            let due = self.schedule.due();
             let started = Instant::now();
             let late = started.saturating_duration_since(due);
             shared.metrics.record_lateness(late);
@@ -367,18 +371,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_latest_word_wins_and_a_removal_stands() {
+    async fn the_latest_change_wins_and_a_removal_or_a_stop_stands() {
         let updates = Updates::default();
         // Sent before anyone waits: kept, not lost.
         updates.send(Update::Reloaded(service("a")));
         updates.send(Update::Reloaded(service("b")));
         match updates.next().await {
             Update::Reloaded(s) => assert_eq!(s.id, "b"),
-            Update::Removed => panic!("not removed"),
+            other => panic!("{other:?}"),
         }
         updates.send(Update::Removed);
         updates.send(Update::Reloaded(service("c")));
         assert!(matches!(updates.next().await, Update::Removed));
+        updates.send(Update::Stop);
+        updates.send(Update::Removed);
+        updates.send(Update::Reloaded(service("d")));
+        assert!(matches!(updates.next().await, Update::Stop));
+        updates.send(Update::Removed);
+        updates.send(Update::Stop);
+        assert!(matches!(updates.next().await, Update::Stop));
         // Nothing more: the wait goes on.
         let waited =
             tokio::time::timeout(std::time::Duration::from_millis(50), updates.next()).await;
