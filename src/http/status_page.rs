@@ -1,6 +1,7 @@
 //! The status page at `/`: each public contract's services with their current state, a 90-day
 //! availability bar, open incidents and upcoming maintenance. Server-rendered HTML without
-//! script; every value is escaped. The daily bars are recomputed in the background.
+//! script; every value is escaped. The daily bars are recomputed in the background: today's
+//! every five minutes, all 90 days every hour.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -23,7 +24,12 @@ use crate::text::human_duration;
 pub const DAYS: i32 = 90;
 /// Maintenance shown ahead.
 const AHEAD_MS: i64 = 7 * 86_400_000;
+/// Today's bars are recomputed this often.
 const REFRESH: Duration = Duration::from_secs(300);
+/// All the days of every bar are recomputed this often (and at start, after a reload and when a
+/// day ends): an agreed exclusion recorded for a past day shows within the hour. Recomputing 90
+/// days of every service every five minutes cost about what probing did.
+const FULL_REFRESH: Duration = Duration::from_secs(3600);
 const FIRST_REFRESH: Duration = Duration::from_secs(2);
 
 pub struct StatusPage {
@@ -34,12 +40,15 @@ pub struct StatusPage {
 }
 
 /// A service's bar: consecutive days of the same kind are one run (a healthy service's 90 days
-/// are one element, not 90).
+/// are one element, not 90). Today is kept on its own, so that it can be recomputed alone.
 #[derive(Debug, Clone, Default)]
 struct Bar {
-    runs: Vec<Run>,
-    measured_ms: i64,
-    downtime_ms: i64,
+    /// The days before today.
+    past: Vec<Run>,
+    past_measured_ms: i64,
+    past_downtime_ms: i64,
+    /// Today so far.
+    today: Option<DayBar>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,38 +63,73 @@ struct Run {
 }
 
 impl Bar {
+    /// The bar of `days`, today last.
     fn of(days: &[DayBar]) -> Bar {
         let mut bar = Bar::default();
-        for day in days {
-            bar.measured_ms += day.measured_ms;
-            bar.downtime_ms += day.downtime_ms;
-            let class = match day.met {
-                Some(true) => "d-ok",
-                Some(false) => "d-miss",
-                None => "d-none",
-            };
-            // Days below target stay single: each shows its own figure.
-            match bar.runs.last_mut() {
-                Some(run) if run.class == class && class != "d-miss" => {
-                    run.last = day.date.clone();
-                    run.days += 1;
-                    run.lowest = match (run.lowest, day.availability) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    run.downtime_ms += day.downtime_ms;
-                }
-                _ => bar.runs.push(Run {
-                    class,
-                    first: day.date.clone(),
-                    last: day.date.clone(),
-                    days: 1,
-                    lowest: day.availability,
-                    downtime_ms: day.downtime_ms,
-                }),
-            }
+        let Some((today, past)) = days.split_last() else {
+            return bar;
+        };
+        for day in past {
+            bar.past_measured_ms += day.measured_ms;
+            bar.past_downtime_ms += day.downtime_ms;
+            add_day(&mut bar.past, day);
         }
+        bar.today = Some(today.clone());
         bar
+    }
+
+    /// The runs shown: the past days' runs, and today added to the last of them when alike.
+    /// (The runs before the last are borrowed; the last one or two are made here.)
+    fn runs(&self) -> (&[Run], Vec<Run>) {
+        let (head, mut tail) = match self.past.split_last() {
+            Some((last, head)) => (head, vec![last.clone()]),
+            None => (&[][..], Vec::new()),
+        };
+        if let Some(today) = &self.today {
+            add_day(&mut tail, today);
+        }
+        (head, tail)
+    }
+
+    /// Measured and down time over all the days shown.
+    fn totals(&self) -> (i64, i64) {
+        let today = self
+            .today
+            .as_ref()
+            .map_or((0, 0), |d| (d.measured_ms, d.downtime_ms));
+        (
+            self.past_measured_ms + today.0,
+            self.past_downtime_ms + today.1,
+        )
+    }
+}
+
+/// Adds `day` to `runs`: to the last run when of the same kind, else as a run of its own. Days
+/// below target stay single: each shows its own figure.
+fn add_day(runs: &mut Vec<Run>, day: &DayBar) {
+    let class = match day.met {
+        Some(true) => "d-ok",
+        Some(false) => "d-miss",
+        None => "d-none",
+    };
+    match runs.last_mut() {
+        Some(run) if run.class == class && class != "d-miss" => {
+            run.last = day.date.clone();
+            run.days += 1;
+            run.lowest = match (run.lowest, day.availability) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            run.downtime_ms += day.downtime_ms;
+        }
+        _ => runs.push(Run {
+            class,
+            first: day.date.clone(),
+            last: day.date.clone(),
+            days: 1,
+            lowest: day.availability,
+            downtime_ms: day.downtime_ms,
+        }),
     }
 }
 
@@ -106,10 +150,10 @@ impl StatusPage {
             .filter(move |c| public.is_none_or(|ids| ids.contains(&c.id)))
     }
 
-    /// Recomputes the bars of every public service.
-    pub fn refresh_bars(&self, conn: Conn<'_>, now_ms: i64) -> Result<(), DbError> {
+    /// Recomputes the bars of every public service: all their days when `full`, else today's
+    /// (and all the days of a service whose today has become yesterday, or that has no bar).
+    pub fn refresh_bars(&self, conn: Conn<'_>, now_ms: i64, full: bool) -> Result<(), DbError> {
         let config = self.config.current();
-        let mut bars = HashMap::new();
         let public: Vec<&str> = Self::public(&config).map(|c| c.id.as_str()).collect();
         let services: Vec<&Service> = config
             .services
@@ -117,11 +161,57 @@ impl StatusPage {
             .filter(|s| public.contains(&s.contract.as_str()))
             .map(|s| &**s)
             .collect();
+        if full {
+            let bars = Self::bars_of(conn, &config, &services, DAYS, now_ms)?;
+            let bars = bars.into_iter().map(|(id, days)| (id, Bar::of(&days)));
+            *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars.collect();
+            return Ok(());
+        }
+        let todays = Self::bars_of(conn, &config, &services, 1, now_ms)?;
+        let mut stale = Vec::new();
+        {
+            let mut bars = self.bars.write().unwrap_or_else(|p| p.into_inner());
+            for (id, mut days) in todays {
+                let today = days.pop();
+                match bars.get_mut(&id) {
+                    Some(bar)
+                        if bar.today.as_ref().map(|d| &d.date)
+                            == today.as_ref().map(|d| &d.date) =>
+                    {
+                        bar.today = today;
+                    }
+                    _ => stale.push(id),
+                }
+            }
+        }
+        if !stale.is_empty() {
+            let services: Vec<&Service> = services
+                .into_iter()
+                .filter(|s| stale.contains(&s.id))
+                .collect();
+            let fresh = Self::bars_of(conn, &config, &services, DAYS, now_ms)?;
+            let mut bars = self.bars.write().unwrap_or_else(|p| p.into_inner());
+            for (id, days) in fresh {
+                bars.insert(id, Bar::of(&days));
+            }
+        }
+        Ok(())
+    }
+
+    /// The last `days` days of each of `services`, their history read at once for services
+    /// whose days are the same (a contract's zone), `PRELOAD_AT_MOST` at a time.
+    fn bars_of(
+        conn: Conn<'_>,
+        config: &Config,
+        services: &[&Service],
+        days: i32,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<DayBar>)>, DbError> {
         let spans: Vec<report::Period> = services
             .iter()
-            .map(|s| report::daily_span(&config, s, DAYS, now_ms))
+            .map(|s| report::daily_span(config, s, days, now_ms))
             .collect();
-        // Services whose days are the same (a contract's zone) have their history read at once.
+        let mut bars = Vec::with_capacity(services.len());
         for (span, indices) in report::alike(&spans) {
             for same in indices.chunks(history::PRELOAD_AT_MOST) {
                 let group: Vec<&Service> = same.iter().map(|&i| services[i]).collect();
@@ -129,13 +219,12 @@ impl StatusPage {
                 let _read_at_once =
                     history::preload(conn, &group, span, history::Latency::Skipped)?;
                 for service in group {
-                    let days = report::daily(conn, &config, service, DAYS, now_ms)?;
-                    bars.insert(service.id.clone(), Bar::of(&days));
+                    let days = report::daily(conn, config, service, days, now_ms)?;
+                    bars.push((service.id.clone(), days));
                 }
             }
         }
-        *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars;
-        Ok(())
+        Ok(bars)
     }
 
     /// The page. `conn` gives the causes of open incidents.
@@ -220,7 +309,8 @@ impl StatusPage {
             let empty = Bar::default();
             let service_bar = bars.get(&service.id).unwrap_or(&empty);
             let mut bar = String::new();
-            for run in &service_bar.runs {
+            let (runs, last) = service_bar.runs();
+            for run in runs.iter().chain(&last) {
                 let dates = if run.days == 1 {
                     run.first.clone()
                 } else {
@@ -245,7 +335,7 @@ impl StatusPage {
                     esc(&value)
                 );
             }
-            let (measured, down) = (service_bar.measured_ms, service_bar.downtime_ms);
+            let (measured, down) = service_bar.totals();
             let overall = if measured > 0 {
                 format!("{:.3}%", (measured - down) as f64 / measured as f64 * 100.0)
             } else {
@@ -341,8 +431,8 @@ fn minute(ms: i64, zone: &jiff::tz::TimeZone, name: &str) -> String {
     }
 }
 
-/// Recomputes the bars shortly after start and after a reload, then every five minutes,
-/// until `stop`.
+/// Recomputes the bars shortly after start and after a reload (all days), then today's every
+/// five minutes and all days every hour, until `stop`.
 pub async fn refresh(
     page: Arc<StatusPage>,
     clock: crate::clock::Clock,
@@ -350,26 +440,34 @@ pub async fn refresh(
 ) {
     let mut wait = FIRST_REFRESH;
     let mut reloads = page.config.clone();
+    let mut last_full: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             true = reloads.changed() => {
                 wait = FIRST_REFRESH;
+                last_full = None;
                 continue;
             }
             _ = tokio::time::sleep(wait) => {}
         }
         wait = REFRESH;
+        let full = last_full.is_none_or(|at| at.elapsed() >= FULL_REFRESH);
+        let started = tokio::time::Instant::now();
         let page = page.clone();
         let now = clock.now_ms();
         let result =
             tokio::task::spawn_blocking(move || -> Result<(), crate::store::StoreError> {
                 let db = crate::store::open_reader_db(&page.config.current().daemon)?;
-                Ok(page.refresh_bars(db.conn(), now)?)
+                Ok(page.refresh_bars(db.conn(), now, full)?)
             })
             .await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %Chain(&e), "Cannot refresh the status page's bars.");
+        match result {
+            Ok(Err(e)) => {
+                tracing::warn!(error = %Chain(&e), "Cannot refresh the status page's bars.");
+            }
+            Ok(Ok(())) if full => last_full = Some(started),
+            _ => {}
         }
     }
 }
@@ -402,4 +500,68 @@ fn fleet_down(conn: Conn<'_>, config: &Config, now_ms: i64) -> Option<HashMap<St
         }
     }
     Some(down)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(date: &str, met: Option<bool>, availability: Option<f64>, down_ms: i64) -> DayBar {
+        DayBar {
+            date: date.to_string(),
+            availability,
+            met,
+            measured_ms: if met.is_some() { 86_400_000 } else { 0 },
+            downtime_ms: down_ms,
+        }
+    }
+
+    /// (class, first, last, days) of each run shown.
+    fn shown(bar: &Bar) -> Vec<(&'static str, String, String, u32)> {
+        let (runs, last) = bar.runs();
+        runs.iter()
+            .chain(&last)
+            .map(|r| (r.class, r.first.clone(), r.last.clone(), r.days))
+            .collect()
+    }
+
+    #[test]
+    fn today_joins_the_last_run_when_alike_and_stands_alone_otherwise() {
+        let past = [
+            day("2026-10-01", Some(true), Some(0.9995), 43_000),
+            day("2026-10-02", Some(true), Some(1.0), 0),
+            day("2026-10-03", Some(false), Some(0.99), 864_000),
+            day("2026-10-04", Some(true), Some(1.0), 0),
+        ];
+        let run = |class, first: &str, last: &str, days| {
+            (class, first.to_string(), last.to_string(), days)
+        };
+        // Today alike: one run from 10-04 to today, its lowest figure today's.
+        let mut days = past.to_vec();
+        days.push(day("2026-10-05", Some(true), Some(0.9999), 8_640));
+        let bar = Bar::of(&days);
+        assert_eq!(
+            shown(&bar),
+            [
+                run("d-ok", "2026-10-01", "2026-10-02", 2),
+                run("d-miss", "2026-10-03", "2026-10-03", 1),
+                run("d-ok", "2026-10-04", "2026-10-05", 2),
+            ]
+        );
+        assert_eq!(bar.runs().1[0].lowest, Some(0.9999));
+        assert_eq!(bar.totals(), (5 * 86_400_000, 43_000 + 864_000 + 8_640));
+        // Today below target, or not measured: a run of its own.
+        for (met, class) in [(Some(false), "d-miss"), (None, "d-none")] {
+            let mut days = past.to_vec();
+            days.push(day("2026-10-05", met, met.map(|_| 0.5), 0));
+            let shown = shown(&Bar::of(&days));
+            assert_eq!(shown.len(), 4);
+            assert_eq!(shown[3], run(class, "2026-10-05", "2026-10-05", 1));
+        }
+        // Today alone (a service added today), and no day at all.
+        let bar = Bar::of(&[day("2026-10-05", Some(true), Some(1.0), 0)]);
+        assert_eq!(shown(&bar), [run("d-ok", "2026-10-05", "2026-10-05", 1)]);
+        assert!(shown(&Bar::of(&[])).is_empty());
+        assert_eq!(Bar::of(&[]).totals(), (0, 0));
+    }
 }

@@ -196,6 +196,41 @@ async fn import_then_report_reproduces_a_known_month() {
     assert_eq!(Db::open(&ws.db()).outcomes("api").len(), before);
 }
 
+/// The status page recomputes today's bar on its own every five minutes: at any moment of a
+/// day it must equal the last of the 90 days computed together (an incident open, then closed,
+/// that day; a blip; a no-data stretch; a maintenance window on the day the clocks go back; the
+/// first second of a day).
+#[tokio::test]
+async fn todays_bar_alone_equals_the_last_of_ninety_days() {
+    let (ws, out) = imported(CONFIG, &timeline()).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let config = ws.config_text(CONFIG);
+    let service = config.service("api").unwrap();
+    let db = slaprobe::store::open_reader_db(&config.daemon).unwrap();
+    let mut below_target = 0;
+    for now in [
+        "2026-10-10T11:30:00Z",
+        "2026-10-10T21:59:59Z",
+        "2026-10-10T22:00:00Z",
+        "2026-10-11T09:00:00Z",
+        "2026-10-12T00:00:10Z",
+        "2026-10-20T00:30:00Z",
+        "2026-10-20T05:00:00Z",
+        "2026-10-25T00:30:00Z",
+        "2026-10-25T22:59:59Z",
+        "2026-10-31T22:59:00Z",
+    ] {
+        let now = ms(now);
+        let today = slaprobe::report::daily(db.conn(), &config, service, 1, now).unwrap();
+        let all = slaprobe::report::daily(db.conn(), &config, service, 90, now).unwrap();
+        assert_eq!((today.len(), all.len()), (1, 90));
+        assert_eq!(today.last(), all.last(), "at {now}");
+        below_target += usize::from(today[0].met == Some(false));
+    }
+    // Not vacuous: the incident's day is below target while it lasts.
+    assert!(below_target >= 2, "{below_target}");
+}
+
 #[tokio::test]
 async fn a_bad_line_imports_nothing() {
     let mut text = timeline().lines().take(100).collect::<Vec<_>>().join("\n");
