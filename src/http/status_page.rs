@@ -54,8 +54,8 @@ struct Bar {
 #[derive(Debug, Clone, PartialEq)]
 struct Run {
     class: &'static str,
-    first: String,
-    last: String,
+    first: jiff::civil::Date,
+    last: jiff::civil::Date,
     days: u32,
     /// The lowest daily availability in the run.
     lowest: Option<f64>,
@@ -114,7 +114,7 @@ fn add_day(runs: &mut Vec<Run>, day: &DayBar) {
     };
     match runs.last_mut() {
         Some(run) if run.class == class && class != "d-miss" => {
-            run.last = day.date.clone();
+            run.last = day.date;
             run.days += 1;
             run.lowest = match (run.lowest, day.availability) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -124,8 +124,8 @@ fn add_day(runs: &mut Vec<Run>, day: &DayBar) {
         }
         _ => runs.push(Run {
             class,
-            first: day.date.clone(),
-            last: day.date.clone(),
+            first: day.date,
+            last: day.date,
             days: 1,
             lowest: day.availability,
             downtime_ms: day.downtime_ms,
@@ -162,69 +162,83 @@ impl StatusPage {
             .map(|s| &**s)
             .collect();
         if full {
-            let bars = Self::bars_of(conn, &config, &services, DAYS, now_ms)?;
-            let bars = bars.into_iter().map(|(id, days)| (id, Bar::of(&days)));
-            *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars.collect();
+            let mut bars = HashMap::with_capacity(services.len());
+            Self::each_days(conn, &config, &services, DAYS, now_ms, |id, days| {
+                bars.insert(id.to_string(), Bar::of(&days));
+            })?;
+            *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars;
             return Ok(());
         }
-        let todays = Self::bars_of(conn, &config, &services, 1, now_ms)?;
-        let mut stale = Vec::new();
+        let mut todays = Vec::with_capacity(services.len());
+        Self::each_days(conn, &config, &services, 1, now_ms, |id, mut days| {
+            todays.push((id, days.pop()));
+        })?;
+        let mut stale = std::collections::HashSet::new();
         {
             let mut bars = self.bars.write().unwrap_or_else(|p| p.into_inner());
-            for (id, mut days) in todays {
-                let today = days.pop();
-                match bars.get_mut(&id) {
+            for (id, today) in todays {
+                match bars.get_mut(id) {
                     Some(bar)
                         if bar.today.as_ref().map(|d| &d.date)
                             == today.as_ref().map(|d| &d.date) =>
                     {
                         bar.today = today;
                     }
-                    _ => stale.push(id),
+                    _ => {
+                        stale.insert(id);
+                    }
                 }
             }
         }
         if !stale.is_empty() {
             let services: Vec<&Service> = services
                 .into_iter()
-                .filter(|s| stale.contains(&s.id))
+                .filter(|s| stale.contains(s.id.as_str()))
                 .collect();
-            let fresh = Self::bars_of(conn, &config, &services, DAYS, now_ms)?;
+            let mut fresh = Vec::with_capacity(services.len());
+            Self::each_days(conn, &config, &services, DAYS, now_ms, |id, days| {
+                fresh.push((id, Bar::of(&days)));
+            })?;
             let mut bars = self.bars.write().unwrap_or_else(|p| p.into_inner());
-            for (id, days) in fresh {
-                bars.insert(id, Bar::of(&days));
+            for (id, bar) in fresh {
+                bars.insert(id.to_string(), bar);
             }
         }
         Ok(())
     }
 
-    /// The last `days` days of each of `services`, their history read at once for services
-    /// whose days are the same (a contract's zone), `PRELOAD_AT_MOST` at a time.
-    fn bars_of(
+    /// Hands `each` the last `days` days of each of `services` in turn (one service's days at a
+    /// time: a hundred thousand services' 90 days held at once would be most of a gigabyte),
+    /// their history read at once for services whose days are the same (a contract's zone),
+    /// `PRELOAD_AT_MOST` at a time.
+    fn each_days<'s>(
         conn: Conn<'_>,
         config: &Config,
-        services: &[&Service],
+        services: &[&'s Service],
         days: i32,
         now_ms: i64,
-    ) -> Result<Vec<(String, Vec<DayBar>)>, DbError> {
+        mut each: impl FnMut(&'s str, Vec<DayBar>),
+    ) -> Result<(), DbError> {
         let spans: Vec<report::Period> = services
             .iter()
             .map(|s| report::daily_span(config, s, days, now_ms))
             .collect();
-        let mut bars = Vec::with_capacity(services.len());
         for (span, indices) in report::alike(&spans) {
             for same in indices.chunks(history::PRELOAD_AT_MOST) {
                 let group: Vec<&Service> = same.iter().map(|&i| services[i]).collect();
                 let span = (span.from_ms, span.to_ms);
                 let _read_at_once =
                     history::preload(conn, &group, span, history::Latency::Skipped)?;
-                for service in group {
-                    let days = report::daily(conn, config, service, days, now_ms)?;
-                    bars.push((service.id.clone(), days));
+                for &i in same {
+                    let service = services[i];
+                    each(
+                        &service.id,
+                        report::daily(conn, config, service, days, now_ms)?,
+                    );
                 }
             }
         }
-        Ok(bars)
+        Ok(())
     }
 
     /// The page. `conn` gives the causes of open incidents.
@@ -312,7 +326,7 @@ impl StatusPage {
             let (runs, last) = service_bar.runs();
             for run in runs.iter().chain(&last) {
                 let dates = if run.days == 1 {
-                    run.first.clone()
+                    run.first.to_string()
                 } else {
                     format!("{} to {}", run.first, run.last)
                 };
@@ -508,7 +522,7 @@ mod tests {
 
     fn day(date: &str, met: Option<bool>, availability: Option<f64>, down_ms: i64) -> DayBar {
         DayBar {
-            date: date.to_string(),
+            date: date.parse().unwrap(),
             availability,
             met,
             measured_ms: if met.is_some() { 86_400_000 } else { 0 },
@@ -521,7 +535,7 @@ mod tests {
         let (runs, last) = bar.runs();
         runs.iter()
             .chain(&last)
-            .map(|r| (r.class, r.first.clone(), r.last.clone(), r.days))
+            .map(|r| (r.class, r.first.to_string(), r.last.to_string(), r.days))
             .collect()
     }
 

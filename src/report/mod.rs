@@ -462,8 +462,8 @@ pub fn daily_span(config: &Config, service: &Service, days: i32, now_ms: i64) ->
 /// One day's availability, for the status page's bars.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayBar {
-    /// `YYYY-MM-DD` in the contract's zone.
-    pub date: String,
+    /// The day in the contract's zone.
+    pub date: jiff::civil::Date,
     /// `None`: nothing measured that day.
     pub availability: Option<f64>,
     pub met: Option<bool>,
@@ -519,7 +519,7 @@ pub fn daily(
                 .is_above_ratio(numbers.uptime_ms as u64, numbers.measured_ms as u64)
         });
         bars.push(DayBar {
-            date: date.to_string(),
+            date,
             availability: numbers.availability(),
             met,
             measured_ms: numbers.measured_ms,
