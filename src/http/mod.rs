@@ -3,7 +3,9 @@
 
 pub mod api;
 pub mod audience;
+pub mod duration_histogram;
 pub mod endpoint;
 pub mod exposition;
 pub mod metrics;
+pub mod service_series;
 pub mod status_page;

@@ -12,7 +12,8 @@ use html_escape::encode_safe as esc;
 use tokio::sync::watch;
 
 use crate::config::{Config, Contract, LiveConfig, Service};
-use crate::http::exposition::{Exposition, ServiceLabels};
+use crate::http::exposition::Exposition;
+use crate::http::service_series::ServiceLabels;
 use crate::report::{self, DayBar};
 use crate::sla::maintenance::MaintenanceScope;
 use crate::store::db::{Conn, DbError};
@@ -162,49 +163,53 @@ impl StatusPage {
             .map(|s| &**s)
             .collect();
         if full {
-            let mut bars = HashMap::with_capacity(services.len());
             Self::each_days(conn, &config, &services, DAYS, now_ms, |id, days| {
-                bars.insert(id.to_string(), Bar::of(&days));
+                self.set_bar(id, Bar::of(&days));
             })?;
-            *self.bars.write().unwrap_or_else(|p| p.into_inner()) = bars;
+            // The bars of services no longer shown go.
+            let shown: std::collections::HashSet<&str> =
+                services.iter().map(|s| s.id.as_str()).collect();
+            let mut bars = self.bars.write().unwrap_or_else(|p| p.into_inner());
+            bars.retain(|id, _| shown.contains(id.as_str()));
             return Ok(());
         }
-        let mut todays = Vec::with_capacity(services.len());
-        Self::each_days(conn, &config, &services, 1, now_ms, |id, mut days| {
-            todays.push((id, days.pop()));
-        })?;
         let mut stale = std::collections::HashSet::new();
-        {
+        Self::each_days(conn, &config, &services, 1, now_ms, |id, mut days| {
+            let today = days.pop();
             let mut bars = self.bars.write().unwrap_or_else(|p| p.into_inner());
-            for (id, today) in todays {
-                match bars.get_mut(id) {
-                    Some(bar)
-                        if bar.today.as_ref().map(|d| &d.date)
-                            == today.as_ref().map(|d| &d.date) =>
-                    {
-                        bar.today = today;
-                    }
-                    _ => {
-                        stale.insert(id);
-                    }
+            match bars.get_mut(id) {
+                Some(bar)
+                    if bar.today.as_ref().map(|d| &d.date) == today.as_ref().map(|d| &d.date) =>
+                {
+                    bar.today = today;
+                }
+                _ => {
+                    stale.insert(id);
                 }
             }
-        }
+        })?;
         if !stale.is_empty() {
             let services: Vec<&Service> = services
                 .into_iter()
                 .filter(|s| stale.contains(s.id.as_str()))
                 .collect();
-            let mut fresh = Vec::with_capacity(services.len());
             Self::each_days(conn, &config, &services, DAYS, now_ms, |id, days| {
-                fresh.push((id, Bar::of(&days)));
+                self.set_bar(id, Bar::of(&days));
             })?;
-            let mut bars = self.bars.write().unwrap_or_else(|p| p.into_inner());
-            for (id, bar) in fresh {
+        }
+        Ok(())
+    }
+
+    /// Puts `bar` in place of `id`'s bar, as soon as it is made: a hundred thousand services'
+    /// new bars gathered before they replace the old took tens of megabytes.
+    fn set_bar(&self, id: &str, bar: Bar) {
+        let mut bars = self.bars.write().unwrap_or_else(|p| p.into_inner());
+        match bars.get_mut(id) {
+            Some(old) => *old = bar,
+            None => {
                 bars.insert(id.to_string(), bar);
             }
         }
-        Ok(())
     }
 
     /// Hands `each` the last `days` days of each of `services` in turn (one service's days at a
@@ -303,7 +308,7 @@ impl StatusPage {
         let mut open = Vec::new();
         for service in &services {
             let labels = ServiceLabels::new(&service.id, &contract.id);
-            let (mut up, mut since_s) = self.exposition.state(&labels);
+            let (mut up, mut since_s) = self.exposition.state(&labels).unwrap_or((-1, 0));
             // A fleet's page shows the verdict, not what this one location sees.
             if let Some(down) = fleet {
                 (up, since_s) = match down.get(&service.id) {
