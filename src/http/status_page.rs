@@ -75,6 +75,8 @@ impl Bar {
             bar.past_downtime_ms += day.downtime_ms;
             add_day(&mut bar.past, day);
         }
+        // Kept for an hour by every service shown: no room to spare (most bars are one run).
+        bar.past.shrink_to_fit();
         bar.today = Some(today.clone());
         bar
     }

@@ -291,9 +291,11 @@ impl Running {
             num,
             tracker,
             schedule,
+            shared: self.shared.clone(),
+            updates,
         };
         task.publish_state();
-        self.tasks.spawn(task.run(self.shared.clone(), updates));
+        self.tasks.spawn(task.run());
     }
 
     /// Stops probing (probes in flight finish or time out), commits everything and closes the

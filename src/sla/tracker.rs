@@ -83,7 +83,8 @@ pub struct Resume {
 pub struct Tracker {
     rules: Rules,
     /// Set by a reload until the next outcome: the rules the last outcome was taken under.
-    reloaded_from: Option<Rules>,
+    /// Boxed: a reload is rare, and every service's task holds a tracker.
+    reloaded_from: Option<Box<Rules>>,
     health: Health,
     since_ms: Option<i64>,
     streak: Option<Streak>,
@@ -180,7 +181,7 @@ impl Tracker {
     /// judged by the more lenient of the two rules, so a reload alone never makes no-data.
     pub fn set_rules(&mut self, rules: Rules) {
         if self.reloaded_from.is_none() {
-            self.reloaded_from = Some(self.rules);
+            self.reloaded_from = Some(Box::new(self.rules));
         }
         self.rules = rules;
     }
