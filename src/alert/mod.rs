@@ -745,7 +745,7 @@ fn facts(
         .flatten()
         .map(|m| m.budget);
     Some(ServiceFacts {
-        name: service.name.clone(),
+        name: service.name().to_string(),
         client: contract.client.clone(),
         zone: contract.timezone.zone.clone(),
         zone_name: contract.timezone.name.clone(),

@@ -377,7 +377,8 @@ pub enum Alert {
 pub struct Service {
     pub id: String,
     pub contract: String,
-    pub name: String,
+    /// Its `name` when one is given (`name()` falls back to the id).
+    pub given_name: Option<String>,
     pub probe: ProbeSpec,
     pub interval: Duration,
     pub timeout: Duration,
@@ -398,6 +399,11 @@ pub struct Service {
 }
 
 impl Service {
+    /// What clients read: its `name`, else its id.
+    pub fn name(&self) -> &str {
+        self.given_name.as_deref().unwrap_or(&self.id)
+    }
+
     /// A result stands for the time until the next one as long as the next one comes within
     /// this gap; a longer gap is no-data (DESIGN.md §2, sample and hold).
     pub fn max_gap(&self) -> Duration {

@@ -314,7 +314,7 @@ pub(super) fn services_section(
             continue;
         };
         services.push(Arc::new(Service {
-            name: name.unwrap_or_else(|| id.clone()),
+            given_name: name,
             id,
             contract,
             probe,

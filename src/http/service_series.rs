@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder};
@@ -59,6 +59,8 @@ impl Default for OptionalRatio {
     }
 }
 
+type FailedCounts = [AtomicU64; Reason::ALL.len()];
+
 /// One service's figures.
 #[derive(Debug)]
 struct Values {
@@ -67,8 +69,9 @@ struct Values {
     /// Unix seconds the open incident started; 0 for none.
     incident_since: AtomicI64,
     ok: AtomicU64,
-    /// Failed probes by reason, in `Reason::ALL`'s order.
-    failed: [AtomicU64; Reason::ALL.len()],
+    /// Failed probes by reason, in `Reason::ALL`'s order; made at the first failure (most
+    /// services never fail: 80 bytes each saved).
+    failed: OnceLock<Box<FailedCounts>>,
     duration: DurationHistogram,
     availability: OptionalRatio,
     budget_remaining: OptionalRatio,
@@ -80,7 +83,7 @@ impl Default for Values {
             up: AtomicI64::new(-1),
             incident_since: AtomicI64::new(0),
             ok: AtomicU64::new(0),
-            failed: Default::default(),
+            failed: OnceLock::new(),
             duration: DurationHistogram::default(),
             availability: OptionalRatio::default(),
             budget_remaining: OptionalRatio::default(),
@@ -92,11 +95,22 @@ impl Default for Values {
 #[derive(Debug, Default)]
 pub struct ServiceFamilies {
     services: RwLock<HashMap<ServiceLabels, Arc<Values>>>,
+    /// Each contract's name once, for all its services' labels.
+    contracts: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
 }
 
 impl ServiceFamilies {
     /// A new service's series (its record starts afresh, replacing any under the same labels).
-    pub fn service(self: &Arc<Self>, labels: ServiceLabels) -> ServiceSeries {
+    pub fn service(self: &Arc<Self>, mut labels: ServiceLabels) -> ServiceSeries {
+        {
+            let mut contracts = self.contracts.lock().unwrap_or_else(|p| p.into_inner());
+            match contracts.get(&labels.contract) {
+                Some(same) => labels.contract = same.clone(),
+                None => {
+                    contracts.insert(labels.contract.clone());
+                }
+            }
+        }
         let values = Arc::new(Values::default());
         self.write().insert(labels.clone(), values.clone());
         ServiceSeries {
@@ -191,7 +205,8 @@ impl Collector for ServiceFamilies {
             let ok = values.ok.load(Ordering::Relaxed);
             ConstCounter::new(ok).encode(family.encode_family(&probe_labels("ok", ""))?)?;
             // A reason is shown from its first failure on.
-            for (reason, count) in Reason::ALL.iter().zip(&values.failed) {
+            let failed = values.failed.get().map_or(&[][..], |f| &f[..]);
+            for (reason, count) in Reason::ALL.iter().zip(failed) {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
                     let labels = probe_labels("failed", reason.as_str());
@@ -256,7 +271,8 @@ impl ServiceSeries {
             None => &values.ok,
             Some(failure) => {
                 let i = Reason::ALL.iter().position(|r| *r == failure.reason);
-                &values.failed[i.unwrap_or(Reason::ALL.len() - 1)]
+                let failed = values.failed.get_or_init(Default::default);
+                &failed[i.unwrap_or(Reason::ALL.len() - 1)]
             }
         };
         count.fetch_add(1, Ordering::Relaxed);

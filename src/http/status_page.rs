@@ -367,7 +367,7 @@ impl StatusPage {
                 "<tr><td>{}</td><td class=\"state {class}\">{word}</td><td><div class=\"bar\" \
                  role=\"img\" aria-label=\"daily availability, last {DAYS} days\">{bar}</div></td>\
                  <td>{overall}</td></tr>",
-                esc(&service.name)
+                esc(service.name())
             );
         }
         h.push_str("</table>\n<h3>Open incidents</h3>\n");
@@ -388,7 +388,7 @@ impl StatusPage {
                 let _ = writeln!(
                     h,
                     "<li>{} — down since {}{} ({} so far)</li>",
-                    esc(&service.name),
+                    esc(service.name()),
                     esc(&minute(start_ms, zone.0, zone.1)),
                     esc(&cause),
                     esc(&human_duration(now_ms - start_ms))
@@ -405,7 +405,7 @@ impl StatusPage {
                     let names: Vec<&str> = services
                         .iter()
                         .filter(|s| ids.contains(&s.id))
-                        .map(|s| s.name.as_str())
+                        .map(|s| s.name())
                         .collect();
                     if names.is_empty() {
                         continue;

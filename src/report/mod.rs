@@ -667,7 +667,7 @@ pub fn service_report(
     };
     Ok(ServiceReport {
         service: service.id.clone(),
-        name: service.name.clone(),
+        name: service.name().to_string(),
         contract: contract.id.clone(),
         numbers,
         target: contract.target,
