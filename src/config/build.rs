@@ -33,6 +33,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Parses and validates config `text` read from `file`.
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    // A large file in pieces, when that reads cleanly; else (and for the errors' positions)
+    // whole.
+    if let Some(document) = super::pieces::parse(text) {
+        let mut d = Diagnostics::default();
+        let config = build(&document, file, &mut d);
+        drop(document);
+        if let (Some(config), true) = (config, d.errors.is_empty()) {
+            return Ok(config);
+        }
+    }
+    parse_whole(text, file)
+}
+
+/// `parse`, the text read as one document.
+pub(super) fn parse_whole(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let mut d = Diagnostics::default();
     let config = match DeTable::parse(text) {
         Ok(doc) => build(doc.get_ref(), file, &mut d),

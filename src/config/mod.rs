@@ -7,6 +7,7 @@ mod build;
 mod contract;
 mod fields;
 mod maintenance;
+mod pieces;
 mod reader;
 mod route;
 mod service;

@@ -382,6 +382,8 @@ pub async fn start(config: Config, options: Options) -> Result<Running, DaemonEr
         // A fleet's alerts follow its verdict, from whichever daemon holds the lock.
         Database::Postgres(_) => (None, None),
     };
+    // The alerting took its copy: gone before the tasks start (12 MB at 100,000 services).
+    drop(open_incidents);
     let certificates = CertificateNotices::to(alerts.clone());
     let voice = match &config.daemon.database {
         Database::Sqlite(_) => None,
