@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -16,8 +18,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use crate::http::duration_histogram::DurationHistogram;
 use crate::probe::{Outcome, Reason};
 
-/// A service's labels. The names are shared (`Arc<str>`): a relabelled service's old and new
-/// records, and the month refresh's lookups, hold the same two strings, not copies.
+/// A service's labels. The names are `Arc<str>`, so that a contract's name is held once for
+/// all its services (`ServiceFamilies::service` shares it).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabels {
     pub service: Arc<str>,
@@ -163,21 +165,13 @@ impl Collector for ServiceFamilies {
             .iter()
             .map(|(labels, values)| (labels.clone(), values.clone()))
             .collect();
-        let gauge = |e: MetricEncoder, value: i64| ConstGauge::new(value).encode(e);
-        let ratio = |e: MetricEncoder, value: f64| ConstGauge::new(value).encode(e);
-
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "up",
             "1 when the service is up, 0 when down, -1 before its first confirmed state",
-            None,
-            MetricType::Gauge,
+            &services,
+            |v| Some(v.up.load(Ordering::Relaxed)),
         )?;
-        for (labels, values) in &services {
-            gauge(
-                family.encode_family(labels)?,
-                values.up.load(Ordering::Relaxed),
-            )?;
-        }
         let mut family = encoder.encode_descriptor(
             "probe_duration_seconds",
             "How long each probe took (failed ones included)",
@@ -214,42 +208,46 @@ impl Collector for ServiceFamilies {
                 }
             }
         }
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "availability_month_ratio",
             "This month's availability so far, in the contract's zone (refreshed every 5 minutes)",
-            None,
-            MetricType::Gauge,
+            &services,
+            |v| v.availability.get(),
         )?;
-        for (labels, values) in &services {
-            if let Some(value) = values.availability.get() {
-                ratio(family.encode_family(labels)?, value)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "error_budget_remaining_ratio",
             "Share of this month's error budget left (negative: overspent; refreshed every 5 minutes)",
-            None,
-            MetricType::Gauge,
+            &services,
+            |v| v.budget_remaining.get(),
         )?;
-        for (labels, values) in &services {
-            if let Some(value) = values.budget_remaining.get() {
-                ratio(family.encode_family(labels)?, value)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "incident_open_since_seconds",
             "Unix time the open incident started; 0 when there is none",
-            None,
-            MetricType::Gauge,
+            &services,
+            |v| Some(v.incident_since.load(Ordering::Relaxed)),
         )?;
-        for (labels, values) in &services {
-            gauge(
-                family.encode_family(labels)?,
-                values.incident_since.load(Ordering::Relaxed),
-            )?;
-        }
         Ok(())
     }
+}
+
+/// A gauge family: each service's `value`, and no series for a service whose value is `None`.
+fn gauges<N: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    services: &[(ServiceLabels, Arc<Values>)],
+    value: impl Fn(&Values) -> Option<N>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, values) in services {
+        if let Some(value) = value(values) {
+            ConstGauge::new(value).encode(family.encode_family(labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// One service's series, held by its task.
